@@ -1,0 +1,254 @@
+"""``battery-discovery``: run the loop, query the store, check status, manage the embedded store."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from battery_discovery.errors import DiscoveryError
+
+app = typer.Typer(
+    help=__doc__.splitlines()[0] + "\n\nClosed-loop discovery of Li/Na battery materials: generate candidates, "
+    "predict with a MatGL ensemble, acquire with BoTorch, relax with CHGNet, store in MongoDB, retrain.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+store_app = typer.Typer(help="Manage the embedded MongoDB-compatible store server.", no_args_is_help=True)
+app.add_typer(store_app, name="store")
+console = Console()
+err_console = Console(stderr=True)
+
+StoreUri = Annotated[
+    str, typer.Option("--store-uri", envvar="BATTERY_DISCOVERY_STORE_URI", help="'embedded', mongodb://... or mongomock://")
+]
+Database = Annotated[str, typer.Option("--database", help="MongoDB database name.")]
+
+
+def _quiet_prefect_env() -> None:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+@app.command()
+def run(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML file with LoopConfig keys.")] = None,
+    rounds: Annotated[int | None, typer.Option(help="Rounds after round 0 (overrides the file).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Oracle evaluations per round.")] = None,
+    candidates_per_round: Annotated[int | None, typer.Option(help="New candidates generated per round.")] = None,
+    campaign: Annotated[str | None, typer.Option(help="Campaign name (resumes if it exists).")] = None,
+    strategy: Annotated[str | None, typer.Option(help="Acquisition strategy: ucb, logei, greedy, random.")] = None,
+    seeds: Annotated[
+        str | None, typer.Option(help="Comma-separated seeds: pymatgen:default, pymatgen:Li2O, files, folders.")
+    ] = None,
+    store_uri: Annotated[str | None, typer.Option("--store-uri", envvar="BATTERY_DISCOVERY_STORE_URI")] = None,
+) -> None:
+    """Run the discovery loop in this process (a temporary Prefect server is started if none is set).
+
+    Without options this is the embedded default: the Li/Na seeds bundled with pymatgen, labelled by
+    CHGNet in round 0, then three rounds of substitution → MEGNet ensemble → qUCB → CHGNet relaxation.
+    Re-running the same campaign resumes it: completed rounds are skipped.
+    """
+    from battery_discovery.config import build_config, load_config
+
+    overrides: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "rounds": rounds, "batch_size": batch_size, "candidates_per_round": candidates_per_round,
+            "campaign": campaign, "store_uri": store_uri,
+            "seeds": [s.strip() for s in seeds.split(",") if s.strip()] if seeds else None,
+        }.items()
+        if v is not None
+    }  # fmt: skip
+    cfg = load_config(config, overrides) if config else build_config(overrides)
+    if strategy:
+        cfg = build_config({**cfg.model_dump(), "acquisition": {**cfg.acquisition.model_dump(), "strategy": strategy}})
+    from battery_discovery.pipeline import check_seeds
+
+    check_seeds(cfg)  # fail fast, before Prefect starts, on a bad seed file
+    from store import open_store
+
+    open_store(cfg.store_uri, cfg.database)  # fail fast on an unreachable store
+    _quiet_prefect_env()
+    from flows.discovery_loop import discovery_loop
+
+    console.print(
+        f"[bold]discovery-loop[/] campaign [cyan]{cfg.campaign}[/]: {cfg.rounds} rounds x {cfg.batch_size} "
+        f"candidates, strategy {cfg.acquisition.strategy}, oracle {cfg.oracle.potential}, store {cfg.store_uri}"
+    )
+    result = discovery_loop(**{name: getattr(cfg, name) for name in type(cfg).model_fields})
+    _print_summary(result, cfg.store_uri, cfg.database, cfg.campaign)
+
+
+def _print_summary(result: dict[str, Any], uri: str, database: str, campaign: str) -> None:
+    table = Table(title=f"Campaign {campaign}: rounds run now", show_lines=False)
+    for col in ("round", "batch", "evaluated", "failed", "model trained", "wall s"):
+        table.add_column(col)
+    for s in result["summaries"]:
+        batch = ", ".join(
+            f"{a['formula']}"
+            + (f" ({a['formation_energy_per_atom']:.2f})" if a["formation_energy_per_atom"] is not None else f" ({a['status']})")
+            for a in s["acquired"]
+        )
+        table.add_row(str(s["round"]), batch, str(s["n_evaluated"]), str(s["n_failed"]), str(s["trained_model"]),
+                      f"{s['timings'].get('total', 0):.0f}")  # fmt: skip
+    console.print(table)
+    best = Table(title="Lowest formation energies so far (eV/atom)")
+    for col in ("formula", "id", "E_f"):
+        best.add_column(col)
+    for b in result["best"]:
+        best.add_row(b["formula"], b["candidate_id"], f"{b['formation_energy_per_atom']:.3f}")
+    console.print(best)
+    console.print(
+        "Next: [bold]battery-discovery status[/], [bold]battery-discovery query --elements Li --limit 20[/], "
+        "or the Prefect UI (prefect server start) for artifacts per round."
+    )
+
+
+@app.command()
+def query(
+    elements: Annotated[str, typer.Option(help="Comma-separated elements that must all be present, e.g. Li,O.")] = "",
+    max_formation_energy: Annotated[
+        float | None, typer.Option(help="Keep formation energy <= this (eV/atom).")
+    ] = None,
+    sort: Annotated[str, typer.Option(help="formation_energy, energy_per_atom, formula, round.")] = "formation_energy",
+    limit: Annotated[int, typer.Option(help="Rows at most (0: all).")] = 20,
+    include_failed: Annotated[bool, typer.Option(help="Also list failed relaxations with their reason.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
+    store_uri: StoreUri = "embedded",
+    database: Database = "battery_discovery",
+) -> None:
+    """List evaluated candidates from the store (lowest formation energy first by default)."""
+    from store import open_store
+
+    symbols = [e.strip() for e in elements.split(",") if e.strip()]
+    from pymatgen.core import Element
+
+    for s in symbols:
+        if not Element.is_valid_symbol(s):
+            raise DiscoveryError(f"unknown element {s!r}")
+    try:
+        docs = open_store(store_uri, database).query(
+            elements=symbols, max_formation_energy=max_formation_energy, sort=sort, limit=limit,
+            include_failed=include_failed,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise DiscoveryError(str(exc)) from None
+    if as_json:
+        for d in docs:
+            print(json.dumps(d.model_dump(mode="json", exclude={"relaxed_structure"})))
+        return
+    table = Table(title=f"{len(docs)} evaluated candidates")
+    for col in ("formula", "id", "E_f eV/atom", "E eV/atom", "status", "steps", "round", "campaign", "potential"):
+        table.add_column(col)
+    for d in docs:
+        table.add_row(
+            d.formula, d.candidate_id,
+            "" if d.formation_energy_per_atom is None else f"{d.formation_energy_per_atom:.3f}",
+            "" if d.energy_per_atom is None else f"{d.energy_per_atom:.3f}",
+            d.status if not d.reason or d.status == "converged" else f"{d.status}: {d.reason[:60]}",
+            str(d.n_steps), str(d.provenance.round), d.provenance.campaign, d.potential,
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def status(
+    campaign: Annotated[str | None, typer.Option(help="Only this campaign.")] = None,
+    store_uri: StoreUri = "embedded",
+    database: Database = "battery_discovery",
+) -> None:
+    """Rounds so far, best candidates and model versions."""
+    from store import open_store
+
+    store = open_store(store_uri, database)
+    counts = store.counts()
+    console.print("store: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    rounds = store.list_rounds(campaign)
+    table = Table(title="Rounds")
+    for col in ("campaign", "round", "status", "new", "pool", "evaluated", "failed", "model", "val MAE", "wall s"):
+        table.add_column(col)
+    for r in rounds:
+        mae = r.model_metrics.get("val_mae")
+        table.add_row(
+            r.campaign, str(r.round), r.status, str(r.n_generated), str(r.n_pool), str(r.n_evaluated),
+            str(r.n_failed), r.trained_model or "", "" if mae is None else f"{mae:.3f}",
+            f"{r.timings.get('total', 0):.0f}",
+        )  # fmt: skip
+    console.print(table)
+    if rounds:
+        best = Table(title=f"Best so far in {rounds[-1].campaign} (eV/atom)")
+        for col in ("formula", "id", "E_f"):
+            best.add_column(col)
+        for b in rounds[-1].best:
+            best.add_row(b["formula"], b["candidate_id"], f"{b['formation_energy_per_atom']:.3f}")
+        console.print(best)
+    models = store.list_models(campaign)
+    if models:
+        mt = Table(title="Models")
+        for col in ("version", "property", "members", "n_train", "val MAE", "held out", "path"):
+            mt.add_column(col)
+        for m in models:
+            mae = m.metrics.get("val_mae")
+            mt.add_row(m.id, m.property_name, str(m.n_members), str(m.n_train),
+                       "" if mae is None else f"{mae:.3f}", str(m.metrics.get("held_out", "")), m.path)  # fmt: skip
+        console.print(mt)
+
+
+@app.command("config")
+def show_config(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Validate this YAML file and print it.")] = None,
+) -> None:
+    """Print the full configuration (defaults, or a file after validation) as YAML."""
+    from battery_discovery.config import LoopConfig, dump_config, load_config
+
+    print(dump_config(load_config(config) if config else LoopConfig()), end="")
+
+
+@store_app.command("start")
+def store_start() -> None:
+    """Start (or find) the embedded server and print its URI."""
+    from store.embedded import ensure_embedded_server
+
+    info = ensure_embedded_server()
+    console.print(f"embedded store running: {info.uri} (pid {info.pid}, data {info.db_path})")
+
+
+@store_app.command("stop")
+def store_stop() -> None:
+    """Stop the embedded server (its data stays on disk)."""
+    from store.embedded import stop_embedded_server
+
+    console.print("stopped" if stop_embedded_server() else "no embedded store was running")
+
+
+@store_app.command("status")
+def store_status() -> None:
+    """Say whether the embedded server runs, and where."""
+    from store.embedded import embedded_server_status
+
+    info = embedded_server_status()
+    console.print(f"running: {info.uri} (pid {info.pid}, data {info.db_path})" if info else "not running")
+
+
+def main() -> None:
+    """Entry point: user errors print one line and exit 2."""
+    try:
+        app()
+    except DiscoveryError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: completed work is in the store; re-run the same campaign to resume")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

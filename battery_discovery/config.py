@@ -1,0 +1,117 @@
+"""The loop's configuration: one model composed of the stage configs.
+
+The same model is the Prefect flow's parameter set (each top-level field is a flow parameter, so
+``prefect deployment run discovery-loop/local --param rounds=3`` works) and the CLI's YAML file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from acquisition.config import AcquisitionConfig
+from battery_discovery.errors import ConfigError
+from generation.config import GenerateConfig
+from oracle.relax import RelaxConfig
+from surrogates.config import EnsembleConfig
+
+
+class OracleConfig(RelaxConfig):
+    """Relaxation settings plus how the seeds are labelled."""
+
+    relax_seeds: bool = Field(
+        False,
+        description="Relax the seeds too; False labels them with a single-point energy (seeds are already "
+        "DFT-relaxed, and a 28-40 atom relaxation costs minutes on 2 cores).",
+    )
+
+    def key(self) -> str:
+        """Identity of this oracle: results under another key are not reused."""
+        return f"{self.potential}|fmax={self.fmax:g}|steps={self.max_steps}|cell={int(self.relax_cell)}"
+
+    def relax_config(self, *, seeds: bool = False) -> RelaxConfig:
+        """The RelaxConfig to run (single point for seeds unless ``relax_seeds``)."""
+        data = self.model_dump(exclude={"relax_seeds"})
+        if seeds and not self.relax_seeds:
+            data["max_steps"] = 0
+        return RelaxConfig(**data)
+
+
+class LoopConfig(BaseModel):
+    """Everything one discovery campaign needs. Defaults are the embedded default run."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    campaign: str = Field("default", description="Campaign name: rounds are stored and resumed under it.")
+    rounds: int = Field(3, ge=0, le=1000, description="Discovery rounds after round 0 (which labels the seeds).")
+    batch_size: int = Field(4, ge=1, le=10_000, description="Candidates sent to the oracle per round.")
+    candidates_per_round: int = Field(100, ge=1, description="At most this many new candidates generated per round.")
+    seeds: tuple[str, ...] = Field(
+        ("pymatgen:default",),
+        description="Seed structures: 'pymatgen:default', 'pymatgen:<name>', files or folders (CIF/POSCAR/JSON).",
+    )
+    target: Literal["formation_energy_per_atom"] = Field(
+        "formation_energy_per_atom", description="Property the surrogate learns and acquisition optimises (eV/atom)."
+    )
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    surrogate: EnsembleConfig = Field(default_factory=EnsembleConfig)
+    acquisition: AcquisitionConfig = Field(default_factory=AcquisitionConfig)
+    oracle: OracleConfig = Field(default_factory=OracleConfig)
+    store_uri: str = Field(
+        "embedded", description="'embedded' (local server started on demand), mongodb://... or mongomock://."
+    )
+    database: str = Field("battery_discovery", description="MongoDB database name.")
+
+    @field_validator("campaign")
+    @classmethod
+    def _campaign_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", value):
+            raise ValueError("use lowercase letters, digits and dashes (it names Prefect artifacts)")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _some_seeds(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("give at least one seed")
+        return value
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming the first bad field and why."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "config"
+    extra = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"invalid config value for {where}: {err['msg']}{extra}"
+
+
+def build_config(data: dict[str, Any]) -> LoopConfig:
+    """Validate a plain dict into a LoopConfig, raising ConfigError with one clear line."""
+    try:
+        return LoopConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> LoopConfig:
+    """Read a YAML file into a LoopConfig; ``overrides`` (top-level keys) win over the file."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file not found: {file}")
+    try:
+        data = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: expected a mapping of config keys at the top level")
+    data.update(overrides or {})
+    return build_config(data)
+
+
+def dump_config(config: LoopConfig) -> str:
+    """The config as YAML (every knob, defaults included)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,441 @@
+"""The stages of one round as plain functions of (store, config, inputs).
+
+No Prefect here: ``tasks/`` wraps each stage in a task and ``flows/`` orders them. Every stage
+reads what it needs from the store and writes its results back idempotently, so a crashed round
+can be re-run without duplicates or lost results.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pymatgen.core import Structure
+
+from acquisition import select_batch
+from battery_discovery import __version__
+from battery_discovery.config import LoopConfig
+from battery_discovery.errors import ModelNotFoundError
+from battery_discovery.paths import subdir
+from generation import generate_candidates, load_seeds
+from generation.fingerprint import coarse_fingerprint, same_structure
+from store.documents import BatchEntry, CandidateDoc, EvaluationDoc, ModelDoc, Provenance, RoundDoc, utcnow
+from store.repository import CandidateStore
+
+
+def _provenance(config: LoopConfig, round_index: int, **extra: Any) -> Provenance:
+    return Provenance(campaign=config.campaign, round=round_index, code_version=__version__, **extra)
+
+
+def _candidate_doc(
+    structure: Structure, cid: str, fp: str, config: LoopConfig, round_index: int, **source: Any
+) -> CandidateDoc:
+    comp = structure.composition
+    elements = sorted(el.symbol for el in comp.elements)
+    return CandidateDoc(
+        _id=cid,
+        fingerprint=fp,
+        formula=comp.reduced_formula,
+        elements=elements,
+        chemsys="-".join(elements),
+        n_sites=len(structure),
+        structure=structure.as_dict(),
+        provenance=_provenance(config, round_index),
+        **source,
+    )
+
+
+def register_structures(
+    store: CandidateStore,
+    config: LoopConfig,
+    round_index: int,
+    items: list[tuple[Structure, dict[str, Any]]],
+    limit: int,
+) -> tuple[list[str], list[str]]:
+    """Store structures not seen before (StructureMatcher against the store and each other).
+
+    Args:
+        items: (structure, source fields of CandidateDoc) pairs.
+        limit: most new documents to write.
+
+    Returns:
+        (ids of all items in input order, with the existing id for duplicates; ids newly written).
+    """
+    fps = [coarse_fingerprint(s) for s, _ in items]
+    known: dict[str, list[tuple[str, Structure]]] = {}
+    for doc in store.find_by_fingerprints(fps):
+        known.setdefault(doc.fingerprint, []).append((doc.id, Structure.from_dict(doc.structure)))
+    ids: list[str] = []
+    new_docs: list[CandidateDoc] = []
+    for (structure, source), fp in zip(items, fps, strict=True):
+        group = known.setdefault(fp, [])
+        match = next((cid for cid, other in group if same_structure(structure, other)), None)
+        if match is None:
+            if len(new_docs) >= limit:
+                ids.append("")
+                continue
+            taken = {cid for cid, _ in group}
+            match = fp if fp not in taken else next(f"{fp}-{k}" for k in range(2, 10_000) if f"{fp}-{k}" not in taken)
+            group.append((match, structure))
+            new_docs.append(_candidate_doc(structure, match, fp, config, round_index, **source))
+        ids.append(match)
+    store.insert_candidates(new_docs)
+    return ids, [d.id for d in new_docs]
+
+
+# ------------------------------------------------------------------------------------- seed
+def seed_stage(store: CandidateStore, config: LoopConfig) -> list[str]:
+    """Round 0: store the seed structures as candidates; returns their ids (input order)."""
+    seeds = load_seeds(config.seeds)
+    items = [(s.structure, {"source": "seed", "parent": s.name}) for s in seeds]
+    ids, _ = register_structures(store, config, 0, items, limit=len(items))
+    return list(dict.fromkeys(ids))  # two seed files with one structure count once
+
+
+# --------------------------------------------------------------------------------- generate
+@dataclass(frozen=True, kw_only=True)
+class GenerateOutput:
+    """What the generate stage wrote."""
+
+    n_candidates: int
+    new_ids: list[str]
+    n_parents: int
+    elapsed_s: float
+
+
+def generate_stage(store: CandidateStore, config: LoopConfig, round_index: int) -> GenerateOutput:
+    """Derive candidates from the seeds and the best evaluated structures; store the new ones."""
+    start = time.perf_counter()
+    parents = [(s.name, s.structure) for s in load_seeds(config.seeds)]
+    labelled = store.labelled(config.oracle.key())
+    best = sorted(labelled, key=lambda e: e.formation_energy_per_atom)[: config.generate.parents_per_round]
+    parents += [(e.candidate_id, Structure.from_dict(e.relaxed_structure)) for e in best if e.relaxed_structure]
+    candidates = generate_candidates(parents, config.generate, limit=config.candidates_per_round)
+    items = [
+        (
+            c.structure,
+            {"source": c.kind, "parent": c.parent, "substitutions": c.substitutions, "probability": c.probability},
+        )
+        for c in candidates
+    ]
+    _, new_ids = register_structures(store, config, round_index, items, limit=config.candidates_per_round)
+    return GenerateOutput(
+        n_candidates=len(candidates), new_ids=new_ids, n_parents=len(parents), elapsed_s=time.perf_counter() - start
+    )
+
+
+# ---------------------------------------------------------------------------------- predict
+@dataclass(frozen=True, kw_only=True)
+class PredictOutput:
+    """Member predictions on the pool: ``members`` is K x n (target units), or empty without a model."""
+
+    pool_ids: list[str]
+    members: list[list[float]]
+    model_version: str | None
+    elapsed_s: float
+
+
+def load_ensemble(model: ModelDoc):  # type: ignore[no-untyped-def]
+    """Load a registered ensemble from its folder."""
+    from surrogates import GNNEnsemble
+
+    return GNNEnsemble.load(model.path)
+
+
+def predict_stage(store: CandidateStore, config: LoopConfig, round_index: int) -> PredictOutput:
+    """Predict the target for every unevaluated candidate with the newest model of the campaign."""
+    start = time.perf_counter()
+    pool = store.pending_candidates()
+    model = store.latest_model(config.campaign, before_round=round_index)
+    if model is None or not pool:
+        return PredictOutput(
+            pool_ids=[c.id for c in pool], members=[], model_version=None, elapsed_s=time.perf_counter() - start
+        )
+    try:
+        ensemble = load_ensemble(model)
+    except ModelNotFoundError:
+        return PredictOutput(
+            pool_ids=[c.id for c in pool], members=[], model_version=None, elapsed_s=time.perf_counter() - start
+        )
+    members = ensemble.predict_members([Structure.from_dict(c.structure) for c in pool])
+    return PredictOutput(
+        pool_ids=[c.id for c in pool],
+        members=np.asarray(members, dtype=float).tolist(),
+        model_version=model.id,
+        elapsed_s=time.perf_counter() - start,
+    )
+
+
+# ---------------------------------------------------------------------------------- acquire
+@dataclass(frozen=True, kw_only=True)
+class AcquireOutput:
+    """The chosen batch, one entry per candidate, in selection order."""
+
+    entries: list[BatchEntry]
+    strategy: str
+    elapsed_s: float
+
+
+def acquire_stage(
+    store: CandidateStore, config: LoopConfig, round_index: int, prediction: PredictOutput
+) -> AcquireOutput:
+    """Choose ``batch_size`` candidates and record the batch on the round (idempotent: a batch
+    already recorded for this round is returned as it is)."""
+    start = time.perf_counter()
+    existing = store.get_round(config.campaign, round_index)
+    if existing is not None and existing.acquired:
+        return AcquireOutput(
+            entries=existing.acquired, strategy="resumed", elapsed_s=time.perf_counter() - start
+        )
+    pool = store.get_candidates(prediction.pool_ids)
+    if not pool:
+        return AcquireOutput(entries=[], strategy=config.acquisition.strategy, elapsed_s=time.perf_counter() - start)
+    labels = [e.formation_energy_per_atom for e in store.labelled(config.oracle.key())]
+    best_f = (max(labels) if config.acquisition.maximize else min(labels)) if labels else None
+    if prediction.members:
+        members = np.asarray(prediction.members)
+        strategy = config.acquisition
+        if strategy.strategy == "logei" and best_f is None:
+            strategy = strategy.model_copy(update={"strategy": "ucb"})
+    else:  # no model yet: nothing to exploit
+        members = np.zeros((1, len(pool)))
+        strategy = config.acquisition.model_copy(update={"strategy": "random"})
+    selection = select_batch(members, config.batch_size, strategy, best_f)
+    mean, std = members.mean(0), members.std(0)
+    entries = [
+        BatchEntry(
+            candidate_id=pool[i].id,
+            formula=pool[i].formula,
+            n_sites=pool[i].n_sites,
+            mean=float(mean[i]) if prediction.members else None,
+            std=float(std[i]) if prediction.members else None,
+            acquisition_value=value,
+        )
+        for i, value in zip(selection.indices, selection.values, strict=True)
+    ]
+    store.set_status([e.candidate_id for e in entries], "acquired")
+    doc = existing or RoundDoc(_id=f"{config.campaign}:{round_index}", campaign=config.campaign, round=round_index)
+    store.save_round(
+        doc.model_copy(update={"acquired": entries, "n_pool": len(pool), "prediction_model": prediction.model_version})
+    )
+    return AcquireOutput(entries=entries, strategy=selection.strategy, elapsed_s=time.perf_counter() - start)
+
+
+# ----------------------------------------------------------------------------------- oracle
+@dataclass(frozen=True, kw_only=True)
+class EvaluateOutput:
+    """Oracle outcome per candidate id, and how many were computed now (not resumed)."""
+
+    status: dict[str, str]
+    formation_energy: dict[str, float | None]
+    n_computed: int
+    elapsed_s: float
+
+
+def evaluate_stage(
+    store: CandidateStore,
+    config: LoopConfig,
+    round_index: int,
+    candidate_ids: list[str],
+    *,
+    model_version: str | None = None,
+    seeds: bool = False,
+    progress: Any = None,
+) -> EvaluateOutput:
+    """Run the oracle on candidates without a result yet; each result is stored as soon as it exists.
+
+    Args:
+        progress: optional callable ``progress(done, total, formula)`` for a progress display.
+    """
+    from oracle import ElementalReferences, get_potential, relax_structure
+
+    start = time.perf_counter()
+    key = config.oracle.key()
+    done = store.evaluated_ids(key, candidate_ids)
+    todo = [c for c in store.get_candidates(candidate_ids) if c.id not in done]
+    relax_cfg = config.oracle.relax_config(seeds=seeds)
+    computed = 0
+    if todo:
+        potential = get_potential(config.oracle.potential)
+        references = ElementalReferences(config.oracle.potential)
+        for k, cand in enumerate(todo):
+            if progress is not None:
+                progress(k, len(todo), cand.formula)
+            result = relax_structure(Structure.from_dict(cand.structure), relax_cfg, references, potential=potential)
+            if result.status != "failed" and (
+                result.formation_energy_per_atom is None or not math.isfinite(result.formation_energy_per_atom)
+            ):
+                result = result.model_copy(update={"status": "failed", "reason": "no finite formation energy"})
+            doc = EvaluationDoc(
+                _id=f"{cand.id}:{key}",
+                candidate_id=cand.id,
+                oracle_key=key,
+                elements=cand.elements,
+                provenance=_provenance(
+                    config,
+                    round_index,
+                    model_version=model_version,
+                    acquisition=None if seeds else config.acquisition.model_dump(),
+                    oracle=result.potential,
+                    oracle_version=result.potential_version,
+                ),
+                **result.model_dump(exclude={"formula"}),
+                formula=cand.formula,
+            )
+            store.put_evaluation(doc)
+            computed += 1
+    results = store.get_evaluations(candidate_ids, key)
+    return EvaluateOutput(
+        status={cid: results[cid].status for cid in candidate_ids if cid in results},
+        formation_energy={cid: results[cid].formation_energy_per_atom for cid in candidate_ids if cid in results},
+        n_computed=computed,
+        elapsed_s=time.perf_counter() - start,
+    )
+
+
+# ---------------------------------------------------------------------------------- retrain
+@dataclass(frozen=True, kw_only=True)
+class RetrainOutput:
+    """The model trained at the end of a round (None when there are too few labels)."""
+
+    model_version: str | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    n_train: int = 0
+    elapsed_s: float = 0.0
+
+
+def retrain_stage(store: CandidateStore, config: LoopConfig, round_index: int) -> RetrainOutput:
+    """Train the ensemble on every label so far and register it as ``<campaign>-r<round>``."""
+    from surrogates import GNNEnsemble
+
+    start = time.perf_counter()
+    labelled = [e for e in store.labelled(config.oracle.key()) if e.relaxed_structure]
+    if len(labelled) < 2:
+        return RetrainOutput(model_version=None, n_train=len(labelled), elapsed_s=time.perf_counter() - start)
+    structures = [Structure.from_dict(e.relaxed_structure) for e in labelled]
+    targets = [float(e.formation_energy_per_atom) for e in labelled]
+    version = f"{config.campaign}-r{round_index}"
+    ensemble = GNNEnsemble.fit(
+        structures, targets, config=config.surrogate, property_name=config.target, version=version
+    )
+    path = ensemble.save(subdir("models") / version)
+    metrics = {k: v for k, v in ensemble.metrics.items() if isinstance(v, int | float | str | bool | list)}
+    store.register_model(
+        ModelDoc(
+            _id=version,
+            campaign=config.campaign,
+            round=round_index,
+            property_name=config.target,
+            architecture=config.surrogate.architecture,
+            n_members=config.surrogate.n_members,
+            path=str(path),
+            n_train=len(labelled),
+            metrics=metrics,
+            config=config.surrogate.model_dump(),
+            code_version=__version__,
+        )
+    )
+    return RetrainOutput(
+        model_version=version, metrics=metrics, n_train=len(labelled), elapsed_s=time.perf_counter() - start
+    )
+
+
+# ------------------------------------------------------------------------------ round state
+def begin_round(store: CandidateStore, config: LoopConfig, round_index: int) -> RoundDoc:
+    """The round's document: the existing one when resuming, else a new 'running' one."""
+    existing = store.get_round(config.campaign, round_index)
+    if existing is not None:
+        return existing
+    doc = RoundDoc(
+        _id=f"{config.campaign}:{round_index}",
+        campaign=config.campaign,
+        round=round_index,
+        config=config.model_dump(mode="json"),
+        code_version=__version__,
+    )
+    store.save_round(doc)
+    return doc
+
+
+def best_so_far(store: CandidateStore, config: LoopConfig, n: int = 5) -> list[dict[str, Any]]:
+    """The ``n`` lowest formation energies among all labels (formula, id, eV/atom)."""
+    labelled = sorted(store.labelled(config.oracle.key()), key=lambda e: e.formation_energy_per_atom)
+    return [
+        {"candidate_id": e.candidate_id, "formula": e.formula, "formation_energy_per_atom": e.formation_energy_per_atom}
+        for e in labelled[:n]
+    ]
+
+
+def complete_round(
+    store: CandidateStore,
+    config: LoopConfig,
+    round_index: int,
+    *,
+    n_generated: int,
+    evaluation: EvaluateOutput,
+    retrain: RetrainOutput,
+    timings: dict[str, float],
+) -> RoundDoc:
+    """Fill in the oracle results, metrics and timings and mark the round completed.
+
+    ``timings['store']`` records how long this final write took (s).
+    """
+    start = time.perf_counter()
+    doc = store.get_round(config.campaign, round_index) or begin_round(store, config, round_index)
+    entries = [
+        e.model_copy(
+            update={
+                "status": evaluation.status.get(e.candidate_id, e.status),
+                "formation_energy_per_atom": evaluation.formation_energy.get(e.candidate_id),
+            }
+        )
+        for e in doc.acquired
+    ]
+    statuses = list(evaluation.status.values())
+    doc = doc.model_copy(
+        update={
+            "status": "completed",
+            "completed_at": utcnow(),
+            "acquired": entries,
+            "n_generated": max(doc.n_generated, n_generated),
+            "n_evaluated": len(statuses),
+            "n_failed": sum(s == "failed" for s in statuses),
+            "trained_model": retrain.model_version,
+            "model_metrics": retrain.metrics,
+            "timings": timings,
+            "best": best_so_far(store, config),
+        }
+    )
+    store.save_round(doc)
+    doc.timings["store"] = time.perf_counter() - start
+    return doc
+
+
+def record_timings(store: CandidateStore, config: LoopConfig, round_index: int, timings: dict[str, float]) -> RoundDoc:
+    """Replace the round's timings (s per stage, plus total and orchestration overhead)."""
+    doc = store.get_round(config.campaign, round_index)
+    if doc is None:
+        raise ValueError(f"round {round_index} of {config.campaign!r} does not exist")
+    doc = doc.model_copy(update={"timings": dict(timings)})
+    store.save_round(doc)
+    return doc
+
+
+def record_batch(store: CandidateStore, config: LoopConfig, round_index: int, ids: list[str]) -> list[BatchEntry]:
+    """Record ``ids`` as the round's batch without a model (round 0: the seeds)."""
+    doc = begin_round(store, config, round_index)
+    if doc.acquired:
+        return doc.acquired
+    entries = [
+        BatchEntry(candidate_id=c.id, formula=c.formula, n_sites=c.n_sites) for c in store.get_candidates(ids)
+    ]
+    store.save_round(doc.model_copy(update={"acquired": entries, "n_pool": len(entries)}))
+    return entries
+
+
+def check_seeds(config: LoopConfig) -> int:
+    """Load and check the seeds without writing anything; returns how many there are."""
+    return len(load_seeds(config.seeds))

@@ -1,0 +1,192 @@
+"""The ``discovery-loop`` flow: round 0 labels the seeds, then generate → predict → acquire →
+oracle → store → retrain, once per round. Each round is a subflow run named ``round-<n>`` with a
+table and a markdown artifact. State lives in the store: completed rounds are skipped on re-run.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from acquisition.config import AcquisitionConfig
+from battery_discovery.config import LoopConfig, OracleConfig, build_config
+from generation.config import GenerateConfig
+from store.documents import RoundDoc
+from surrogates.config import EnsembleConfig
+from tasks import (
+    acquire_task,
+    begin_round_task,
+    check_store_task,
+    complete_round_task,
+    evaluate_task,
+    generate_task,
+    predict_task,
+    record_timings_task,
+    retrain_task,
+    seed_task,
+)
+
+
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    return "" if value is None else format(value, spec)
+
+
+def batch_table(doc: RoundDoc) -> list[dict[str, Any]]:
+    """Rows of the round's batch artifact (energies in eV/atom)."""
+    return [
+        {
+            "formula": e.formula,
+            "candidate_id": e.candidate_id,
+            "n_sites": e.n_sites,
+            "predicted_mean_eV_per_atom": _fmt(e.mean),
+            "predicted_std_eV_per_atom": _fmt(e.std),
+            "acquisition_value": _fmt(e.acquisition_value, ".4g"),
+            "oracle_status": e.status,
+            "formation_energy_eV_per_atom": _fmt(e.formation_energy_per_atom),
+        }
+        for e in doc.acquired
+    ]
+
+
+def round_markdown(doc: RoundDoc, config: LoopConfig) -> str:
+    """The round's summary artifact."""
+    t = doc.timings
+    stages = " | ".join(f"{k} {v:.1f} s" for k, v in t.items() if k not in ("total", "overhead"))
+    metrics = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in doc.model_metrics.items()
+                        if not isinstance(v, list))  # fmt: skip
+    best = "\n".join(f"| {b['formula']} | {b['candidate_id']} | {b['formation_energy_per_atom']:.3f} |" for b in doc.best)
+    return f"""# {doc.campaign} · round {doc.round}
+
+| metric | value |
+| --- | --- |
+| new candidates generated | {doc.n_generated} |
+| pool the batch was chosen from | {doc.n_pool} |
+| evaluated / failed | {doc.n_evaluated} / {doc.n_failed} |
+| model used for predictions | {doc.prediction_model or "none (random batch)"} |
+| model trained after the round | {doc.trained_model or "none (too few labels)"} |
+| round wall time | {t.get("total", 0.0):.1f} s (orchestration overhead {t.get("overhead", 0.0):.1f} s) |
+
+**Stages:** {stages}
+
+**Model validation:** {metrics or "n/a"}
+
+**Acquisition:** `{config.acquisition.model_dump_json()}`
+
+**Oracle:** `{config.oracle.key()}`
+
+## Lowest formation energies so far (eV/atom)
+| formula | id | formation energy |
+| --- | --- | --- |
+{best}
+"""
+
+
+@flow(name="discovery-round", flow_run_name="round-{round_index}", log_prints=True)
+def discovery_round(config: LoopConfig, round_index: int) -> dict[str, Any]:
+    """One round; returns its summary. Re-running a round resumes it without duplicates."""
+    start = time.perf_counter()
+    begin_round_task(config, round_index)
+    timings: dict[str, float] = {}
+    if round_index == 0:
+        entries = seed_task(config)
+        ids, model_version, n_generated, seeds = [e.candidate_id for e in entries], None, len(entries), True
+    else:
+        gen = generate_task(config, round_index)
+        timings["generate"] = gen.elapsed_s
+        pred = predict_task(config, round_index)
+        timings["predict"] = pred.elapsed_s
+        acq = acquire_task(config, round_index, pred)
+        timings["acquire"] = acq.elapsed_s
+        ids, model_version, n_generated, seeds = (
+            [e.candidate_id for e in acq.entries], pred.model_version, len(gen.new_ids), False
+        )
+    evaluation = evaluate_task(config, round_index, ids, model_version, seeds)
+    timings["oracle"] = evaluation.elapsed_s
+    retrain = retrain_task(config, round_index)
+    timings["retrain"] = retrain.elapsed_s
+    doc = complete_round_task(config, round_index, n_generated, evaluation, retrain, timings)
+    timings["store"] = doc.timings.get("store", 0.0)
+    timings["total"] = time.perf_counter() - start
+    timings["overhead"] = timings["total"] - sum(v for k, v in timings.items() if k not in ("total", "overhead"))
+    doc = record_timings_task(config, round_index, timings)
+    create_table_artifact(
+        key=f"{config.campaign}-round-{round_index}-batch",
+        table=batch_table(doc),
+        description=f"Round {round_index} batch: predictions, acquisition values and oracle results",
+    )
+    create_markdown_artifact(
+        key=f"{config.campaign}-round-{round_index}-summary",
+        markdown=round_markdown(doc, config),
+        description=f"Round {round_index} summary",
+    )
+    return {
+        "round": round_index,
+        "acquired": [e.model_dump() for e in doc.acquired],
+        "n_evaluated": doc.n_evaluated,
+        "n_failed": doc.n_failed,
+        "trained_model": doc.trained_model,
+        "timings": timings,
+        "best": doc.best,
+    }
+
+
+@flow(name="discovery-loop", log_prints=True)
+def discovery_loop(
+    campaign: str = "default",
+    rounds: int = 3,
+    batch_size: int = 4,
+    candidates_per_round: int = 100,
+    seeds: tuple[str, ...] = ("pymatgen:default",),
+    target: str = "formation_energy_per_atom",
+    generate: GenerateConfig = GenerateConfig(),  # noqa: B008  (frozen models: safe defaults)
+    surrogate: EnsembleConfig = EnsembleConfig(),  # noqa: B008
+    acquisition: AcquisitionConfig = AcquisitionConfig(),  # noqa: B008
+    oracle: OracleConfig = OracleConfig(),  # noqa: B008
+    store_uri: str = "embedded",
+    database: str = "battery_discovery",
+) -> dict[str, Any]:
+    """Run rounds 0..``rounds`` of a campaign; completed rounds in the store are skipped.
+
+    Parameters mirror :class:`battery_discovery.config.LoopConfig` field by field.
+    """
+    config = build_config(
+        {
+            "campaign": campaign, "rounds": rounds, "batch_size": batch_size,
+            "candidates_per_round": candidates_per_round, "seeds": seeds, "target": target,
+            "generate": generate, "surrogate": surrogate, "acquisition": acquisition, "oracle": oracle,
+            "store_uri": store_uri, "database": database,
+        }
+    )  # fmt: skip
+    return run_rounds(config)
+
+
+def run_rounds(config: LoopConfig) -> dict[str, Any]:
+    """The loop body (inside a flow run): resume from the store, run the missing rounds."""
+    from tasks.stages import open_store
+
+    logger = get_run_logger()
+    check_store_task(config)
+    store = open_store(config)
+    summaries = []
+    for n in range(config.rounds + 1):
+        existing = store.get_round(config.campaign, n)
+        if existing is not None and existing.status == "completed":
+            logger.info("round %d of campaign %r already completed: skipped", n, config.campaign)
+            continue
+        logger.info("round %d/%d of campaign %r", n, config.rounds, config.campaign)
+        summaries.append(discovery_round.with_options(flow_run_name=f"round-{n}")(config=config, round_index=n))
+    rounds = store.list_rounds(config.campaign)
+    best = rounds[-1].best if rounds else []
+    create_markdown_artifact(
+        key=f"{config.campaign}-campaign-summary",
+        markdown="\n".join(
+            [f"# Campaign {config.campaign}: {len(rounds)} rounds", "", "| formula | id | E_f (eV/atom) |", "|---|---|---|"]
+            + [f"| {b['formula']} | {b['candidate_id']} | {b['formation_energy_per_atom']:.3f} |" for b in best]
+        ),
+        description="Best candidates after the last round",
+    )
+    return {"campaign": config.campaign, "rounds_run": [s["round"] for s in summaries], "summaries": summaries,
+            "best": best}  # fmt: skip

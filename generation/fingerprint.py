@@ -1,0 +1,55 @@
+"""Structure identity: a coarse hash for indexing, StructureMatcher for the final word."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+
+from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.core import Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+_MATCHER = StructureMatcher(ltol=0.2, stol=0.3, angle_tol=5, primitive_cell=True, scale=True)
+
+
+def spacegroup_number(structure: Structure, symprec: float = 0.1) -> int:
+    """International space-group number (1 when symmetry detection fails)."""
+    try:
+        return int(SpacegroupAnalyzer(structure, symprec=symprec).get_space_group_number())
+    except Exception:  # spglib can fail on odd cells; treat them as P1
+        return 1
+
+
+def coarse_fingerprint(structure: Structure) -> str:
+    """12-hex hash of (reduced formula, space group, sites per formula unit).
+
+    Equal structures always share it; different ones rarely do, and those are told apart by
+    :func:`same_structure`.
+    """
+    comp = structure.composition
+    formula = comp.reduced_formula
+    z = int(round(comp.num_atoms / comp.reduced_composition.num_atoms))
+    key = f"{formula}|{spacegroup_number(structure)}|{len(structure) // max(z, 1)}"
+    return hashlib.sha1(key.encode()).hexdigest()[:12]
+
+
+def same_structure(a: Structure, b: Structure) -> bool:
+    """True when pymatgen's StructureMatcher finds the two equivalent (volume scaled)."""
+    if a.composition.reduced_formula != b.composition.reduced_formula:
+        return False
+    return bool(_MATCHER.fit(a, b))
+
+
+def deduplicate(structures: Sequence[Structure], known: Iterable[Structure] = ()) -> list[int]:
+    """Indices of ``structures`` that match neither an earlier one nor any of ``known``."""
+    seen: dict[str, list[Structure]] = {}
+    for s in known:
+        seen.setdefault(s.composition.reduced_formula, []).append(s)
+    keep: list[int] = []
+    for i, s in enumerate(structures):
+        group = seen.setdefault(s.composition.reduced_formula, [])
+        if any(same_structure(s, other) for other in group):
+            continue
+        group.append(s)
+        keep.append(i)
+    return keep

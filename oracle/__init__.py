@@ -1,0 +1,44 @@
+"""The oracle: relax candidate structures with pretrained potentials and score formation energies."""
+
+from oracle.potentials import (
+    DEFAULT_POTENTIAL,
+    POTENTIALS,
+    CHGNetPotential,
+    MatGLPotential,
+    Potential,
+    available_potentials,
+    clear_potential_cache,
+    get_potential,
+    register_potential,
+    unregister_potential,
+)
+from oracle.references import (
+    DEFAULT_MP_REFERENCES,
+    ElementalReferences,
+    ReferenceEnergy,
+    clear_memory_cache,
+    load_mp_reference_entries,
+)
+from oracle.relax import RelaxationResult, RelaxConfig, relax_many, relax_structure
+
+__all__ = [
+    "DEFAULT_MP_REFERENCES",
+    "DEFAULT_POTENTIAL",
+    "POTENTIALS",
+    "CHGNetPotential",
+    "ElementalReferences",
+    "MatGLPotential",
+    "Potential",
+    "ReferenceEnergy",
+    "RelaxConfig",
+    "RelaxationResult",
+    "available_potentials",
+    "clear_memory_cache",
+    "clear_potential_cache",
+    "get_potential",
+    "load_mp_reference_entries",
+    "register_potential",
+    "relax_many",
+    "relax_structure",
+    "unregister_potential",
+]

@@ -1,0 +1,172 @@
+"""Registry of machine-learned interatomic potentials that build ASE calculators.
+
+A potential is named by a *spec* string: ``"chgnet"`` (the default, pretrained CHGNet 0.3.0),
+``"chgnet:<model>"`` (another checkpoint shipped in the chgnet wheel: ``0.3.0``, ``0.2.0``,
+``r2scan``) or ``"matgl:<name or local folder>"`` (a MatGL PES model). Loaded potentials are
+cached per process, so the ~2 s CHGNet load is paid once.
+
+Nothing here downloads at import time. ``matgl:<name>`` with a bare model name may try the
+Hugging Face Hub unless ``HF_HUB_OFFLINE=1``; local folders are checked before matgl is called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+from ase.calculators.calculator import Calculator
+
+from battery_discovery.errors import ConfigError
+
+DEFAULT_POTENTIAL = "chgnet"
+
+# Files that make up a saved MatGL model folder.
+_MATGL_MODEL_FILES = ("model.pt", "state.pt", "model.json")
+
+
+def _pkg_version(name: str) -> str:
+    try:
+        return package_version(name)
+    except PackageNotFoundError:  # pragma: no cover - only for broken installs
+        return "unknown"
+
+
+class Potential(ABC):
+    """A loaded potential: its spec ``name``, a ``version`` string, and a calculator factory."""
+
+    name: str
+    version: str
+
+    @abstractmethod
+    def calculator(self) -> Calculator:
+        """A fresh ASE calculator (energies in eV, forces in eV/Å, stress in eV/Å³)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, version={self.version!r})"
+
+
+class CHGNetPotential(Potential):
+    """Pretrained CHGNet from the chgnet wheel, run on CPU."""
+
+    MODELS = ("0.3.0", "0.2.0", "r2scan")
+
+    def __init__(self, model_name: str | None = None) -> None:
+        model_name = model_name or "0.3.0"
+        if model_name not in self.MODELS:
+            raise ConfigError(
+                f"unknown CHGNet model {model_name!r}; valid: {', '.join(self.MODELS)} (e.g. 'chgnet:r2scan')"
+            )
+        from chgnet.model import CHGNet
+
+        with contextlib.redirect_stdout(io.StringIO()):  # chgnet prints device/parameter banners
+            self.model = CHGNet.load(model_name=model_name, use_device="cpu", verbose=False)
+        self.name = "chgnet" if model_name == "0.3.0" else f"chgnet:{model_name}"
+        self.version = f"chgnet {_pkg_version('chgnet')} / {self.model.version or model_name}"
+
+    def calculator(self) -> Calculator:
+        from chgnet.model.dynamics import CHGNetCalculator
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            return CHGNetCalculator(model=self.model, use_device="cpu", on_isolated_atoms="ignore")
+
+
+def _looks_like_local_path(arg: str) -> bool:
+    return arg.startswith(("/", "./", "../", "~")) or (os.sep in arg and Path(arg).expanduser().exists())
+
+
+class MatGLPotential(Potential):
+    """A MatGL PES model loaded by ``matgl.load_model`` (a local folder or a pretrained name)."""
+
+    def __init__(self, name_or_path: str | None = None) -> None:
+        if not name_or_path:
+            raise ConfigError("matgl potential needs a model: 'matgl:<pretrained name or local folder>'")
+        if _looks_like_local_path(name_or_path):
+            folder = Path(name_or_path).expanduser()
+            missing = [f for f in _MATGL_MODEL_FILES if not (folder / f).is_file()]
+            if missing:
+                raise ConfigError(
+                    f"matgl model folder {str(folder)!r} is missing {', '.join(missing)} "
+                    "(expected a folder saved by matgl: model.pt, state.pt, model.json)"
+                )
+            name_or_path = str(folder)
+        import matgl
+
+        try:
+            self.model = matgl.load_model(name_or_path)
+        except Exception as exc:  # matgl wraps everything in ValueError/RuntimeError
+            cause = exc.__cause__ or exc
+            detail = f"{type(cause).__name__}: {cause}".splitlines()[0]
+            raise ConfigError(f"cannot load matgl model {name_or_path!r}: {detail}") from exc
+        self.name = f"matgl:{name_or_path}"
+        self.version = f"matgl {_pkg_version('matgl')} / {Path(name_or_path).name or name_or_path}"
+
+    def calculator(self) -> Calculator:
+        from matgl.ext.ase import PESCalculator
+
+        # ASE optimizers and cell filters need stress in eV/Å³, not matgl's default GPa.
+        return PESCalculator(self.model, stress_unit="eV/A3")
+
+
+PotentialFactory = Callable[[str | None], Potential]
+
+#: Registered potential families: spec prefix -> factory(argument after ':' or None).
+POTENTIALS: dict[str, PotentialFactory] = {
+    "chgnet": CHGNetPotential,
+    "matgl": MatGLPotential,
+}
+
+_CACHE: dict[str, Potential] = {}
+_LOCK = threading.Lock()
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """Split ``"family:argument"`` into its parts (argument None when absent)."""
+    family, sep, arg = spec.strip().partition(":")
+    return family.strip().lower(), (arg.strip() or None) if sep else None
+
+
+def register_potential(name: str, factory: PotentialFactory, *, overwrite: bool = False) -> None:
+    """Add a potential family to the registry (e.g. a test double)."""
+    if name in POTENTIALS and not overwrite:
+        raise ConfigError(f"potential {name!r} is already registered")
+    POTENTIALS[name] = factory
+    clear_potential_cache(name)
+
+
+def unregister_potential(name: str) -> None:
+    """Remove a potential family and its cached instances."""
+    POTENTIALS.pop(name, None)
+    clear_potential_cache(name)
+
+
+def clear_potential_cache(family: str | None = None) -> None:
+    """Forget loaded potentials (all, or those of one family)."""
+    with _LOCK:
+        for key in [k for k in _CACHE if family is None or parse_spec(k)[0] == family]:
+            del _CACHE[key]
+
+
+def get_potential(spec: str = DEFAULT_POTENTIAL) -> Potential:
+    """The potential for ``spec`` (loaded once per process); ConfigError if unknown or unloadable."""
+    family, arg = parse_spec(spec)
+    if family not in POTENTIALS:
+        valid = ", ".join(f"'{k}'" if k != "matgl" else "'matgl:<name or folder>'" for k in POTENTIALS)
+        raise ConfigError(f"unknown potential {spec!r}; valid: {valid}")
+    key = family if arg is None else f"{family}:{arg}"
+    with _LOCK:
+        cached = _CACHE.get(key)
+        if cached is None:
+            cached = _CACHE[key] = POTENTIALS[family](arg)
+        return cached
+
+
+def available_potentials() -> list[str]:
+    """The registered potential families."""
+    return list(POTENTIALS)

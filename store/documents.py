@@ -1,0 +1,147 @@
+"""Documents of the candidate store. Units are in the field descriptions.
+
+Every document carries :class:`Provenance`: which campaign and round wrote it, with which model,
+acquisition settings, oracle and code version, and when.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now (UTC), truncated to milliseconds as BSON stores it."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    def to_mongo(self) -> dict[str, Any]:
+        """Dict for pymongo, with ``id`` stored as ``_id``."""
+        data = self.model_dump(mode="python", by_alias=True)
+        return data
+
+    @classmethod
+    def from_mongo(cls, data: dict[str, Any]) -> _Doc:
+        """Parse a document read from MongoDB."""
+        return cls.model_validate(data)
+
+
+class Provenance(BaseModel):
+    """Who wrote a document, with what, and when."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    campaign: str = Field(description="Campaign (discovery-loop run name) that wrote the document.")
+    round: int = Field(description="Round index; 0 labels the seeds.")
+    code_version: str = Field(description="Version of ai-battery-materials.")
+    created_at: datetime = Field(default_factory=utcnow, description="UTC time of writing.")
+    model_version: str | None = Field(None, description="Surrogate model used for predictions (None: none yet).")
+    acquisition: dict[str, Any] | None = Field(None, description="Acquisition config in force (None: not acquired).")
+    oracle: str | None = Field(None, description="Oracle potential name (None: not evaluated).")
+    oracle_version: str | None = Field(None, description="Oracle potential and package versions.")
+
+
+class CandidateDoc(_Doc):
+    """A structure that was generated (or seeded); unique by structure."""
+
+    id: str = Field(alias="_id", description="Structure id: coarse fingerprint plus a suffix if needed.")
+    fingerprint: str = Field(description="Hash of (reduced formula, space group, sites per formula unit).")
+    formula: str = Field(description="Reduced formula.")
+    elements: list[str] = Field(description="Sorted element symbols.")
+    chemsys: str = Field(description="Chemical system, e.g. 'Li-O'.")
+    n_sites: int = Field(description="Sites in the cell.")
+    structure: dict[str, Any] = Field(description="pymatgen Structure.as_dict() (Å).")
+    source: Literal["seed", "substitution", "ion_exchange"] = Field(description="How it was made.")
+    parent: str | None = Field(None, description="Parent structure name or id (None for seeds).")
+    substitutions: dict[str, str] = Field(default_factory=dict, description="Old species -> new species.")
+    probability: float = Field(1.0, description="Data-mined substitution probability (dimensionless).")
+    status: Literal["generated", "acquired", "evaluated", "failed"] = Field("generated")
+    provenance: Provenance
+
+
+class EvaluationDoc(_Doc):
+    """One oracle result for one candidate (unique per candidate and oracle settings)."""
+
+    id: str = Field(alias="_id", description="'<candidate id>:<oracle key>'.")
+    candidate_id: str
+    oracle_key: str = Field(description="Potential and relaxation settings that define this oracle.")
+    formula: str
+    elements: list[str]
+    status: Literal["converged", "unconverged", "failed"] = Field(description="Relaxation outcome.")
+    reason: str = Field("", description="Why it failed or did not converge; empty when converged.")
+    energy_total: float | None = Field(None, description="Total energy of the relaxed cell (eV).")
+    energy_per_atom: float | None = Field(None, description="Energy per atom (eV/atom).")
+    formation_energy_per_atom: float | None = Field(
+        None, description="Formation energy against elemental references relaxed with the same potential (eV/atom)."
+    )
+    max_force: float | None = Field(None, description="Largest residual force (eV/Å).")
+    n_steps: int = Field(0, description="Optimizer steps taken.")
+    volume_change: float | None = Field(None, description="Relaxed/initial volume - 1 (fraction).")
+    relaxed_structure: dict[str, Any] | None = Field(None, description="pymatgen Structure.as_dict() (Å).")
+    potential: str = Field(description="Potential name.")
+    potential_version: str = Field(description="Potential/package version.")
+    fmax: float = Field(description="Force convergence criterion (eV/Å).")
+    max_steps: int = Field(description="Optimizer step limit (0: single point).")
+    elapsed_s: float = Field(description="Wall time of the evaluation (s).")
+    provenance: Provenance
+
+
+class BatchEntry(BaseModel):
+    """One acquired candidate in a round, with what the model said and what the oracle found."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    candidate_id: str
+    formula: str
+    n_sites: int
+    mean: float | None = Field(None, description="Ensemble mean of the target (eV/atom); None before a model.")
+    std: float | None = Field(None, description="Ensemble standard deviation (eV/atom).")
+    acquisition_value: float | None = Field(None, description="Acquisition function value at selection.")
+    status: str = Field("acquired", description="Oracle status once evaluated.")
+    formation_energy_per_atom: float | None = Field(None, description="Oracle formation energy (eV/atom).")
+
+
+class RoundDoc(_Doc):
+    """One round of one campaign: what was generated, acquired, evaluated and trained."""
+
+    id: str = Field(alias="_id", description="'<campaign>:<round>'.")
+    campaign: str
+    round: int
+    status: Literal["running", "completed"] = "running"
+    started_at: datetime = Field(default_factory=utcnow)
+    completed_at: datetime | None = None
+    config: dict[str, Any] = Field(default_factory=dict, description="LoopConfig of the run (JSON).")
+    code_version: str = ""
+    n_generated: int = Field(0, description="New unique candidates written this round.")
+    n_pool: int = Field(0, description="Unevaluated candidates the batch was chosen from.")
+    acquired: list[BatchEntry] = Field(default_factory=list)
+    prediction_model: str | None = Field(None, description="Model version that made the predictions.")
+    n_evaluated: int = 0
+    n_failed: int = 0
+    trained_model: str | None = Field(None, description="Model version trained at the end of the round.")
+    model_metrics: dict[str, Any] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict, description="Seconds per stage.")
+    best: list[dict[str, Any]] = Field(default_factory=list, description="Lowest formation energies so far.")
+
+
+class ModelDoc(_Doc):
+    """A trained surrogate ensemble in the model registry."""
+
+    id: str = Field(alias="_id", description="Model version, '<campaign>-r<round>'.")
+    campaign: str
+    round: int
+    property_name: str
+    architecture: str
+    n_members: int
+    path: str = Field(description="Folder holding the saved ensemble.")
+    n_train: int
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict)
+    code_version: str = ""
+    created_at: datetime = Field(default_factory=utcnow)

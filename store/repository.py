@@ -1,0 +1,227 @@
+"""The candidate store: every read and write the loop, CLI and dashboard make, in one place.
+
+Writes are idempotent: candidates are inserted with ``$setOnInsert`` under a structure id,
+evaluations are keyed by (candidate, oracle settings), rounds by (campaign, round) and models by
+version, so re-running a round adds no duplicates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pymongo
+from pymongo.database import Database
+from pymongo.collection import Collection
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from battery_discovery.errors import StoreUnavailableError
+from store.documents import CandidateDoc, EvaluationDoc, ModelDoc, RoundDoc, utcnow
+
+# Indexes, declared once. (collection, keys, options)
+INDEXES: tuple[tuple[str, list[tuple[str, int]], dict[str, Any]], ...] = (
+    ("candidates", [("fingerprint", 1)], {}),
+    ("candidates", [("status", 1)], {}),
+    ("candidates", [("formula", 1)], {}),
+    ("candidates", [("elements", 1)], {}),
+    ("evaluations", [("candidate_id", 1)], {}),
+    ("evaluations", [("formation_energy_per_atom", 1)], {}),
+    ("evaluations", [("elements", 1)], {}),
+    ("rounds", [("campaign", 1), ("round", 1)], {"unique": True}),
+    ("models", [("campaign", 1), ("round", 1)], {}),
+)
+
+SORT_FIELDS = {
+    "formation_energy": "formation_energy_per_atom",
+    "formation_energy_per_atom": "formation_energy_per_atom",
+    "energy_per_atom": "energy_per_atom",
+    "formula": "formula",
+    "n_sites": "n_sites",
+    "round": "provenance.round",
+}
+
+
+def replace_or_insert(collection: Collection, doc: dict[str, Any]) -> None:
+    """Upsert a whole document by ``_id``, keeping BSON types.
+
+    Written as replace-then-insert rather than ``replace_one(upsert=True)`` because the embedded
+    nx-27017 server ignores the ``_id`` filter on upserting replaces (see README, store notes).
+    """
+    if collection.replace_one({"_id": doc["_id"]}, doc).matched_count:
+        return
+    try:
+        collection.insert_one(doc)
+    except DuplicateKeyError:  # inserted concurrently: replace that one
+        collection.replace_one({"_id": doc["_id"]}, doc)
+
+
+def _guard(func):  # type: ignore[no-untyped-def]
+    """Turn a lost database connection into a one-line StoreUnavailableError."""
+
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return func(*args, **kwargs)
+        except PyMongoError as exc:
+            first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise StoreUnavailableError(f"store error in {func.__name__}: {first}") from exc
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+class CandidateStore:
+    """Typed access to the ``candidates``, ``evaluations``, ``rounds`` and ``models`` collections."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.candidates = db["candidates"]
+        self.evaluations = db["evaluations"]
+        self.rounds = db["rounds"]
+        self.models = db["models"]
+
+    @_guard
+    def ensure_indexes(self) -> None:
+        """Create the declared indexes (idempotent)."""
+        for collection, keys, options in INDEXES:
+            self.db[collection].create_index(keys, **options)
+
+    # candidates ---------------------------------------------------------------------------
+    @_guard
+    def find_by_fingerprints(self, fingerprints: Iterable[str]) -> list[CandidateDoc]:
+        """Candidates whose coarse fingerprint is one of ``fingerprints``."""
+        fps = sorted(set(fingerprints))
+        if not fps:
+            return []
+        return [CandidateDoc.model_validate(d) for d in self.candidates.find({"fingerprint": {"$in": fps}})]
+
+    @_guard
+    def insert_candidates(self, docs: Sequence[CandidateDoc]) -> int:
+        """Insert candidates not yet stored (by id); returns how many were new."""
+        new = 0
+        for doc in docs:
+            result = self.candidates.update_one({"_id": doc.id}, {"$setOnInsert": doc.to_mongo()}, upsert=True)
+            new += int(result.upserted_id is not None)
+        return new
+
+    @_guard
+    def get_candidates(self, ids: Sequence[str]) -> list[CandidateDoc]:
+        """Candidates by id, in the order of ``ids`` (missing ids are skipped)."""
+        found = {d["_id"]: d for d in self.candidates.find({"_id": {"$in": list(ids)}})}
+        return [CandidateDoc.model_validate(found[i]) for i in ids if i in found]
+
+    @_guard
+    def pending_candidates(self, limit: int = 0) -> list[CandidateDoc]:
+        """Candidates not yet evaluated, oldest first (``limit`` 0: all)."""
+        cursor = self.candidates.find({"status": {"$in": ["generated", "acquired"]}}).sort("_id", 1)
+        if limit:
+            cursor = cursor.limit(limit)
+        return [CandidateDoc.model_validate(d) for d in cursor]
+
+    @_guard
+    def set_status(self, ids: Sequence[str], status: str) -> None:
+        """Set the lifecycle status of candidates."""
+        for cid in ids:
+            self.candidates.update_one({"_id": cid}, {"$set": {"status": status}})
+
+    # evaluations --------------------------------------------------------------------------
+    @_guard
+    def evaluated_ids(self, oracle_key: str, candidate_ids: Sequence[str]) -> set[str]:
+        """Which of ``candidate_ids`` already have a result for ``oracle_key``."""
+        cursor = self.evaluations.find(
+            {"candidate_id": {"$in": list(candidate_ids)}, "oracle_key": oracle_key}, {"candidate_id": 1}
+        )
+        return {d["candidate_id"] for d in cursor}
+
+    @_guard
+    def put_evaluation(self, doc: EvaluationDoc) -> None:
+        """Write (or overwrite) one oracle result and mark its candidate."""
+        replace_or_insert(self.evaluations, doc.to_mongo())
+        status = "failed" if doc.status == "failed" else "evaluated"
+        self.candidates.update_one({"_id": doc.candidate_id}, {"$set": {"status": status}})
+
+    @_guard
+    def get_evaluations(self, candidate_ids: Sequence[str], oracle_key: str) -> dict[str, EvaluationDoc]:
+        """Results for ``candidate_ids`` under ``oracle_key``, by candidate id."""
+        cursor = self.evaluations.find({"candidate_id": {"$in": list(candidate_ids)}, "oracle_key": oracle_key})
+        return {d["candidate_id"]: EvaluationDoc.model_validate(d) for d in cursor}
+
+    @_guard
+    def labelled(self, oracle_key: str) -> list[EvaluationDoc]:
+        """Every usable label (not failed, finite formation energy) for ``oracle_key``, by id."""
+        cursor = self.evaluations.find(
+            {"oracle_key": oracle_key, "status": {"$ne": "failed"}, "formation_energy_per_atom": {"$type": "number"}}
+        ).sort("_id", 1)
+        return [EvaluationDoc.model_validate(d) for d in cursor]
+
+    @_guard
+    def query(
+        self,
+        *,
+        elements: Sequence[str] = (),
+        max_formation_energy: float | None = None,
+        include_failed: bool = False,
+        sort: str = "formation_energy",
+        limit: int = 20,
+    ) -> list[EvaluationDoc]:
+        """Evaluated candidates containing all ``elements``, filtered and sorted (ascending)."""
+        if sort not in SORT_FIELDS:
+            raise ValueError(f"cannot sort by {sort!r}; choose one of {', '.join(SORT_FIELDS)}")
+        flt: dict[str, Any] = {}
+        if elements:
+            flt["elements"] = {"$all": list(elements)}
+        if max_formation_energy is not None:
+            flt["formation_energy_per_atom"] = {"$lte": max_formation_energy}
+        if not include_failed:
+            flt["status"] = {"$ne": "failed"}
+        cursor = self.evaluations.find(flt).sort([(SORT_FIELDS[sort], pymongo.ASCENDING), ("_id", 1)])
+        if limit:
+            cursor = cursor.limit(limit)
+        return [EvaluationDoc.model_validate(d) for d in cursor]
+
+    # rounds -------------------------------------------------------------------------------
+    @_guard
+    def get_round(self, campaign: str, index: int) -> RoundDoc | None:
+        """The round document, or None if the round never started."""
+        doc = self.rounds.find_one({"_id": f"{campaign}:{index}"})
+        return RoundDoc.model_validate(doc) if doc else None
+
+    @_guard
+    def save_round(self, doc: RoundDoc) -> None:
+        """Write the whole round document."""
+        replace_or_insert(self.rounds, doc.to_mongo())
+
+    @_guard
+    def list_rounds(self, campaign: str | None = None) -> list[RoundDoc]:
+        """Rounds (of one campaign, or all), ordered by campaign and index."""
+        flt = {"campaign": campaign} if campaign else {}
+        return [RoundDoc.model_validate(d) for d in self.rounds.find(flt).sort([("campaign", 1), ("round", 1)])]
+
+    # models -------------------------------------------------------------------------------
+    @_guard
+    def register_model(self, doc: ModelDoc) -> None:
+        """Add or replace a model in the registry."""
+        replace_or_insert(self.models, doc.to_mongo())
+
+    @_guard
+    def latest_model(self, campaign: str, before_round: int | None = None) -> ModelDoc | None:
+        """Newest model of ``campaign`` (trained before ``before_round`` when given)."""
+        flt: dict[str, Any] = {"campaign": campaign}
+        if before_round is not None:
+            flt["round"] = {"$lt": before_round}
+        doc = next(iter(self.models.find(flt).sort("round", -1).limit(1)), None)
+        return ModelDoc.model_validate(doc) if doc else None
+
+    @_guard
+    def list_models(self, campaign: str | None = None) -> list[ModelDoc]:
+        """Registered models, oldest first."""
+        flt = {"campaign": campaign} if campaign else {}
+        return [ModelDoc.model_validate(d) for d in self.models.find(flt).sort("created_at", 1)]
+
+    @_guard
+    def counts(self) -> dict[str, int]:
+        """Documents per collection."""
+        return {name: self.db[name].count_documents({}) for name in ("candidates", "evaluations", "rounds", "models")}
+
+
+__all__ = ["SORT_FIELDS", "CandidateStore", "utcnow"]

@@ -1,0 +1,139 @@
+"""One Prefect task per stage of a round."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from battery_discovery import pipeline
+from battery_discovery.config import LoopConfig
+from store.connection import connect
+from store.documents import BatchEntry, RoundDoc
+from store.repository import CandidateStore
+
+
+@lru_cache(maxsize=8)
+def _store(uri: str, database: str) -> CandidateStore:
+    store = CandidateStore(connect(uri, database))
+    store.ensure_indexes()
+    return store
+
+
+def open_store(config: LoopConfig) -> CandidateStore:
+    """The store named by the config (one client per process)."""
+    return _store(config.store_uri, config.database)
+
+
+_OPTS = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+@task(name="check-store", **_OPTS)
+def check_store_task(config: LoopConfig) -> dict[str, int]:
+    """Connect (starting the embedded server if needed) and count documents."""
+    return open_store(config).counts()
+
+
+@task(name="begin-round", **_OPTS)
+def begin_round_task(config: LoopConfig, round_index: int) -> RoundDoc:
+    """Create or resume the round document."""
+    return pipeline.begin_round(open_store(config), config, round_index)
+
+
+@task(name="seed", **_OPTS)
+def seed_task(config: LoopConfig) -> list[BatchEntry]:
+    """Round 0: store the seeds and record them as the round's batch."""
+    store = open_store(config)
+    ids = pipeline.seed_stage(store, config)
+    entries = pipeline.record_batch(store, config, 0, ids)
+    get_run_logger().info("round 0: %d seed structures", len(entries))
+    return entries
+
+
+@task(name="generate", **_OPTS)
+def generate_task(config: LoopConfig, round_index: int) -> pipeline.GenerateOutput:
+    """Generate candidates by substitution and ion exchange."""
+    out = pipeline.generate_stage(open_store(config), config, round_index)
+    get_run_logger().info(
+        "round %d · generate: %d candidates from %d parents, %d new",
+        round_index, out.n_candidates, out.n_parents, len(out.new_ids),
+    )  # fmt: skip
+    return out
+
+
+@task(name="predict", **_OPTS)
+def predict_task(config: LoopConfig, round_index: int) -> pipeline.PredictOutput:
+    """Ensemble predictions for the pool."""
+    out = pipeline.predict_stage(open_store(config), config, round_index)
+    get_run_logger().info(
+        "round %d · predict: %d candidates with model %s", round_index, len(out.pool_ids), out.model_version
+    )
+    return out
+
+
+@task(name="acquire", **_OPTS)
+def acquire_task(
+    config: LoopConfig, round_index: int, prediction: pipeline.PredictOutput
+) -> pipeline.AcquireOutput:
+    """Choose the batch."""
+    out = pipeline.acquire_stage(open_store(config), config, round_index, prediction)
+    get_run_logger().info(
+        "round %d · acquire (%s): %s", round_index, out.strategy, ", ".join(e.formula for e in out.entries)
+    )
+    return out
+
+
+@task(name="oracle", **_OPTS)
+def evaluate_task(
+    config: LoopConfig,
+    round_index: int,
+    candidate_ids: list[str],
+    model_version: str | None,
+    seeds: bool,
+) -> pipeline.EvaluateOutput:
+    """Relax the batch with the pretrained potential; each result is stored as it finishes."""
+    logger = get_run_logger()
+
+    def progress(done: int, total: int, formula: str) -> None:
+        logger.info("round %d · oracle %d/%d: %s", round_index, done + 1, total, formula)
+
+    out = pipeline.evaluate_stage(
+        open_store(config), config, round_index, candidate_ids,
+        model_version=model_version, seeds=seeds, progress=progress,
+    )  # fmt: skip
+    failed = [cid for cid, s in out.status.items() if s == "failed"]
+    logger.info("round %d · oracle: %d computed, %d failed", round_index, out.n_computed, len(failed))
+    return out
+
+
+@task(name="retrain", **_OPTS)
+def retrain_task(config: LoopConfig, round_index: int) -> pipeline.RetrainOutput:
+    """Retrain the ensemble on all labels."""
+    out = pipeline.retrain_stage(open_store(config), config, round_index)
+    get_run_logger().info(
+        "round %d · retrain: %s on %d labels %s", round_index, out.model_version, out.n_train, out.metrics
+    )
+    return out
+
+
+@task(name="complete-round", **_OPTS)
+def complete_round_task(
+    config: LoopConfig,
+    round_index: int,
+    n_generated: int,
+    evaluation: pipeline.EvaluateOutput,
+    retrain: pipeline.RetrainOutput,
+    timings: dict[str, float],
+) -> RoundDoc:
+    """Write the round's results and mark it completed."""
+    return pipeline.complete_round(
+        open_store(config), config, round_index,
+        n_generated=n_generated, evaluation=evaluation, retrain=retrain, timings=timings,
+    )  # fmt: skip
+
+
+@task(name="record-timings", **_OPTS)
+def record_timings_task(config: LoopConfig, round_index: int, timings: dict[str, float]) -> RoundDoc:
+    """Store the round's wall times per stage (s)."""
+    return pipeline.record_timings(open_store(config), config, round_index, timings)
