@@ -24,7 +24,7 @@ app = typer.Typer(
 store_app = typer.Typer(help="Manage the embedded MongoDB-compatible store server.", no_args_is_help=True)
 app.add_typer(store_app, name="store")
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 StoreUri = Annotated[
     str, typer.Option("--store-uri", envvar="BATTERY_DISCOVERY_STORE_URI", help="'embedded', mongodb://... or mongomock://")

@@ -99,6 +99,15 @@ def _diatomic(symbol: str, box: float) -> Atoms:
     return atoms
 
 
+def _settings_doc(config: RelaxConfig, source: str, box_size: float, mp_file: str | None) -> dict[str, Any]:
+    return {
+        "source": source,
+        "config": config.model_dump(exclude={"potential", "timeout_s"}),
+        "box_size": float(box_size),
+        "mp_file": mp_file,
+    }
+
+
 class ElementalReferences:
     """Elemental reference energies for one potential, cached on disk and in memory."""
 
@@ -132,19 +141,15 @@ class ElementalReferences:
         self.n_computed = 0  #: references computed (relaxed) by this instance, i.e. cache misses
         self._mp_entries: dict[str, dict[str, Any]] | None = None
         self._potential = get_potential(potential_spec)
-        settings = {
-            "source": source,
-            "config": config.model_dump(exclude={"potential", "timeout_s"}),
-            "box_size": self.box_size,
-            "mp_file": self.mp_path.name if source != "ase" else None,
-        }
-        self.settings = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-
-    @property
-    def cache_file(self) -> Path:
-        """The JSON file holding this potential's reference energies."""
-        name = f"{self._potential.name}__{self._potential.version}"
-        return self.cache_dir / f"{_slug(name)}.json"
+        mp_file = self.mp_path.name if source != "ase" else None
+        self.settings_doc = _settings_doc(config, source, self.box_size, mp_file)
+        digest = hashlib.sha1(json.dumps(self.settings_doc, sort_keys=True).encode()).hexdigest()
+        self.settings = digest[:12]  #: fingerprint of source, relaxation config and box size
+        name = _slug(f"{self._potential.name}__{self._potential.version}")
+        is_default = self.settings_doc == _settings_doc(DEFAULT_REFERENCE_CONFIG, "ase", 15.0, None)
+        suffix = "" if is_default else f"__{self.settings}"
+        #: The JSON file holding this potential's reference energies for these settings.
+        self.cache_file = self.cache_dir / f"{name}{suffix}.json"
 
     # -- public API --------------------------------------------------------------------------------
 
@@ -208,6 +213,7 @@ class ElementalReferences:
             "potential": self._potential.name,
             "potential_version": self._potential.version,
             "units": "eV/atom",
+            "settings": self.settings_doc,
             "elements": {el: current[el].model_dump() for el in sorted(current)},
         }
         fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".refs-", suffix=".json")

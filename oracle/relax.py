@@ -127,6 +127,68 @@ def _check_finite(energy: float, forces: np.ndarray, where: str) -> None:
         raise _Abort(f"non-finite forces (NaN/inf) {where}")
 
 
+def _optimize(
+    clean: Structure, config: RelaxConfig, potential: Potential, start: float, partial: dict[str, Any]
+) -> tuple[bool, Structure]:
+    """Run the optimizer; fill ``partial`` as results appear; raise _Abort on a physical failure."""
+    n_sites = len(clean)
+    atoms: Atoms = AseAtomsAdaptor.get_atoms(clean)
+    symbols_before = atoms.get_chemical_symbols()
+    volume_before = atoms.get_volume()
+    atoms.calc = potential.calculator()
+    energy0 = float(atoms.get_potential_energy())
+    forces0 = atoms.get_forces()
+    _check_finite(energy0, forces0, "for the initial structure")
+    partial["initial_energy_per_atom"] = energy0 / n_sites
+    if _max_force(forces0) > config.max_force_abort:
+        raise _Abort(
+            f"exploding: initial max force {_max_force(forces0):.1f} eV/Å > {config.max_force_abort} eV/Å"
+        )
+
+    optimizable = FrechetCellFilter(atoms) if config.relax_cell else atoms
+    optimizer = _OPTIMIZERS[config.optimizer](optimizable, logfile=None)
+
+    def watchdog() -> None:
+        partial["n_steps"] = int(optimizer.nsteps)
+        elapsed = time.monotonic() - start
+        if elapsed > config.timeout_s:
+            raise _Abort(f"timeout after {elapsed:.1f} s (limit {config.timeout_s} s)")
+        energy = float(atoms.get_potential_energy())
+        forces = atoms.get_forces()
+        _check_finite(energy, forces, f"at step {optimizer.nsteps}")
+        if _max_force(forces) > config.max_force_abort:
+            raise _Abort(
+                f"exploding: max force {_max_force(forces):.1f} eV/Å > {config.max_force_abort} eV/Å "
+                f"at step {optimizer.nsteps}"
+            )
+        change = atoms.get_volume() / volume_before - 1.0
+        if not math.isfinite(change) or abs(change) > config.max_volume_change:
+            raise _Abort(
+                f"volume change {change:+.2f} exceeds ±{config.max_volume_change} at step {optimizer.nsteps}"
+            )
+
+    optimizer.attach(watchdog, interval=1)
+    converged = bool(optimizer.run(fmax=config.fmax, steps=config.max_steps))
+
+    energy = float(atoms.get_potential_energy())
+    forces = atoms.get_forces()
+    _check_finite(energy, forces, "after relaxation")
+    volume_change = atoms.get_volume() / volume_before - 1.0
+    partial.update(
+        energy_total=energy,
+        energy_per_atom=energy / n_sites,
+        max_force=_max_force(forces),
+        n_steps=int(optimizer.nsteps),
+        volume_change=float(volume_change),
+    )
+    if abs(volume_change) > config.max_volume_change:
+        raise _Abort(f"volume change {volume_change:+.2f} exceeds ±{config.max_volume_change}")
+    relaxed = AseAtomsAdaptor.get_structure(atoms.copy())  # the copy drops the calculator
+    if atoms.get_chemical_symbols() != symbols_before or relaxed.composition != clean.composition:
+        raise _Abort("composition changed during relaxation")
+    return converged, relaxed
+
+
 def relax_structure(
     structure: Structure,
     config: RelaxConfig | None = None,
@@ -173,81 +235,27 @@ def relax_structure(
     if closest is not None:
         return failed(f"atoms too close: {closest:.3f} Å < min_distance {config.min_distance} Å")
 
-    atoms: Atoms = AseAtomsAdaptor.get_atoms(clean)
-    symbols_before = atoms.get_chemical_symbols()
-    volume_before = atoms.get_volume()
-    partial: dict[str, Any] = {}
-    optimizer = None
+    partial: dict[str, Any] = {}  # whatever is known when a failure stops the relaxation
     try:
-        atoms.calc = potential.calculator()
-        energy0 = float(atoms.get_potential_energy())
-        forces0 = atoms.get_forces()
-        _check_finite(energy0, forces0, "for the initial structure")
-        partial["initial_energy_per_atom"] = energy0 / n_sites
-        if _max_force(forces0) > config.max_force_abort:
-            raise _Abort(
-                f"exploding: initial max force {_max_force(forces0):.1f} eV/Å > {config.max_force_abort} eV/Å"
-            )
-
-        optimizable = FrechetCellFilter(atoms) if config.relax_cell else atoms
-        optimizer = _OPTIMIZERS[config.optimizer](optimizable, logfile=None)
-
-        def watchdog() -> None:
-            elapsed = time.monotonic() - start
-            if elapsed > config.timeout_s:
-                raise _Abort(f"timeout after {elapsed:.1f} s (limit {config.timeout_s} s)")
-            energy = float(atoms.get_potential_energy())
-            forces = atoms.get_forces()
-            _check_finite(energy, forces, f"at step {optimizer.nsteps}")
-            if _max_force(forces) > config.max_force_abort:
-                raise _Abort(
-                    f"exploding: max force {_max_force(forces):.1f} eV/Å > {config.max_force_abort} eV/Å "
-                    f"at step {optimizer.nsteps}"
-                )
-            change = atoms.get_volume() / volume_before - 1.0
-            if not math.isfinite(change) or abs(change) > config.max_volume_change:
-                raise _Abort(
-                    f"volume change {change:+.2f} exceeds ±{config.max_volume_change} "
-                    f"at step {optimizer.nsteps}"
-                )
-
-        optimizer.attach(watchdog, interval=1)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            converged = bool(optimizer.run(fmax=config.fmax, steps=config.max_steps))
-
-        energy = float(atoms.get_potential_energy())
-        forces = atoms.get_forces()
-        _check_finite(energy, forces, "after relaxation")
-        volume_change = atoms.get_volume() / volume_before - 1.0
-        partial.update(
-            energy_total=energy,
-            energy_per_atom=energy / n_sites,
-            max_force=_max_force(forces),
-            n_steps=int(optimizer.nsteps),
-            volume_change=float(volume_change),
-        )
-        if abs(volume_change) > config.max_volume_change:
-            raise _Abort(f"volume change {volume_change:+.2f} exceeds ±{config.max_volume_change}")
-        if atoms.get_chemical_symbols() != symbols_before:
-            raise _Abort("composition changed during relaxation")
-        relaxed = AseAtomsAdaptor.get_structure(atoms.copy())  # copy drops the calculator
-        if relaxed.composition != clean.composition:
-            raise _Abort("composition changed during relaxation")
+            # chgnet 0.4 warns on every evaluation about a tensor->scalar conversion it does internally
+            warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
+            converged, relaxed = _optimize(clean, config, potential, start, partial)
     except _Abort as exc:
-        if optimizer is not None:
-            partial.setdefault("n_steps", int(optimizer.nsteps))
         return failed(str(exc), **partial)
     except Exception as exc:
-        if optimizer is not None:
-            partial.setdefault("n_steps", int(optimizer.nsteps))
         return failed(f"relaxation error: {type(exc).__name__}: {exc}", **partial)
 
-    reason = "" if converged else f"not converged within {config.max_steps} steps (fmax {config.fmax} eV/Å)"
+    if converged:
+        reason = ""
+    elif config.max_steps == 0:
+        reason = f"single point (max_steps=0): forces or stress above fmax {config.fmax} eV/Å"
+    else:
+        reason = f"not converged within {config.max_steps} steps (fmax {config.fmax} eV/Å)"
     formation = None
     if references is not None:
         try:
-            formation = references.formation_energy_per_atom(clean.composition, energy)
+            formation = references.formation_energy_per_atom(clean.composition, partial["energy_total"])
         except Exception as exc:  # a missing reference must not lose the relaxation
             reason = "; ".join(filter(None, [reason, f"no formation energy: {type(exc).__name__}: {exc}"]))
     return RelaxationResult(

@@ -46,9 +46,18 @@ def test_references_cached_on_disk(tmp_path: Path) -> None:
     assert second.energy_per_atom("F") == first.energy_per_atom("F")
     assert second.n_computed == 0
 
+    assert first.cache_file.name == "fake_const__fake_1.0.json"
     other_settings = ElementalReferences("fake:const", cache_dir=tmp_path, box_size=12.0)
     other_settings.energy_per_atom("F")
-    assert other_settings.n_computed == 1  # different settings are not served from the cache
+    assert other_settings.n_computed == 1  # different settings are not served from the cache...
+    assert other_settings.cache_file != first.cache_file  # ...and do not evict it
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == sorted(
+        [first.cache_file.name, other_settings.cache_file.name]
+    )
+    clear_memory_cache()
+    third = ElementalReferences("fake:const", cache_dir=tmp_path)
+    third.energy_per_atom("F")
+    assert third.n_computed == 0
 
 
 def test_default_cache_dir_is_under_data_home(tmp_path: Path, fake_potentials: None) -> None:

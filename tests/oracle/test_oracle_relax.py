@@ -40,6 +40,8 @@ def test_config_is_strict_and_frozen() -> None:
 def test_unknown_potential_raises_config_error(make_rocksalt: Rocksalt) -> None:
     with pytest.raises(ConfigError, match="unknown potential"):
         relax_structure(make_rocksalt(4.03), RelaxConfig(potential="nope"))
+    with pytest.raises(ConfigError, match="unknown potential"):
+        relax_many([make_rocksalt(4.03)], RelaxConfig(potential="nope"))
 
 
 # -- failures that never reach a real model --------------------------------------------------------

@@ -1,0 +1,34 @@
+"""Session-wide test settings: offline, quiet, and every write under a temporary data home."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Set before any project or Prefect import: nothing downloads, nothing phones home.
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="bd-test-home-"))
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["DO_NOT_TRACK"] = "1"
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("BATTERY_DISCOVERY_HOME", str(_SESSION_HOME / "home"))
+os.environ.setdefault("PREFECT_HOME", str(_SESSION_HOME / "prefect"))
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def session_home() -> Path:
+    """The data home shared by the session (reference-energy cache, embedded store, models)."""
+    return Path(os.environ["BATTERY_DISCOVERY_HOME"])
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` beside the checkout (public data sets copied for offline use)."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"{SHARED_DATA} is missing: CI clones the project with ../shared beside it")
+    return SHARED_DATA

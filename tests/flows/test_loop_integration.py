@@ -1,0 +1,85 @@
+"""A 2-round loop against the embedded MongoDB wire server, with the real oracle and ensemble."""
+
+from __future__ import annotations
+
+from itertools import combinations
+from pathlib import Path
+
+import pytest
+from pymatgen.core import Structure
+
+from battery_discovery import __version__
+from battery_discovery.config import LoopConfig
+from flows.discovery_loop import discovery_loop, discovery_round
+from generation.fingerprint import same_structure
+from store import open_store
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "campaign": "it",
+    "rounds": 2,
+    "batch_size": 2,
+    "candidates_per_round": 10,
+    "seeds": ("pymatgen:Li2O", "pymatgen:Li2O2"),
+    "surrogate": {"n_members": 2, "epochs": 5, "num_threads": 1},
+    "oracle": {"fmax": 0.2, "max_steps": 40},
+    "store_uri": "embedded",
+    "database": "it_loop",
+}
+
+
+def _snapshot(store) -> dict[str, object]:
+    return {
+        "counts": store.counts(),
+        "candidates": sorted(d["_id"] for d in store.candidates.find({}, {"_id": 1})),
+        "evaluations": sorted(d["_id"] for d in store.evaluations.find({}, {"_id": 1})),
+    }
+
+
+def test_two_rounds_then_rerun_adds_nothing(prefect_harness: None, session_home: Path) -> None:
+    config = LoopConfig.model_validate(TINY)
+    result = discovery_loop(**dict(TINY))
+    assert result["rounds_run"] == [0, 1, 2]
+
+    store = open_store("embedded", "it_loop")
+    rounds = store.list_rounds("it")
+    assert [(r.round, r.status) for r in rounds] == [(0, "completed"), (1, "completed"), (2, "completed")]
+    assert rounds[1].prediction_model == "it-r0" and rounds[2].prediction_model == "it-r1"
+    assert all(r.timings["total"] > 0 for r in rounds)
+
+    # every evaluation carries provenance
+    evaluations = list(store.evaluations.find())
+    assert 3 <= len(evaluations) <= 6
+    for doc in evaluations:
+        prov = doc["provenance"]
+        assert prov["campaign"] == "it" and prov["code_version"] == __version__
+        assert prov["oracle"] == "chgnet" and "chgnet" in prov["oracle_version"]
+        assert doc["oracle_key"] == config.oracle.key()
+        if prov["round"] >= 1:
+            assert prov["acquisition"]["strategy"] == "ucb"
+            assert prov["model_version"] == f"it-r{prov['round'] - 1}"
+    # the seeds' labels are physical: CHGNet formation energy of Li2O near MP's -2.07 eV/atom
+    li2o = store.query(elements=["Li", "O"], sort="formation_energy", limit=0)
+    by_formula = {d.formula: d.formation_energy_per_atom for d in li2o}
+    assert -2.4 < by_formula["Li2O"] < -1.8
+
+    # models are registered with files on disk
+    models = store.list_models("it")
+    assert [m.id for m in models] == ["it-r0", "it-r1", "it-r2"]
+    assert all(Path(m.path, "ensemble.json").is_file() for m in models)
+
+    # no two candidates are the same structure
+    cands = [(d["_id"], d["fingerprint"], Structure.from_dict(d["structure"])) for d in store.candidates.find()]
+    for (ida, fpa, sa), (idb, fpb, sb) in combinations(cands, 2):
+        if fpa == fpb:
+            assert not same_structure(sa, sb), (ida, idb)
+
+    before = _snapshot(store)
+    # re-running a completed round (as after a crash) writes no duplicates and loses nothing
+    again = discovery_round(config=config, round_index=1)
+    assert [a["candidate_id"] for a in again["acquired"]] == [e.candidate_id for e in rounds[1].acquired]
+    assert _snapshot(store) == before
+    # and the loop resumes: nothing left to run
+    assert discovery_loop(**dict(TINY))["rounds_run"] == []
+    assert _snapshot(store) == before
