@@ -29,13 +29,27 @@ class OracleConfig(RelaxConfig):
         "DFT-relaxed, and a 28-40 atom relaxation costs minutes on 2 cores).",
     )
 
+    num_threads: int = Field(
+        1, ge=1, le=256,
+        description="torch threads for the potential; 1 is fastest for small cells on a shared 2-core machine.",
+    )  # fmt: skip
+    reference_source: Literal["auto", "ase", "mp"] = Field(
+        "auto",
+        description="Elemental references: 'ase' relaxes ASE reference states with the potential; 'mp' takes "
+        "MP GGA energies from the elemental-reference file; 'auto' uses ase where it has a crystal or molecule "
+        "(Li, Na, O, F, Fe, ...) and MP for the rest (S, P, Mn, ...).",
+    )
+
     def key(self) -> str:
         """Identity of this oracle: results under another key are not reused."""
-        return f"{self.potential}|fmax={self.fmax:g}|steps={self.max_steps}|cell={int(self.relax_cell)}"
+        return (
+            f"{self.potential}|fmax={self.fmax:g}|steps={self.max_steps}|cell={int(self.relax_cell)}"
+            f"|refs={self.reference_source}"
+        )
 
     def relax_config(self, *, seeds: bool = False) -> RelaxConfig:
         """The RelaxConfig to run (single point for seeds unless ``relax_seeds``)."""
-        data = self.model_dump(exclude={"relax_seeds"})
+        data = self.model_dump(exclude={"relax_seeds", "num_threads", "reference_source"})
         if seeds and not self.relax_seeds:
             data["max_steps"] = 0
         return RelaxConfig(**data)

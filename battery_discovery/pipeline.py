@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +26,19 @@ from generation import generate_candidates, load_seeds
 from generation.fingerprint import coarse_fingerprint, same_structure
 from store.documents import BatchEntry, CandidateDoc, EvaluationDoc, ModelDoc, Provenance, RoundDoc, utcnow
 from store.repository import CandidateStore
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block with ``n`` torch intra-op threads, restoring the previous setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _provenance(config: LoopConfig, round_index: int, **extra: Any) -> Provenance:
@@ -121,7 +136,9 @@ def generate_stage(store: CandidateStore, config: LoopConfig, round_index: int) 
         )
         for c in candidates
     ]
-    _, new_ids = register_structures(store, config, round_index, items, limit=config.candidates_per_round)
+    # the cap is per round: a re-run of a crashed round tops up to it, never past it
+    room = max(0, config.candidates_per_round - store.count_generated(config.campaign, round_index))
+    _, new_ids = register_structures(store, config, round_index, items, limit=room)
     return GenerateOutput(
         n_candidates=len(candidates), new_ids=new_ids, n_parents=len(parents), elapsed_s=time.perf_counter() - start
     )
@@ -260,11 +277,14 @@ def evaluate_stage(
     computed = 0
     if todo:
         potential = get_potential(config.oracle.potential)
-        references = ElementalReferences(config.oracle.potential)
+        references = ElementalReferences(config.oracle.potential, source=config.oracle.reference_source)
         for k, cand in enumerate(todo):
             if progress is not None:
                 progress(k, len(todo), cand.formula)
-            result = relax_structure(Structure.from_dict(cand.structure), relax_cfg, references, potential=potential)
+            with torch_threads(config.oracle.num_threads):
+                result = relax_structure(
+                    Structure.from_dict(cand.structure), relax_cfg, references, potential=potential
+                )
             if result.status != "failed" and (
                 result.formation_energy_per_atom is None or not math.isfinite(result.formation_energy_per_atom)
             ):

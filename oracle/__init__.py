@@ -13,7 +13,7 @@ from oracle.potentials import (
     unregister_potential,
 )
 from oracle.references import (
-    DEFAULT_MP_REFERENCES,
+    default_mp_references_path,
     ElementalReferences,
     ReferenceEnergy,
     clear_memory_cache,
@@ -22,7 +22,7 @@ from oracle.references import (
 from oracle.relax import RelaxationResult, RelaxConfig, relax_many, relax_structure
 
 __all__ = [
-    "DEFAULT_MP_REFERENCES",
+    "default_mp_references_path",
     "DEFAULT_POTENTIAL",
     "POTENTIALS",
     "CHGNetPotential",

@@ -46,9 +46,27 @@ from oracle.potentials import DEFAULT_POTENTIAL, get_potential
 from oracle.relax import RelaxConfig, relax_structure
 
 #: Default location of the MP elemental reference entries (never downloaded).
-DEFAULT_MP_REFERENCES = Path("/work/shared/data/mp/2023-02-07-mp-elemental-reference-entries.json.gz")
-#: Environment variable overriding :data:`DEFAULT_MP_REFERENCES`.
+MP_REFERENCES_FILE = "2023-02-07-mp-elemental-reference-entries.json.gz"
+#: Environment variable overriding :func:`default_mp_references_path`.
 ENV_MP_REFERENCES = "BATTERY_DISCOVERY_MP_REFERENCES"
+
+
+def default_mp_references_path() -> Path:
+    """Where the MP elemental reference file is looked for.
+
+    ``$BATTERY_DISCOVERY_MP_REFERENCES`` first; then ``../shared/data/mp/`` beside the checkout (the
+    offline copy CI has); then the project's cache (``<data home>/cache/mp/``).
+    """
+    env = os.environ.get(ENV_MP_REFERENCES)
+    if env:
+        return Path(env)
+    root = paths.project_root()
+    if root is not None:
+        shared = root.parent / "shared" / "data" / "mp" / MP_REFERENCES_FILE
+        if shared.is_file():
+            return shared
+    return paths.data_home() / "cache" / "mp" / MP_REFERENCES_FILE
+
 
 #: Elements whose standard state is a diatomic molecule (gas, liquid Br2 or molecular solid I2).
 MOLECULAR_ELEMENTS = frozenset({"H", "N", "O", "F", "Cl", "Br", "I"})
@@ -136,7 +154,7 @@ class ElementalReferences:
         self.config = config
         self.source = source
         self.box_size = float(box_size)
-        self.mp_path = Path(mp_path or os.environ.get(ENV_MP_REFERENCES) or DEFAULT_MP_REFERENCES)
+        self.mp_path = Path(mp_path) if mp_path else default_mp_references_path()
         self.cache_dir = Path(cache_dir) if cache_dir is not None else paths.subdir("cache") / "references"
         self.n_computed = 0  #: references computed (relaxed) by this instance, i.e. cache misses
         self._mp_entries: dict[str, dict[str, Any]] | None = None
@@ -293,13 +311,13 @@ class ElementalReferences:
         return entry
 
 
-def load_mp_reference_entries(path: Path | str = DEFAULT_MP_REFERENCES) -> dict[str, dict[str, Any]]:
+def load_mp_reference_entries(path: Path | str | None = None) -> dict[str, dict[str, Any]]:
     """Read the MP elemental reference entries file (gzip or plain JSON ``{element: entry dict}``).
 
     Some fields in the 2023-02-07 file are Python-literal strings (e.g. ``"{'O': 8.0}"``);
     they are parsed back into numbers and dicts.
     """
-    path = Path(path)
+    path = Path(path) if path is not None else default_mp_references_path()
     if not path.is_file():
         raise ConfigError(
             f"MP elemental reference file not found: {path} (set {ENV_MP_REFERENCES} or pass mp_path; "

@@ -119,6 +119,13 @@ class CandidateStore:
         return [CandidateDoc.model_validate(d) for d in cursor]
 
     @_guard
+    def count_generated(self, campaign: str, round_index: int) -> int:
+        """Candidates (not seeds) first written by ``campaign`` in round ``round_index``."""
+        return self.candidates.count_documents(
+            {"provenance.campaign": campaign, "provenance.round": round_index, "source": {"$in": ["substitution", "ion_exchange"]}}
+        )
+
+    @_guard
     def set_status(self, ids: Sequence[str], status: str) -> None:
         """Set the lifecycle status of candidates."""
         for cid in ids:

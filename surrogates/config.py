@@ -77,6 +77,6 @@ class EnsembleConfig(BaseModel):
         "restore its best weights; None trains for all epochs. Ignored when there is no validation split.",
     )
     num_threads: int = Field(
-        2, ge=1, description="torch intra-op CPU threads used during training and inference."
+        1, ge=1, description="torch intra-op CPU threads used during training and inference."
     )
     inference_batch_size: int = Field(128, ge=1, description="Structures per forward pass when predicting.")

@@ -12,7 +12,7 @@ from pymatgen.core import Composition, Structure
 
 from battery_discovery.errors import ConfigError
 from oracle.references import (
-    DEFAULT_MP_REFERENCES,
+    default_mp_references_path,
     ElementalReferences,
     clear_memory_cache,
     load_mp_reference_entries,
@@ -117,7 +117,7 @@ def test_mp_entries_with_structures_are_relaxed(tmp_path: Path, make_rocksalt: R
 
 
 needs_mp_file = pytest.mark.skipif(
-    not DEFAULT_MP_REFERENCES.is_file(), reason="shared MP reference file absent"
+    not default_mp_references_path().is_file(), reason="shared MP reference file absent"
 )
 
 

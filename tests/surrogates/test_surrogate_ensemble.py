@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
+import surrogates
 from battery_discovery.errors import ConfigError, ModelNotFoundError
-from surrogates import EnsembleConfig, GNNEnsemble, Prediction, Surrogate
+from surrogates import EnsembleConfig, Prediction, Surrogate
+
+if TYPE_CHECKING:
+    from surrogates import GNNEnsemble
 
 pytestmark = pytest.mark.slow
+
+# surrogates.GNNEnsemble is looked up lazily so that collecting this module does not import matgl (~6 s)
+# when slow tests are deselected.
 
 # num_threads=1: on a shared 2-core machine two torch threads per process can be >10x slower.
 TINY = EnsembleConfig(n_members=3, epochs=30, learning_rate=3e-3, seed=0, num_threads=1)
@@ -22,7 +30,9 @@ QUICK = EnsembleConfig(n_members=1, epochs=2, seed=0, num_threads=1)
 @pytest.fixture(scope="module")
 def trained(make_dataset) -> GNNEnsemble:
     structures, labels = make_dataset(60, 0)
-    return GNNEnsemble.fit(structures, labels, config=TINY, property_name="volume_per_atom", version="test-1")
+    return surrogates.GNNEnsemble.fit(
+        structures, labels, config=TINY, property_name="volume_per_atom", version="test-1"
+    )
 
 
 def test_ensemble_beats_mean_predictor(trained: GNNEnsemble, make_dataset) -> None:
@@ -67,7 +77,7 @@ def test_save_load_round_trip(trained: GNNEnsemble, make_dataset, tmp_path: Path
     assert meta["property_name"] == "volume_per_atom" and meta["version"] == "test-1"
     assert meta["config"]["n_members"] == 3 and "matgl_version" in meta
 
-    loaded = GNNEnsemble.load(path)
+    loaded = surrogates.GNNEnsemble.load(path)
     assert (loaded.property_name, loaded.version, loaded.config) == ("volume_per_atom", "test-1", TINY)
     assert loaded.target_mean == trained.target_mean and loaded.target_std == trained.target_std
     assert loaded.metrics == trained.metrics
@@ -76,26 +86,29 @@ def test_save_load_round_trip(trained: GNNEnsemble, make_dataset, tmp_path: Path
 
 def test_load_missing_or_corrupt(trained: GNNEnsemble, tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError, match=r"ensemble\.json is missing"):
-        GNNEnsemble.load(tmp_path / "nothing-here")
+        surrogates.GNNEnsemble.load(tmp_path / "nothing-here")
 
     path = trained.save(tmp_path / "ens")
     (path / "member_1" / "state.pt").unlink()
     with pytest.raises(ModelNotFoundError, match=r"member_1 lacks state\.pt"):
-        GNNEnsemble.load(path)
+        surrogates.GNNEnsemble.load(path)
 
     (path / "member_0" / "state.pt").write_bytes(b"not a torch file")
     (path / "member_1" / "state.pt").write_bytes(b"")
     with pytest.raises(ModelNotFoundError, match="cannot load surrogate member"):
-        GNNEnsemble.load(path)
+        surrogates.GNNEnsemble.load(path)
 
     (path / "ensemble.json").write_text("{not json")
     with pytest.raises(ModelNotFoundError, match="unreadable or corrupt"):
-        GNNEnsemble.load(path)
+        surrogates.GNNEnsemble.load(path)
 
 
 def test_fit_is_deterministic_and_seeded(make_dataset) -> None:
     structures, labels = make_dataset(12, 5)
-    fit = lambda cfg: GNNEnsemble.fit(structures, labels, config=cfg, property_name="v", version="1")  # noqa: E731
+
+    def fit(cfg: EnsembleConfig) -> GNNEnsemble:
+        return surrogates.GNNEnsemble.fit(structures, labels, config=cfg, property_name="v", version="1")
+
     a, b = fit(QUICK), fit(QUICK)
     c = fit(QUICK.model_copy(update={"seed": 1}))
     pa, pb, pc = (e.predict_members(structures) for e in (a, b, c))
@@ -106,7 +119,7 @@ def test_fit_is_deterministic_and_seeded(make_dataset) -> None:
 
 def test_few_structures_use_training_metrics(make_dataset) -> None:
     structures, labels = make_dataset(6, 6)
-    ens = GNNEnsemble.fit(structures, labels, config=QUICK, property_name="v", version="1")
+    ens = surrogates.GNNEnsemble.fit(structures, labels, config=QUICK, property_name="v", version="1")
     m = ens.metrics
     assert (m["n_train"], m["n_val"], m["held_out"]) == (6, 0, False)
     assert np.isfinite(m["val_mae"])
@@ -115,13 +128,13 @@ def test_few_structures_use_training_metrics(make_dataset) -> None:
 def test_early_stopping_stops_before_max_epochs(make_dataset) -> None:
     structures, labels = make_dataset(30, 7)
     cfg = EnsembleConfig(n_members=2, epochs=40, learning_rate=3e-3, patience=1, num_threads=1)
-    ens = GNNEnsemble.fit(structures, labels, config=cfg, property_name="v", version="1")
+    ens = surrogates.GNNEnsemble.fit(structures, labels, config=cfg, property_name="v", version="1")
     assert all(1 <= e < 40 for e in ens.metrics["epochs_run"]), ens.metrics["epochs_run"]
 
 
 def test_clear_errors(trained: GNNEnsemble, make_dataset) -> None:
     structures, labels = make_dataset(12, 8)
-    fit = lambda s, y: GNNEnsemble.fit(s, y, config=QUICK, property_name="v", version="1")  # noqa: E731
+    fit = lambda s, y: surrogates.GNNEnsemble.fit(s, y, config=QUICK, property_name="v", version="1")  # noqa: E731
     with pytest.raises(ConfigError, match="at least 2"):
         fit(structures[:1], labels[:1])
     with pytest.raises(ConfigError, match="12 structures but 11 targets"):

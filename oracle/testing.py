@@ -1,0 +1,63 @@
+"""Test doubles for the oracle: a cheap, deterministic potential usable wherever a spec is taken.
+
+``register_toy_potential()`` adds ``toy`` to the registry: Lennard-Jones forces (so relaxations
+move and converge) plus a fixed energy per element (so formation energies are known numbers).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.lj import LennardJones
+
+from oracle.potentials import Potential, register_potential, unregister_potential
+
+#: Energy per atom of each element in any compound under the toy potential (eV/atom), before LJ.
+TOY_ELEMENT_ENERGY = {"Li": -2.0, "Na": -1.5, "O": -5.0, "S": -4.0, "F": -3.0, "Cl": -2.5, "Se": -3.5}
+
+
+class ToyCalculator(Calculator):
+    """LJ energy/forces/stress plus a per-element constant: ``E = E_LJ + sum_i e(Z_i)``."""
+
+    implemented_properties = ("energy", "free_energy", "forces", "stress")
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self._lj = LennardJones(sigma=1.8, epsilon=0.01, rc=5.0, smooth=True)
+
+    def calculate(
+        self, atoms: Atoms | None = None, properties: list[str] | None = None, system_changes: list[str] = all_changes
+    ) -> None:
+        super().calculate(atoms, properties, system_changes)
+        lj = self.atoms.copy()
+        lj.calc = self._lj
+        offset = sum(TOY_ELEMENT_ENERGY.get(s, -1.0) for s in self.atoms.get_chemical_symbols())
+        energy = float(lj.get_potential_energy()) + offset
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "forces": np.asarray(lj.get_forces()),
+            "stress": np.asarray(lj.get_stress()),
+        }
+
+
+class ToyPotential(Potential):
+    """``toy``: the :class:`ToyCalculator`; loads instantly."""
+
+    def __init__(self, variant: str | None = None) -> None:
+        self.name = "toy" if not variant else f"toy:{variant}"
+        self.version = "toy 1.0"
+
+    def calculator(self) -> Calculator:
+        return ToyCalculator()
+
+
+def register_toy_potential() -> None:
+    """Add ``toy`` to the potential registry (idempotent)."""
+    register_potential("toy", ToyPotential, overwrite=True)
+
+
+def unregister_toy_potential() -> None:
+    """Remove ``toy`` from the registry."""
+    unregister_potential("toy")

@@ -1,0 +1,70 @@
+"""The CLI: help that teaches, one-line errors with exit 2, query and status on a store."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from battery_discovery.cli import main
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    monkeypatch.setattr(sys, "argv", ["battery-discovery", *args])
+    try:
+        main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def test_help_lists_commands(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli(monkeypatch, "--help") == 0
+    out = capsys.readouterr().out
+    for command in ("run", "query", "status", "config", "store"):
+        assert command in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("run", "--rounds", "-2"), "invalid config value for rounds"),
+        (("run", "--seeds", "/no/such.cif"), "neither a file"),
+        (("run", "--strategy", "magic"), "acquisition.strategy"),
+        (("run", "--store-uri", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300"), "cannot reach MongoDB"),
+        (("query", "--elements", "Li,Xx", "--store-uri", "mongomock://cli"), "unknown element 'Xx'"),
+        (("query", "--sort", "colour", "--store-uri", "mongomock://cli"), "cannot sort by"),
+    ],
+)
+def test_user_errors_are_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], message: str
+) -> None:
+    assert _cli(monkeypatch, *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.startswith("error:") and "\n" not in err and "Traceback" not in err
+
+
+def test_malformed_seed_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.cif"
+    bad.write_text("not a cif at all")
+    assert _cli(monkeypatch, "run", "--seeds", str(bad), "--store-uri", "mongomock://cli") == 2
+    assert "bad.cif: cannot read a structure" in capsys.readouterr().err
+
+
+def test_config_prints_every_knob(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli(monkeypatch, "config") == 0
+    out = capsys.readouterr().out
+    for key in ("rounds: 3", "strategy: ucb", "potential: chgnet", "store_uri: embedded", "n_members: 5"):
+        assert key in out
+
+
+def test_query_and_status_on_an_empty_store(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _cli(monkeypatch, "query", "--store-uri", "mongomock://cli-empty") == 0
+    assert "0 evaluated candidates" in capsys.readouterr().out
+    assert _cli(monkeypatch, "status", "--store-uri", "mongomock://cli-empty") == 0
+    assert "candidates 0" in capsys.readouterr().out

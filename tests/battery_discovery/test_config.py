@@ -1,0 +1,72 @@
+"""LoopConfig: defaults, YAML, clear one-line errors, and the flow's parameters match it."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+from battery_discovery.config import LoopConfig, build_config, dump_config, load_config
+from battery_discovery.errors import ConfigError
+
+
+def test_flow_parameters_are_the_config_fields() -> None:
+    from flows.discovery_loop import discovery_loop
+
+    params = inspect.signature(discovery_loop.fn).parameters
+    assert list(params) == list(LoopConfig.model_fields)
+    defaults = LoopConfig()
+    for name, p in params.items():
+        assert p.default == getattr(defaults, name), name
+
+
+def test_yaml_round_trip_and_overrides(tmp_path: Path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text("campaign: olivines\nbatch_size: 8\nacquisition: {strategy: logei}\noracle: {fmax: 0.05}\n")
+    cfg = load_config(file, {"rounds": 7})
+    assert (cfg.campaign, cfg.batch_size, cfg.rounds) == ("olivines", 8, 7)
+    assert cfg.acquisition.strategy == "logei" and cfg.oracle.fmax == 0.05
+    file2 = tmp_path / "d.yaml"
+    file2.write_text(dump_config(cfg))
+    assert load_config(file2) == cfg
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"rounds": -1}, "rounds"),
+        ({"acquisition": {"strategy": "magic"}}, "acquisition.strategy"),
+        ({"oracle": {"fmax": 0}}, "oracle.fmax"),
+        ({"generate": {"require_any": ["Xx"]}}, "unknown element"),
+        ({"campaign": "Bad Name!"}, "campaign"),
+        ({"seeds": []}, "seeds"),
+        ({"batch_sise": 3}, "batch_sise"),
+    ],
+)
+def test_invalid_values_give_one_line(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        build_config(data)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("rounds: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(listy)
+
+
+def test_oracle_key_and_seed_single_point() -> None:
+    cfg = LoopConfig()
+    assert cfg.oracle.key() == "chgnet|fmax=0.1|steps=200|cell=1|refs=auto"
+    assert cfg.oracle.relax_config(seeds=True).max_steps == 0
+    assert cfg.oracle.relax_config().max_steps == 200
+    relaxed = build_config({"oracle": {"relax_seeds": True}})
+    assert relaxed.oracle.relax_config(seeds=True).max_steps == 200

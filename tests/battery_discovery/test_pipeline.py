@@ -1,0 +1,100 @@
+"""The stages on mongomock with the toy potential: idempotent, resumable, failures recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from battery_discovery import pipeline
+from battery_discovery.config import LoopConfig
+from oracle.testing import register_toy_potential, unregister_toy_potential
+from store import open_store
+from store.connection import close_all
+from store.repository import CandidateStore
+
+
+@pytest.fixture
+def config() -> LoopConfig:
+    return LoopConfig(
+        campaign="unit", rounds=1, batch_size=2, candidates_per_round=5,
+        seeds=("pymatgen:Li2O", "pymatgen:Li2O2"),
+        oracle={"potential": "toy", "fmax": 0.1, "max_steps": 30, "reference_source": "ase"},
+        store_uri="mongomock://pipeline",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def store(config: LoopConfig) -> Iterator[CandidateStore]:
+    register_toy_potential()
+    yield open_store(config.store_uri, config.database)
+    close_all()
+    unregister_toy_potential()
+
+
+def test_seed_generate_acquire_evaluate_resume(store: CandidateStore, config: LoopConfig) -> None:
+    ids = pipeline.seed_stage(store, config)
+    assert len(ids) == 2 and pipeline.seed_stage(store, config) == ids
+    entries = pipeline.record_batch(store, config, 0, ids)
+    assert [e.formula for e in entries] == ["Li2O", "Li2O2"]
+    ev = pipeline.evaluate_stage(store, config, 0, ids, seeds=True)
+    assert ev.n_computed == 2 and set(ev.status) == set(ids)
+    assert all(np.isfinite(v) for v in ev.formation_energy.values())
+    # seeds are labelled by a single point unless relax_seeds
+    assert all(d["n_steps"] == 0 and d["max_steps"] == 0 for d in store.evaluations.find())
+    assert pipeline.evaluate_stage(store, config, 0, ids, seeds=True).n_computed == 0  # resumed, not redone
+
+    gen = pipeline.generate_stage(store, config, 1)
+    assert 1 <= len(gen.new_ids) <= config.candidates_per_round
+    new = store.get_candidates(gen.new_ids)
+    assert all({"Li", "Na"} & set(c.elements) for c in new)
+    assert pipeline.generate_stage(store, config, 1).new_ids == []  # re-run adds nothing
+
+    pred = pipeline.predict_stage(store, config, 1)
+    assert pred.model_version is None and pred.members == [] and set(pred.pool_ids) == set(gen.new_ids)
+    acq = pipeline.acquire_stage(store, config, 1, pred)
+    assert acq.strategy == "random" and len(acq.entries) == min(2, len(gen.new_ids))
+    again = pipeline.acquire_stage(store, config, 1, pred)
+    assert again.strategy == "resumed" and again.entries == acq.entries
+
+    batch = [e.candidate_id for e in acq.entries]
+    ev1 = pipeline.evaluate_stage(store, config, 1, batch)
+    assert set(ev1.status) == set(batch)
+    doc = pipeline.complete_round(
+        store, config, 1, n_generated=len(gen.new_ids), evaluation=ev1,
+        retrain=pipeline.RetrainOutput(model_version=None), timings={"oracle": ev1.elapsed_s},
+    )  # fmt: skip
+    assert doc.status == "completed" and doc.n_evaluated == len(batch)
+    assert doc.best[0]["formation_energy_per_atom"] == min(
+        e.formation_energy_per_atom for e in store.labelled(config.oracle.key())
+    )
+
+
+def test_acquire_uses_the_ensemble_when_there_is_one(store: CandidateStore, config: LoopConfig) -> None:
+    pipeline.seed_stage(store, config)
+    gen = pipeline.generate_stage(store, config, 1)
+    pool = [c.id for c in store.pending_candidates()]
+    assert len(pool) >= 2
+    members = np.zeros((3, len(pool)))
+    members[:, 1] = -5.0  # candidate 1 is predicted far more stable
+    pred = pipeline.PredictOutput(pool_ids=pool, members=members.tolist(), model_version="m", elapsed_s=0.0)
+    cfg = config.model_copy(update={"acquisition": config.acquisition.model_copy(update={"strategy": "greedy"})})
+    acq = pipeline.acquire_stage(store, cfg, 1, pred)
+    assert acq.entries[0].candidate_id == pool[1] and acq.entries[0].mean == -5.0
+    assert store.get_round("unit", 1).prediction_model == "m"
+    assert gen.n_parents == 2
+
+
+def test_a_failing_candidate_is_recorded_and_the_rest_go_on(store: CandidateStore, config: LoopConfig) -> None:
+    good = Structure(Lattice.cubic(4.2), ["Li", "F"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    bad = Structure(Lattice.cubic(4.2), ["Li", "F"], [[0, 0, 0], [0.05, 0, 0]])  # 0.2 Å apart
+    items = [(good, {"source": "seed", "parent": "good"}), (bad, {"source": "seed", "parent": "bad"})]
+    ids, new = pipeline.register_structures(store, config, 0, items, limit=5)
+    assert ids == new and len(ids) == 2
+    ev = pipeline.evaluate_stage(store, config, 0, ids)
+    assert ev.status[ids[1]] == "failed" and ev.status[ids[0]] != "failed"
+    failed = store.evaluations.find_one({"candidate_id": ids[1]})
+    assert "close" in failed["reason"] or "distance" in failed["reason"]
+    assert store.get_candidates([ids[1]])[0].status == "failed"
