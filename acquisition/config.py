@@ -19,9 +19,7 @@ class AcquisitionConfig(BaseModel):
         description="ucb: qUpperConfidenceBound; logei: qLogExpectedImprovement; greedy: best mean; random.",
     )
     beta: float = Field(2.0, ge=0.0, le=100.0, description="Exploration weight of qUCB (dimensionless).")
-    maximize: bool = Field(
-        False, description="Maximise the target property (False: minimise, e.g. formation energy)."
-    )
+    maximize: bool = Field(False, description="Maximise the target property (False: minimise, e.g. formation energy).")
     num_samples: int = Field(
         256, ge=1, le=16384, description="Posterior samples (indices into the ensemble) for MC acquisition."
     )

@@ -35,7 +35,10 @@ def _objective_members(members: np.ndarray, config: AcquisitionConfig) -> torch.
 
 
 def _botorch_select(
-    members: np.ndarray, q: int, config: AcquisitionConfig, make: Callable[[CandidateSetEnsemble], AcquisitionFunction]
+    members: np.ndarray,
+    q: int,
+    config: AcquisitionConfig,
+    make: Callable[[CandidateSetEnsemble], AcquisitionFunction],
 ) -> Selection:
     model = CandidateSetEnsemble(_objective_members(members, config))
     torch.manual_seed(config.seed)
@@ -92,9 +95,7 @@ STRATEGIES: dict[str, StrategyFn] = {
 }
 
 
-def select_batch(
-    members: np.ndarray, q: int, config: AcquisitionConfig, best_f: float | None = None
-) -> Selection:
+def select_batch(members: np.ndarray, q: int, config: AcquisitionConfig, best_f: float | None = None) -> Selection:
     """Choose ``min(q, n)`` distinct candidates.
 
     Args:

@@ -27,7 +27,8 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
 StoreUri = Annotated[
-    str, typer.Option("--store-uri", envvar="BATTERY_DISCOVERY_STORE_URI", help="'embedded', mongodb://... or mongomock://")
+    str,
+    typer.Option("--store-uri", envvar="BATTERY_DISCOVERY_STORE_URI", help="'embedded', mongodb://... or mongomock://"),
 ]
 Database = Annotated[str, typer.Option("--database", help="MongoDB database name.")]
 
@@ -46,7 +47,8 @@ def run(
     campaign: Annotated[str | None, typer.Option(help="Campaign name (resumes if it exists).")] = None,
     strategy: Annotated[str | None, typer.Option(help="Acquisition strategy: ucb, logei, greedy, random.")] = None,
     seeds: Annotated[
-        str | None, typer.Option(help="Comma-separated seeds: pymatgen:default, pymatgen:Li2O, files, folders.")
+        str | None,
+        typer.Option(help="Comma-separated seeds: pymatgen:default, pymatgen:Li2O, files, folders."),
     ] = None,
     store_uri: Annotated[str | None, typer.Option("--store-uri", envvar="BATTERY_DISCOVERY_STORE_URI")] = None,
 ) -> None:
@@ -61,12 +63,15 @@ def run(
     overrides: dict[str, Any] = {
         k: v
         for k, v in {
-            "rounds": rounds, "batch_size": batch_size, "candidates_per_round": candidates_per_round,
-            "campaign": campaign, "store_uri": store_uri,
+            "rounds": rounds,
+            "batch_size": batch_size,
+            "candidates_per_round": candidates_per_round,
+            "campaign": campaign,
+            "store_uri": store_uri,
             "seeds": [s.strip() for s in seeds.split(",") if s.strip()] if seeds else None,
         }.items()
         if v is not None
-    }  # fmt: skip
+    }
     cfg = load_config(config, overrides) if config else build_config(overrides)
     if strategy:
         cfg = build_config({**cfg.model_dump(), "acquisition": {**cfg.acquisition.model_dump(), "strategy": strategy}})
@@ -94,11 +99,21 @@ def _print_summary(result: dict[str, Any], uri: str, database: str, campaign: st
     for s in result["summaries"]:
         batch = ", ".join(
             f"{a['formula']}"
-            + (f" ({a['formation_energy_per_atom']:.2f})" if a["formation_energy_per_atom"] is not None else f" ({a['status']})")
+            + (
+                f" ({a['formation_energy_per_atom']:.2f})"
+                if a["formation_energy_per_atom"] is not None
+                else f" ({a['status']})"
+            )
             for a in s["acquired"]
         )
-        table.add_row(str(s["round"]), batch, str(s["n_evaluated"]), str(s["n_failed"]), str(s["trained_model"]),
-                      f"{s['timings'].get('total', 0):.0f}")  # fmt: skip
+        table.add_row(
+            str(s["round"]),
+            batch,
+            str(s["n_evaluated"]),
+            str(s["n_failed"]),
+            str(s["trained_model"]),
+            f"{s['timings'].get('total', 0):.0f}",
+        )
     console.print(table)
     best = Table(title="Lowest formation energies so far (eV/atom)")
     for col in ("formula", "id", "E_f"):
@@ -115,9 +130,7 @@ def _print_summary(result: dict[str, Any], uri: str, database: str, campaign: st
 @app.command()
 def query(
     elements: Annotated[str, typer.Option(help="Comma-separated elements that must all be present, e.g. Li,O.")] = "",
-    max_formation_energy: Annotated[
-        float | None, typer.Option(help="Keep formation energy <= this (eV/atom).")
-    ] = None,
+    max_formation_energy: Annotated[float | None, typer.Option(help="Keep formation energy <= this (eV/atom).")] = None,
     sort: Annotated[str, typer.Option(help="formation_energy, energy_per_atom, formula, round.")] = "formation_energy",
     limit: Annotated[int, typer.Option(help="Rows at most (0: all).")] = 20,
     include_failed: Annotated[bool, typer.Option(help="Also list failed relaxations with their reason.")] = False,
@@ -136,9 +149,12 @@ def query(
             raise DiscoveryError(f"unknown element {s!r}")
     try:
         docs = open_store(store_uri, database).query(
-            elements=symbols, max_formation_energy=max_formation_energy, sort=sort, limit=limit,
+            elements=symbols,
+            max_formation_energy=max_formation_energy,
+            sort=sort,
+            limit=limit,
             include_failed=include_failed,
-        )  # fmt: skip
+        )
     except ValueError as exc:
         raise DiscoveryError(str(exc)) from None
     if as_json:
@@ -146,16 +162,30 @@ def query(
             print(json.dumps(d.model_dump(mode="json", exclude={"relaxed_structure"})))
         return
     table = Table(title=f"{len(docs)} evaluated candidates")
-    for col in ("formula", "id", "E_f eV/atom", "E eV/atom", "status", "steps", "round", "campaign", "potential"):
+    for col in (
+        "formula",
+        "id",
+        "E_f eV/atom",
+        "E eV/atom",
+        "status",
+        "steps",
+        "round",
+        "campaign",
+        "potential",
+    ):
         table.add_column(col)
     for d in docs:
         table.add_row(
-            d.formula, d.candidate_id,
+            d.formula,
+            d.candidate_id,
             "" if d.formation_energy_per_atom is None else f"{d.formation_energy_per_atom:.3f}",
             "" if d.energy_per_atom is None else f"{d.energy_per_atom:.3f}",
             d.status if not d.reason or d.status == "converged" else f"{d.status}: {d.reason[:60]}",
-            str(d.n_steps), str(d.provenance.round), d.provenance.campaign, d.potential,
-        )  # fmt: skip
+            str(d.n_steps),
+            str(d.provenance.round),
+            d.provenance.campaign,
+            d.potential,
+        )
     console.print(table)
 
 
@@ -173,15 +203,33 @@ def status(
     console.print("store: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     rounds = store.list_rounds(campaign)
     table = Table(title="Rounds")
-    for col in ("campaign", "round", "status", "new", "pool", "evaluated", "failed", "model", "val MAE", "wall s"):
+    for col in (
+        "campaign",
+        "round",
+        "status",
+        "new",
+        "pool",
+        "evaluated",
+        "failed",
+        "model",
+        "val MAE",
+        "wall s",
+    ):
         table.add_column(col)
     for r in rounds:
         mae = r.model_metrics.get("val_mae")
         table.add_row(
-            r.campaign, str(r.round), r.status, str(r.n_generated), str(r.n_pool), str(r.n_evaluated),
-            str(r.n_failed), r.trained_model or "", "" if mae is None else f"{mae:.3f}",
+            r.campaign,
+            str(r.round),
+            r.status,
+            str(r.n_generated),
+            str(r.n_pool),
+            str(r.n_evaluated),
+            str(r.n_failed),
+            r.trained_model or "",
+            "" if mae is None else f"{mae:.3f}",
             f"{r.timings.get('total', 0):.0f}",
-        )  # fmt: skip
+        )
     console.print(table)
     if rounds:
         best = Table(title=f"Best so far in {rounds[-1].campaign} (eV/atom)")
@@ -197,8 +245,15 @@ def status(
             mt.add_column(col)
         for m in models:
             mae = m.metrics.get("val_mae")
-            mt.add_row(m.id, m.property_name, str(m.n_members), str(m.n_train),
-                       "" if mae is None else f"{mae:.3f}", str(m.metrics.get("held_out", "")), m.path)  # fmt: skip
+            mt.add_row(
+                m.id,
+                m.property_name,
+                str(m.n_members),
+                str(m.n_train),
+                "" if mae is None else f"{mae:.3f}",
+                str(m.metrics.get("held_out", "")),
+                m.path,
+            )
         console.print(mt)
 
 

@@ -30,9 +30,11 @@ class OracleConfig(RelaxConfig):
     )
 
     num_threads: int = Field(
-        1, ge=1, le=256,
+        1,
+        ge=1,
+        le=256,
         description="torch threads for the potential; 1 is fastest for small cells on a shared 2-core machine.",
-    )  # fmt: skip
+    )
     reference_source: Literal["auto", "ase", "mp"] = Field(
         "auto",
         description="Elemental references: 'ase' relaxes ASE reference states with the potential; 'mp' takes "
@@ -69,7 +71,8 @@ class LoopConfig(BaseModel):
         description="Seed structures: 'pymatgen:default', 'pymatgen:<name>', files or folders (CIF/POSCAR/JSON).",
     )
     target: Literal["formation_energy_per_atom"] = Field(
-        "formation_energy_per_atom", description="Property the surrogate learns and acquisition optimises (eV/atom)."
+        "formation_energy_per_atom",
+        description="Property the surrogate learns and acquisition optimises (eV/atom).",
     )
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     surrogate: EnsembleConfig = Field(default_factory=EnsembleConfig)

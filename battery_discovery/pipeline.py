@@ -132,7 +132,12 @@ def generate_stage(store: CandidateStore, config: LoopConfig, round_index: int) 
     items = [
         (
             c.structure,
-            {"source": c.kind, "parent": c.parent, "substitutions": c.substitutions, "probability": c.probability},
+            {
+                "source": c.kind,
+                "parent": c.parent,
+                "substitutions": c.substitutions,
+                "probability": c.probability,
+            },
         )
         for c in candidates
     ]
@@ -140,7 +145,10 @@ def generate_stage(store: CandidateStore, config: LoopConfig, round_index: int) 
     room = max(0, config.candidates_per_round - store.count_generated(config.campaign, round_index))
     _, new_ids = register_structures(store, config, round_index, items, limit=room)
     return GenerateOutput(
-        n_candidates=len(candidates), new_ids=new_ids, n_parents=len(parents), elapsed_s=time.perf_counter() - start
+        n_candidates=len(candidates),
+        new_ids=new_ids,
+        n_parents=len(parents),
+        elapsed_s=time.perf_counter() - start,
     )
 
 
@@ -169,13 +177,19 @@ def predict_stage(store: CandidateStore, config: LoopConfig, round_index: int) -
     model = store.latest_model(config.campaign, before_round=round_index)
     if model is None or not pool:
         return PredictOutput(
-            pool_ids=[c.id for c in pool], members=[], model_version=None, elapsed_s=time.perf_counter() - start
+            pool_ids=[c.id for c in pool],
+            members=[],
+            model_version=None,
+            elapsed_s=time.perf_counter() - start,
         )
     try:
         ensemble = load_ensemble(model)
     except ModelNotFoundError:
         return PredictOutput(
-            pool_ids=[c.id for c in pool], members=[], model_version=None, elapsed_s=time.perf_counter() - start
+            pool_ids=[c.id for c in pool],
+            members=[],
+            model_version=None,
+            elapsed_s=time.perf_counter() - start,
         )
     members = ensemble.predict_members([Structure.from_dict(c.structure) for c in pool])
     return PredictOutput(
@@ -204,9 +218,7 @@ def acquire_stage(
     start = time.perf_counter()
     existing = store.get_round(config.campaign, round_index)
     if existing is not None and existing.acquired:
-        return AcquireOutput(
-            entries=existing.acquired, strategy="resumed", elapsed_s=time.perf_counter() - start
-        )
+        return AcquireOutput(entries=existing.acquired, strategy="resumed", elapsed_s=time.perf_counter() - start)
     pool = store.get_candidates(prediction.pool_ids)
     if not pool:
         return AcquireOutput(entries=[], strategy=config.acquisition.strategy, elapsed_s=time.perf_counter() - start)
@@ -384,7 +396,11 @@ def best_so_far(store: CandidateStore, config: LoopConfig, n: int = 5) -> list[d
     """The ``n`` lowest formation energies among all labels (formula, id, eV/atom)."""
     labelled = sorted(store.labelled(config.oracle.key()), key=lambda e: e.formation_energy_per_atom)
     return [
-        {"candidate_id": e.candidate_id, "formula": e.formula, "formation_energy_per_atom": e.formation_energy_per_atom}
+        {
+            "candidate_id": e.candidate_id,
+            "formula": e.formula,
+            "formation_energy_per_atom": e.formation_energy_per_atom,
+        }
         for e in labelled[:n]
     ]
 
@@ -449,9 +465,7 @@ def record_batch(store: CandidateStore, config: LoopConfig, round_index: int, id
     doc = begin_round(store, config, round_index)
     if doc.acquired:
         return doc.acquired
-    entries = [
-        BatchEntry(candidate_id=c.id, formula=c.formula, n_sites=c.n_sites) for c in store.get_candidates(ids)
-    ]
+    entries = [BatchEntry(candidate_id=c.id, formula=c.formula, n_sites=c.n_sites) for c in store.get_candidates(ids)]
     store.save_round(doc.model_copy(update={"acquired": entries, "n_pool": len(entries)}))
     return entries
 

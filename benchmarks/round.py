@@ -66,9 +66,11 @@ def main() -> None:
     print(header)
     for row in rows:
         print(
-            f"{row['round']:>5} " + " ".join(f"{row[s]:>9.2f}" for s in STAGES)
-            + f" {row['stages_sum_s']:>8.2f} {row['total_s']:>8.2f} {row['overhead_s']:>6.2f} ({row['overhead_share']:.1%})"
-        )  # fmt: skip
+            f"{row['round']:>5} "
+            + " ".join(f"{row[s]:>9.2f}" for s in STAGES)
+            + f" {row['stages_sum_s']:>8.2f} {row['total_s']:>8.2f}"
+            + f" {row['overhead_s']:>6.2f} ({row['overhead_share']:.1%})"
+        )
     result = {
         "benchmark": "round",
         "config": "LoopConfig(campaign='bench') defaults: pymatgen Li/Na seeds, batch 4, MEGNet x5, qUCB, CHGNet",

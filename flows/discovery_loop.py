@@ -55,9 +55,14 @@ def round_markdown(doc: RoundDoc, config: LoopConfig) -> str:
     """The round's summary artifact."""
     t = doc.timings
     stages = " | ".join(f"{k} {v:.1f} s" for k, v in t.items() if k not in ("total", "overhead"))
-    metrics = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in doc.model_metrics.items()
-                        if not isinstance(v, list))  # fmt: skip
-    best = "\n".join(f"| {b['formula']} | {b['candidate_id']} | {b['formation_energy_per_atom']:.3f} |" for b in doc.best)
+    metrics = ", ".join(
+        f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
+        for k, v in doc.model_metrics.items()
+        if not isinstance(v, list)
+    )
+    best = "\n".join(
+        f"| {b['formula']} | {b['candidate_id']} | {b['formation_energy_per_atom']:.3f} |" for b in doc.best
+    )
     return f"""# {doc.campaign} · round {doc.round}
 
 | metric | value |
@@ -101,7 +106,10 @@ def discovery_round(config: LoopConfig, round_index: int) -> dict[str, Any]:
         acq = acquire_task(config, round_index, pred)
         timings["acquire"] = acq.elapsed_s
         ids, model_version, n_generated, seeds = (
-            [e.candidate_id for e in acq.entries], pred.model_version, len(gen.new_ids), False
+            [e.candidate_id for e in acq.entries],
+            pred.model_version,
+            len(gen.new_ids),
+            False,
         )
     evaluation = evaluate_task(config, round_index, ids, model_version, seeds)
     timings["oracle"] = evaluation.elapsed_s
@@ -154,12 +162,20 @@ def discovery_loop(
     """
     config = build_config(
         {
-            "campaign": campaign, "rounds": rounds, "batch_size": batch_size,
-            "candidates_per_round": candidates_per_round, "seeds": seeds, "target": target,
-            "generate": generate, "surrogate": surrogate, "acquisition": acquisition, "oracle": oracle,
-            "store_uri": store_uri, "database": database,
+            "campaign": campaign,
+            "rounds": rounds,
+            "batch_size": batch_size,
+            "candidates_per_round": candidates_per_round,
+            "seeds": seeds,
+            "target": target,
+            "generate": generate,
+            "surrogate": surrogate,
+            "acquisition": acquisition,
+            "oracle": oracle,
+            "store_uri": store_uri,
+            "database": database,
         }
-    )  # fmt: skip
+    )
     return run_rounds(config)
 
 
@@ -183,10 +199,19 @@ def run_rounds(config: LoopConfig) -> dict[str, Any]:
     create_markdown_artifact(
         key=f"{config.campaign}-campaign-summary",
         markdown="\n".join(
-            [f"# Campaign {config.campaign}: {len(rounds)} rounds", "", "| formula | id | E_f (eV/atom) |", "|---|---|---|"]
+            [
+                f"# Campaign {config.campaign}: {len(rounds)} rounds",
+                "",
+                "| formula | id | E_f (eV/atom) |",
+                "|---|---|---|",
+            ]
             + [f"| {b['formula']} | {b['candidate_id']} | {b['formation_energy_per_atom']:.3f} |" for b in best]
         ),
         description="Best candidates after the last round",
     )
-    return {"campaign": config.campaign, "rounds_run": [s["round"] for s in summaries], "summaries": summaries,
-            "best": best}  # fmt: skip
+    return {
+        "campaign": config.campaign,
+        "rounds_run": [s["round"] for s in summaries],
+        "summaries": summaries,
+        "best": best,
+    }

@@ -7,10 +7,40 @@ from pymatgen.core import Element
 
 # Radioactive, noble-gas and very heavy elements: no use in a battery and poorly covered by potentials.
 DEFAULT_EXCLUDED: tuple[str, ...] = (
-    "He", "Ne", "Ar", "Kr", "Xe", "Rn", "Tc", "Pm", "Po", "At", "Fr", "Ra",
-    "Ac", "Th", "Pa", "U", "Np", "Pu", "Am", "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr",
-    "Hg", "Cd", "Tl", "Pb", "As", "Be",
-)  # fmt: skip
+    "He",
+    "Ne",
+    "Ar",
+    "Kr",
+    "Xe",
+    "Rn",
+    "Tc",
+    "Pm",
+    "Po",
+    "At",
+    "Fr",
+    "Ra",
+    "Ac",
+    "Th",
+    "Pa",
+    "U",
+    "Np",
+    "Pu",
+    "Am",
+    "Cm",
+    "Bk",
+    "Cf",
+    "Es",
+    "Fm",
+    "Md",
+    "No",
+    "Lr",
+    "Hg",
+    "Cd",
+    "Tl",
+    "Pb",
+    "As",
+    "Be",
+)
 
 
 def _check_elements(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -26,24 +56,31 @@ class GenerateConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     substitution_threshold: float = Field(
-        1e-3, gt=0.0, lt=1.0,
+        1e-3,
+        gt=0.0,
+        lt=1.0,
         description="Minimum probability (dimensionless) of the data-mined substitution (Hautier et al. 2011).",
-    )  # fmt: skip
+    )
     max_substitutions_per_parent: int = Field(300, ge=1, description="Most probable substitutions kept per parent.")
     ion_exchange: bool = Field(True, description="Also swap every Li for Na and every Na for Li in each parent.")
     require_any: tuple[str, ...] = Field(
         ("Li", "Na"), description="A candidate must contain at least one of these elements (empty: no rule)."
     )
     exclude_elements: tuple[str, ...] = Field(
-        DEFAULT_EXCLUDED, description="Candidates with any of these elements are dropped (toxic, radioactive, gases)."
+        DEFAULT_EXCLUDED,
+        description="Candidates with any of these elements are dropped (toxic, radioactive, gases).",
     )
     max_sites: int = Field(30, ge=1, description="Largest cell (sites) kept: relaxation cost grows with size.")
     min_distance_ratio: float = Field(
-        0.6, gt=0.0, le=1.5,
+        0.6,
+        gt=0.0,
+        le=1.5,
         description="Reject a candidate if two atoms are closer than this fraction of their summed atomic radii.",
-    )  # fmt: skip
+    )
     parents_per_round: int = Field(
-        8, ge=0, description="Besides the seeds, this many lowest-formation-energy evaluated structures are parents."
+        8,
+        ge=0,
+        description="Besides the seeds, this many lowest-formation-energy evaluated structures are parents.",
     )
 
     @field_validator("require_any", "exclude_elements")

@@ -28,7 +28,7 @@ def coarse_fingerprint(structure: Structure) -> str:
     """
     comp = structure.composition
     formula = comp.reduced_formula
-    z = int(round(comp.num_atoms / comp.reduced_composition.num_atoms))
+    z = round(comp.num_atoms / comp.reduced_composition.num_atoms)
     key = f"{formula}|{spacegroup_number(structure)}|{len(structure) // max(z, 1)}"
     return hashlib.sha1(key.encode()).hexdigest()[:12]
 

@@ -117,10 +117,12 @@ def substitute(parent: Structure, parent_name: str, config: GenerateConfig) -> l
             if s is not None:
                 out.append(
                     Candidate(
-                        structure=s, parent=parent_name, kind="ion_exchange",
+                        structure=s,
+                        parent=parent_name,
+                        kind="ion_exchange",
                         substitutions={str(k): str(v) for k, v in mapping.items()},
                     )
-                )  # fmt: skip
+                )
     species = sorted(set(decorated.composition), key=str)
     try:
         with warnings.catch_warnings():
@@ -138,11 +140,13 @@ def substitute(parent: Structure, parent_name: str, config: GenerateConfig) -> l
             continue
         out.append(
             Candidate(
-                structure=s, parent=parent_name, kind="substitution",
+                structure=s,
+                parent=parent_name,
+                kind="substitution",
                 substitutions={str(k): str(v) for k, v in mapping.items() if k != v},
                 probability=float(pred["probability"]),
             )
-        )  # fmt: skip
+        )
     return out
 
 

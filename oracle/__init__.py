@@ -13,16 +13,15 @@ from oracle.potentials import (
     unregister_potential,
 )
 from oracle.references import (
-    default_mp_references_path,
     ElementalReferences,
     ReferenceEnergy,
     clear_memory_cache,
+    default_mp_references_path,
     load_mp_reference_entries,
 )
 from oracle.relax import RelaxationResult, RelaxConfig, relax_many, relax_structure
 
 __all__ = [
-    "default_mp_references_path",
     "DEFAULT_POTENTIAL",
     "POTENTIALS",
     "CHGNetPotential",
@@ -35,6 +34,7 @@ __all__ = [
     "available_potentials",
     "clear_memory_cache",
     "clear_potential_cache",
+    "default_mp_references_path",
     "get_potential",
     "load_mp_reference_entries",
     "register_potential",

@@ -88,9 +88,7 @@ class ReferenceEnergy(BaseModel):
         "'mp:mp-1018134-GGA (relaxed)' or 'mp:mp-1018134-GGA (DFT energy)'."
     )
     n_atoms: int = Field(description="Atoms in the reference cell.")
-    status: str = Field(
-        description="Relaxation status ('converged', 'unconverged', or 'dft' if not relaxed)."
-    )
+    status: str = Field(description="Relaxation status ('converged', 'unconverged', or 'dft' if not relaxed).")
     potential: str = Field(description="Potential spec (or the MP functional for DFT energies).")
     potential_version: str = Field(description="Potential package and model version.")
     settings: str = Field(description="Fingerprint of the settings that produced this value.")
@@ -181,9 +179,7 @@ class ElementalReferences:
         n_atoms = composition.num_atoms
         if n_atoms <= 0:
             raise DiscoveryError("formation energy of an empty composition")
-        mu = sum(
-            amount * self.energy_per_atom(str(el)) for el, amount in composition.element_composition.items()
-        )
+        mu = sum(amount * self.energy_per_atom(str(el)) for el, amount in composition.element_composition.items())
         return float((energy_total - mu) / n_atoms)
 
     def reference(self, element: str | Element | Species) -> ReferenceEnergy:

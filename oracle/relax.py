@@ -52,12 +52,8 @@ class RelaxConfig(BaseModel):
     max_volume_change: float = Field(
         0.5, gt=0, description="Fail when |V_relaxed/V_initial - 1| exceeds this (fraction)."
     )
-    min_distance: float = Field(
-        0.5, ge=0, description="Fail before starting when two atoms are closer than this (Å)."
-    )
-    timeout_s: float = Field(
-        600.0, gt=0, description="Wall-clock limit per structure (s), checked every step."
-    )
+    min_distance: float = Field(0.5, ge=0, description="Fail before starting when two atoms are closer than this (Å).")
+    timeout_s: float = Field(600.0, gt=0, description="Wall-clock limit per structure (s), checked every step.")
 
 
 class RelaxationResult(BaseModel):
@@ -141,9 +137,7 @@ def _optimize(
     _check_finite(energy0, forces0, "for the initial structure")
     partial["initial_energy_per_atom"] = energy0 / n_sites
     if _max_force(forces0) > config.max_force_abort:
-        raise _Abort(
-            f"exploding: initial max force {_max_force(forces0):.1f} eV/Å > {config.max_force_abort} eV/Å"
-        )
+        raise _Abort(f"exploding: initial max force {_max_force(forces0):.1f} eV/Å > {config.max_force_abort} eV/Å")
 
     optimizable = FrechetCellFilter(atoms) if config.relax_cell else atoms
     optimizer = _OPTIMIZERS[config.optimizer](optimizable, logfile=None)
@@ -163,9 +157,7 @@ def _optimize(
             )
         change = atoms.get_volume() / volume_before - 1.0
         if not math.isfinite(change) or abs(change) > config.max_volume_change:
-            raise _Abort(
-                f"volume change {change:+.2f} exceeds ±{config.max_volume_change} at step {optimizer.nsteps}"
-            )
+            raise _Abort(f"volume change {change:+.2f} exceeds ±{config.max_volume_change} at step {optimizer.nsteps}")
 
     optimizer.attach(watchdog, interval=1)
     converged = bool(optimizer.run(fmax=config.fmax, steps=config.max_steps))

@@ -27,7 +27,10 @@ class ToyCalculator(Calculator):
         self._lj = LennardJones(sigma=1.8, epsilon=0.01, rc=5.0, smooth=True)
 
     def calculate(
-        self, atoms: Atoms | None = None, properties: list[str] | None = None, system_changes: list[str] = all_changes
+        self,
+        atoms: Atoms | None = None,
+        properties: list[str] | None = None,
+        system_changes: list[str] = all_changes,
     ) -> None:
         super().calculate(atoms, properties, system_changes)
         lj = self.atoms.copy()

@@ -60,9 +60,7 @@ def _mongo_client(uri: str, timeout_ms: int, *, ping: bool = True) -> pymongo.Mo
     fresh = client is None
     if client is None:
         try:
-            client = pymongo.MongoClient(
-                uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms
-            )
+            client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
         except PyMongoError as exc:  # malformed URI, missing dnspython for +srv, ...
             raise _unreachable(uri, exc) from None
     if ping or fresh:
@@ -114,9 +112,7 @@ def connect(
     if uri.startswith(MONGOMOCK_SCHEME):
         return _mongomock_database(uri, database)
     scheme = uri.split("://", 1)[0] + "://" if "://" in uri else repr(redact_uri(uri))
-    raise StoreUnavailableError(
-        f"unknown store URI scheme {scheme}; use 'embedded', mongodb://... or mongomock://"
-    )
+    raise StoreUnavailableError(f"unknown store URI scheme {scheme}; use 'embedded', mongodb://... or mongomock://")
 
 
 def close_all() -> None:

@@ -78,7 +78,8 @@ class EvaluationDoc(_Doc):
     energy_total: float | None = Field(None, description="Total energy of the relaxed cell (eV).")
     energy_per_atom: float | None = Field(None, description="Energy per atom (eV/atom).")
     formation_energy_per_atom: float | None = Field(
-        None, description="Formation energy against elemental references relaxed with the same potential (eV/atom)."
+        None,
+        description="Formation energy against elemental references relaxed with the same potential (eV/atom).",
     )
     max_force: float | None = Field(None, description="Largest residual force (eV/Å).")
     n_steps: int = Field(0, description="Optimizer steps taken.")

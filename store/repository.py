@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pymongo
-from pymongo.database import Database
 from pymongo.collection import Collection
+from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from battery_discovery.errors import StoreUnavailableError
@@ -122,7 +122,11 @@ class CandidateStore:
     def count_generated(self, campaign: str, round_index: int) -> int:
         """Candidates (not seeds) first written by ``campaign`` in round ``round_index``."""
         return self.candidates.count_documents(
-            {"provenance.campaign": campaign, "provenance.round": round_index, "source": {"$in": ["substitution", "ion_exchange"]}}
+            {
+                "provenance.campaign": campaign,
+                "provenance.round": round_index,
+                "source": {"$in": ["substitution", "ion_exchange"]},
+            }
         )
 
     @_guard
@@ -157,7 +161,11 @@ class CandidateStore:
     def labelled(self, oracle_key: str) -> list[EvaluationDoc]:
         """Every usable label (not failed, finite formation energy) for ``oracle_key``, by id."""
         cursor = self.evaluations.find(
-            {"oracle_key": oracle_key, "status": {"$ne": "failed"}, "formation_energy_per_atom": {"$type": "number"}}
+            {
+                "oracle_key": oracle_key,
+                "status": {"$ne": "failed"},
+                "formation_energy_per_atom": {"$type": "number"},
+            }
         ).sort("_id", 1)
         return [EvaluationDoc.model_validate(d) for d in cursor]
 

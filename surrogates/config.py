@@ -59,9 +59,7 @@ class EnsembleConfig(BaseModel):
         description="Each member trains on its own bootstrap resample (drawn with replacement) of the "
         "training split; if False all members see the full training split and differ only by their seed.",
     )
-    seed: int = Field(
-        0, ge=0, description="Base random seed; member k uses seed + k. Same seed, same ensemble."
-    )
+    seed: int = Field(0, ge=0, description="Base random seed; member k uses seed + k. Same seed, same ensemble.")
     val_fraction: float = Field(
         0.2,
         ge=0.0,
@@ -76,7 +74,5 @@ class EnsembleConfig(BaseModel):
         description="Stop a member after this many epochs without improvement of its validation loss and "
         "restore its best weights; None trains for all epochs. Ignored when there is no validation split.",
     )
-    num_threads: int = Field(
-        1, ge=1, description="torch intra-op CPU threads used during training and inference."
-    )
+    num_threads: int = Field(1, ge=1, description="torch intra-op CPU threads used during training and inference.")
     inference_batch_size: int = Field(128, ge=1, description="Structures per forward pass when predicting.")

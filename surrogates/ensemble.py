@@ -78,9 +78,7 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def check_structures(
-    structures: Sequence[Structure], element_types: Sequence[str] = DEFAULT_ELEMENTS
-) -> None:
+def check_structures(structures: Sequence[Structure], element_types: Sequence[str] = DEFAULT_ELEMENTS) -> None:
     """Raise ConfigError unless every structure is an ordered pymatgen Structure of known elements."""
     allowed = frozenset(element_types)
     for i, structure in enumerate(structures):
@@ -153,9 +151,7 @@ def _predict_scaled(model: torch.nn.Module, batches: Sequence[_Collated]) -> np.
 def _build_model(config: EnsembleConfig) -> torch.nn.Module:
     """A freshly initialised member (uses the global torch RNG; seed it first)."""
     if config.architecture == "megnet":
-        return MEGNet(
-            **MEGNET_SIZES[config.hidden_size], element_types=DEFAULT_ELEMENTS, cutoff=config.cutoff
-        )
+        return MEGNet(**MEGNET_SIZES[config.hidden_size], element_types=DEFAULT_ELEMENTS, cutoff=config.cutoff)
     raise ConfigError(f"architecture {config.architecture!r} is not implemented")  # pragma: no cover
 
 
@@ -189,9 +185,7 @@ def _train_member(
         torch.manual_seed(member_seed)
         model = _build_model(config)
     generator = torch.Generator().manual_seed(member_seed)
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     early_stopping = config.patience is not None and len(val_batches) > 0
     best_loss, best_state, stale = math.inf, None, 0
     epochs_run, seen = 0, 0
@@ -236,9 +230,7 @@ def _validate_training_data(structures: Sequence[Structure], targets: Sequence[f
         raise ConfigError(f"targets must be one number per structure, got shape {np.shape(targets)}")
     bad = np.flatnonzero(~np.isfinite(y))
     if bad.size:
-        raise ConfigError(
-            f"{bad.size} target(s) are NaN or infinite (first at index {int(bad[0])}); drop or fix them"
-        )
+        raise ConfigError(f"{bad.size} target(s) are NaN or infinite (first at index {int(bad[0])}); drop or fix them")
     check_structures(structures)
     return y
 
@@ -371,9 +363,7 @@ class GNNEnsemble:
             held_out = len(val_idx) > 0
             eval_idx = val_idx if held_out else train_idx
             eval_batches = (
-                val_batches
-                if held_out
-                else _batches([graphs[i] for i in eval_idx], config.inference_batch_size)
+                val_batches if held_out else _batches([graphs[i] for i in eval_idx], config.inference_batch_size)
             )
             members_eval = np.stack([_predict_scaled(r.model, eval_batches) for r in results])
         members_eval = members_eval * target_std + target_mean  # (K, n_eval) original units
@@ -438,9 +428,7 @@ class GNNEnsemble:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         for k, member in enumerate(self.members):
-            member.save(
-                directory / f"member_{k}", metadata={"property_name": self.property_name, "member": k}
-            )
+            member.save(directory / f"member_{k}", metadata={"property_name": self.property_name, "member": k})
         meta = {
             "format_version": FORMAT_VERSION,
             "property_name": self.property_name,
@@ -477,9 +465,7 @@ class GNNEnsemble:
             target_mean, target_std = float(meta["target_mean"]), float(meta["target_std"])
             metrics = dict(meta.get("metrics") or {})
         except (OSError, ValueError, KeyError, TypeError, ValidationError) as exc:
-            raise ModelNotFoundError(
-                f"surrogate metadata {meta_path} is unreadable or corrupt: {exc}"
-            ) from exc
+            raise ModelNotFoundError(f"surrogate metadata {meta_path} is unreadable or corrupt: {exc}") from exc
         model_cls = _MODEL_CLASSES[config.architecture]
         members = []
         for k in range(config.n_members):

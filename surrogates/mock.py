@@ -88,9 +88,7 @@ class MockSurrogate:
 
     def _check(self, structures: Sequence[Structure]) -> None:
         if len(structures) != self.mean.size:
-            raise ConfigError(
-                f"MockSurrogate holds predictions for {self.mean.size} structures, got {len(structures)}"
-            )
+            raise ConfigError(f"MockSurrogate holds predictions for {self.mean.size} structures, got {len(structures)}")
         self.calls += 1
 
     def predict_members(self, structures: Sequence[Structure]) -> np.ndarray:
@@ -140,9 +138,7 @@ class FunctionSurrogate:
         """Members evenly spread so that their mean is ``mean_fn(s)`` and population std ``std_fn(s)``."""
 
         def fn(structure: Structure) -> np.ndarray:
-            return spread_members(np.array([mean_fn(structure)]), np.array([std_fn(structure)]), n_members)[
-                :, 0
-            ]
+            return spread_members(np.array([mean_fn(structure)]), np.array([std_fn(structure)]), n_members)[:, 0]
 
         return cls(fn, n_members=n_members, property_name=property_name, version=version)
 
@@ -158,9 +154,7 @@ class FunctionSurrogate:
         for i, structure in enumerate(structures):
             values = np.asarray(self.fn(structure), dtype=np.float64).reshape(-1)
             if values.shape != (self._n_members,):
-                raise ConfigError(
-                    f"fn returned {values.shape[0]} values, expected n_members={self._n_members}"
-                )
+                raise ConfigError(f"fn returned {values.shape[0]} values, expected n_members={self._n_members}")
             out[:, i] = values
         return out
 

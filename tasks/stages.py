@@ -57,8 +57,11 @@ def generate_task(config: LoopConfig, round_index: int) -> pipeline.GenerateOutp
     out = pipeline.generate_stage(open_store(config), config, round_index)
     get_run_logger().info(
         "round %d · generate: %d candidates from %d parents, %d new",
-        round_index, out.n_candidates, out.n_parents, len(out.new_ids),
-    )  # fmt: skip
+        round_index,
+        out.n_candidates,
+        out.n_parents,
+        len(out.new_ids),
+    )
     return out
 
 
@@ -73,9 +76,7 @@ def predict_task(config: LoopConfig, round_index: int) -> pipeline.PredictOutput
 
 
 @task(name="acquire", **_OPTS)
-def acquire_task(
-    config: LoopConfig, round_index: int, prediction: pipeline.PredictOutput
-) -> pipeline.AcquireOutput:
+def acquire_task(config: LoopConfig, round_index: int, prediction: pipeline.PredictOutput) -> pipeline.AcquireOutput:
     """Choose the batch."""
     out = pipeline.acquire_stage(open_store(config), config, round_index, prediction)
     get_run_logger().info(
@@ -99,9 +100,14 @@ def evaluate_task(
         logger.info("round %d · oracle %d/%d: %s", round_index, done + 1, total, formula)
 
     out = pipeline.evaluate_stage(
-        open_store(config), config, round_index, candidate_ids,
-        model_version=model_version, seeds=seeds, progress=progress,
-    )  # fmt: skip
+        open_store(config),
+        config,
+        round_index,
+        candidate_ids,
+        model_version=model_version,
+        seeds=seeds,
+        progress=progress,
+    )
     failed = [cid for cid, s in out.status.items() if s == "failed"]
     logger.info("round %d · oracle: %d computed, %d failed", round_index, out.n_computed, len(failed))
     return out
@@ -128,9 +134,14 @@ def complete_round_task(
 ) -> RoundDoc:
     """Write the round's results and mark it completed."""
     return pipeline.complete_round(
-        open_store(config), config, round_index,
-        n_generated=n_generated, evaluation=evaluation, retrain=retrain, timings=timings,
-    )  # fmt: skip
+        open_store(config),
+        config,
+        round_index,
+        n_generated=n_generated,
+        evaluation=evaluation,
+        retrain=retrain,
+        timings=timings,
+    )
 
 
 @task(name="record-timings", **_OPTS)

@@ -64,9 +64,13 @@ def test_bad_inputs() -> None:
 
 @pytest.mark.parametrize(
     ("data", "field"),
-    [({"strategy": "magic"}, "strategy"), ({"beta": -1}, "beta"), ({"num_samples": 0}, "num_samples"),
-     ({"betta": 1.0}, "betta")],
-)  # fmt: skip
+    [
+        ({"strategy": "magic"}, "strategy"),
+        ({"beta": -1}, "beta"),
+        ({"num_samples": 0}, "num_samples"),
+        ({"betta": 1.0}, "betta"),
+    ],
+)
 def test_invalid_configs_are_rejected(data: dict, field: str) -> None:
     with pytest.raises(ValidationError, match=field):
         AcquisitionConfig(**data)

@@ -32,7 +32,10 @@ def test_help_lists_commands(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
         (("run", "--rounds", "-2"), "invalid config value for rounds"),
         (("run", "--seeds", "/no/such.cif"), "neither a file"),
         (("run", "--strategy", "magic"), "acquisition.strategy"),
-        (("run", "--store-uri", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300"), "cannot reach MongoDB"),
+        (
+            ("run", "--store-uri", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300"),
+            "cannot reach MongoDB",
+        ),
         (("query", "--elements", "Li,Xx", "--store-uri", "mongomock://cli"), "unknown element 'Xx'"),
         (("query", "--sort", "colour", "--store-uri", "mongomock://cli"), "cannot sort by"),
     ],

@@ -19,11 +19,14 @@ from store.repository import CandidateStore
 @pytest.fixture
 def config() -> LoopConfig:
     return LoopConfig(
-        campaign="unit", rounds=1, batch_size=2, candidates_per_round=5,
+        campaign="unit",
+        rounds=1,
+        batch_size=2,
+        candidates_per_round=5,
         seeds=("pymatgen:Li2O", "pymatgen:Li2O2"),
         oracle={"potential": "toy", "fmax": 0.1, "max_steps": 30, "reference_source": "ase"},
         store_uri="mongomock://pipeline",
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -63,9 +66,14 @@ def test_seed_generate_acquire_evaluate_resume(store: CandidateStore, config: Lo
     ev1 = pipeline.evaluate_stage(store, config, 1, batch)
     assert set(ev1.status) == set(batch)
     doc = pipeline.complete_round(
-        store, config, 1, n_generated=len(gen.new_ids), evaluation=ev1,
-        retrain=pipeline.RetrainOutput(model_version=None), timings={"oracle": ev1.elapsed_s},
-    )  # fmt: skip
+        store,
+        config,
+        1,
+        n_generated=len(gen.new_ids),
+        evaluation=ev1,
+        retrain=pipeline.RetrainOutput(model_version=None),
+        timings={"oracle": ev1.elapsed_s},
+    )
     assert doc.status == "completed" and doc.n_evaluated == len(batch)
     assert doc.best[0]["formation_energy_per_atom"] == min(
         e.formation_energy_per_atom for e in store.labelled(config.oracle.key())

@@ -54,8 +54,11 @@ def prefect_env(tmp_path_factory: pytest.TempPathFactory, session_home: Path) ->
     log = open(tmp_path_factory.mktemp("logs") / "server.log", "w")  # noqa: SIM115
     server = subprocess.Popen(
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -90,8 +93,12 @@ def test_deployment_run_end_to_end(prefect_env: dict[str, str], tmp_path: Path) 
     worker_log = open(tmp_path / "worker.log", "w")  # noqa: SIM115
     worker = subprocess.Popen(
         [prefect, "worker", "start", "--pool", "local"],
-        env=env, cwd=tmp_path, stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        env=env,
+        cwd=tmp_path,
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     params = {
         "campaign": "e2e",
         "batch_size": 1,
@@ -103,10 +110,25 @@ def test_deployment_run_end_to_end(prefect_env: dict[str, str], tmp_path: Path) 
     }
     try:
         run = subprocess.run(
-            [prefect, "deployment", "run", "discovery-loop/local", "--param", "rounds=1",
-             "--params", json.dumps(params), "--watch", "--watch-timeout", "600"],
-            env=env, cwd=REPO, capture_output=True, text=True, timeout=700,
-        )  # fmt: skip
+            [
+                prefect,
+                "deployment",
+                "run",
+                "discovery-loop/local",
+                "--param",
+                "rounds=1",
+                "--params",
+                json.dumps(params),
+                "--watch",
+                "--watch-timeout",
+                "600",
+            ],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=700,
+        )
     finally:
         _stop(worker)
         worker_log.close()
@@ -132,9 +154,7 @@ def test_deployment_run_end_to_end(prefect_env: dict[str, str], tmp_path: Path) 
     assert {"predicted_mean_eV_per_atom", "predicted_std_eV_per_atom", "acquisition_value"} <= set(rows[0])
     assert "round 1" in by_key["e2e-round-1-summary"]["data"]
 
-    query = _run(
-        [str(BIN / "battery-discovery"), "query", "--elements", "Li,O", "--database", "e2e", "--json"], env
-    )
+    query = _run([str(BIN / "battery-discovery"), "query", "--elements", "Li,O", "--database", "e2e", "--json"], env)
     found = [json.loads(line) for line in query.stdout.splitlines() if line.startswith("{")]
     li2o = [d for d in found if d["formula"] == "Li2O"]
     assert li2o and -2.4 < li2o[0]["formation_energy_per_atom"] < -1.8

@@ -53,7 +53,7 @@ def test_partial_occupancy_is_refused_with_advice() -> None:
 
 
 def test_unknown_bundled_name_lists_what_exists() -> None:
-    with pytest.raises(SeedError, match="available: .*Li2O"):
+    with pytest.raises(SeedError, match=r"available: .*Li2O"):
         load_seeds(["pymatgen:NoSuchThing"])
 
 

@@ -12,9 +12,9 @@ from pymatgen.core import Composition, Structure
 
 from battery_discovery.errors import ConfigError
 from oracle.references import (
-    default_mp_references_path,
     ElementalReferences,
     clear_memory_cache,
+    default_mp_references_path,
     load_mp_reference_entries,
 )
 from oracle.relax import RelaxConfig, relax_structure
@@ -116,9 +116,7 @@ def test_mp_entries_with_structures_are_relaxed(tmp_path: Path, make_rocksalt: R
     assert reference.source == "mp:mp-test (relaxed)"
 
 
-needs_mp_file = pytest.mark.skipif(
-    not default_mp_references_path().is_file(), reason="shared MP reference file absent"
-)
+needs_mp_file = pytest.mark.skipif(not default_mp_references_path().is_file(), reason="shared MP reference file absent")
 
 
 @needs_mp_file
@@ -152,9 +150,7 @@ def _li2o() -> Structure:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "mp_value"), [("LiF", -3.20), ("NaCl", -2.10), ("Li2O", -2.07)])
-def test_chgnet_formation_energies(
-    name: str, mp_value: float, tmp_path: Path, make_rocksalt: Rocksalt
-) -> None:
+def test_chgnet_formation_energies(name: str, mp_value: float, tmp_path: Path, make_rocksalt: Rocksalt) -> None:
     structure = {
         "LiF": lambda: make_rocksalt(4.03),
         "NaCl": lambda: make_rocksalt(5.64, "Na", "Cl"),

@@ -16,9 +16,7 @@ Rocksalt = Callable[..., Structure]
 
 
 def _fcc(a: float, element: str = "Li") -> Structure:
-    return Structure.from_spacegroup(
-        "Fm-3m", Lattice.cubic(a), [element], [[0, 0, 0]]
-    ).get_primitive_structure()
+    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), [element], [[0, 0, 0]]).get_primitive_structure()
 
 
 # -- configuration ---------------------------------------------------------------------------------
@@ -49,9 +47,7 @@ def test_unknown_potential_raises_config_error(make_rocksalt: Rocksalt) -> None:
 
 @pytest.mark.usefixtures("fake_potentials")
 def test_atoms_too_close_fail_before_any_calculation() -> None:
-    structure = Structure(
-        Lattice.cubic(5.0), ["Li", "F"], [[0, 0, 0], [0.3, 0, 0]], coords_are_cartesian=True
-    )
+    structure = Structure(Lattice.cubic(5.0), ["Li", "F"], [[0, 0, 0], [0.3, 0, 0]], coords_are_cartesian=True)
     result = relax_structure(structure, RelaxConfig(potential="fake:const"))
     assert result.status == "failed"
     assert "too close" in result.reason and "0.300" in result.reason
@@ -124,9 +120,7 @@ def test_unconverged_keeps_energies() -> None:
 @pytest.mark.usefixtures("fake_potentials")
 def test_relax_many_keeps_going_after_failures(make_rocksalt: Rocksalt) -> None:
     good = make_rocksalt(4.03)
-    too_close = Structure(
-        Lattice.cubic(5.0), ["Li", "F"], [[0, 0, 0], [0.2, 0, 0]], coords_are_cartesian=True
-    )
+    too_close = Structure(Lattice.cubic(5.0), ["Li", "F"], [[0, 0, 0], [0.2, 0, 0]], coords_are_cartesian=True)
     disordered = make_rocksalt(4.03)
     disordered.replace(1, {"F": 0.5, "Cl": 0.5})
     results = relax_many([too_close, good, disordered, good], RelaxConfig(potential="fake:const"))

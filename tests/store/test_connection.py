@@ -129,9 +129,7 @@ def test_embedded_server_lifecycle(store_home: Path, tmp_path: Path) -> None:
     assert EmbeddedServerInfo.from_json(state) == info
     assert embedded_server_status(store_home) == info
 
-    client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
-        info.uri, serverSelectionTimeoutMS=3000
-    )
+    client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(info.uri, serverSelectionTimeoutMS=3000)
     try:
         coll = client["bd_test"]["candidates"]
         chems = ["Na", "Li", "Na", "Li", "Na"]

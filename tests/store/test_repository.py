@@ -25,17 +25,34 @@ def _prov(round_: int = 1) -> Provenance:
 
 def _cand(cid: str, formula: str = "Li2O", elements: tuple[str, ...] = ("Li", "O")) -> CandidateDoc:
     return CandidateDoc(
-        _id=cid, fingerprint=cid[:4], formula=formula, elements=list(elements), chemsys="-".join(elements),
-        n_sites=3, structure={}, source="substitution", provenance=_prov(),
-    )  # fmt: skip
+        _id=cid,
+        fingerprint=cid[:4],
+        formula=formula,
+        elements=list(elements),
+        chemsys="-".join(elements),
+        n_sites=3,
+        structure={},
+        source="substitution",
+        provenance=_prov(),
+    )
 
 
 def _eval(cid: str, ef: float | None, status: str = "converged", formula: str = "Li2O") -> EvaluationDoc:
     return EvaluationDoc(
-        _id=f"{cid}:k", candidate_id=cid, oracle_key="k", formula=formula, elements=["Li", "O"], status=status,
-        formation_energy_per_atom=ef, potential="chgnet", potential_version="v", fmax=0.1, max_steps=10,
-        elapsed_s=1.0, provenance=_prov(),
-    )  # fmt: skip
+        _id=f"{cid}:k",
+        candidate_id=cid,
+        oracle_key="k",
+        formula=formula,
+        elements=["Li", "O"],
+        status=status,
+        formation_energy_per_atom=ef,
+        potential="chgnet",
+        potential_version="v",
+        fmax=0.1,
+        max_steps=10,
+        elapsed_s=1.0,
+        provenance=_prov(),
+    )
 
 
 def test_candidates_insert_once(store: CandidateStore) -> None:
@@ -83,8 +100,16 @@ def test_rounds_and_models(store: CandidateStore) -> None:
     assert store.get_round("c", 2) is None
     for r in (0, 1, 2):
         store.register_model(
-            ModelDoc(_id=f"c-r{r}", campaign="c", round=r, property_name="e", architecture="megnet", n_members=2,
-                     path="/x", n_train=r + 2)  # fmt: skip
+            ModelDoc(
+                _id=f"c-r{r}",
+                campaign="c",
+                round=r,
+                property_name="e",
+                architecture="megnet",
+                n_members=2,
+                path="/x",
+                n_train=r + 2,
+            )
         )
     assert store.latest_model("c").id == "c-r2"
     assert store.latest_model("c", before_round=2).id == "c-r1"

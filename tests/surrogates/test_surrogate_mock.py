@@ -104,8 +104,12 @@ def test_config_defaults_and_strictness() -> None:
     cfg = EnsembleConfig()
     assert (cfg.architecture, cfg.n_members, cfg.epochs, cfg.batch_size) == ("megnet", 5, 60, 16)
     assert (cfg.cutoff, cfg.hidden_size, cfg.bootstrap, cfg.val_fraction, cfg.patience) == (
-        4.0, "small", True, 0.2, None,
-    )  # fmt: skip
+        4.0,
+        "small",
+        True,
+        0.2,
+        None,
+    )
     with pytest.raises(ValidationError):
         EnsembleConfig(n_memebers=3)  # typo: extra="forbid"
     with pytest.raises(ValidationError):
