@@ -23,7 +23,8 @@ app = typer.Typer(
 )
 store_app = typer.Typer(help="Manage the embedded MongoDB-compatible store server.", no_args_is_help=True)
 app.add_typer(store_app, name="store")
-console = Console()
+# Wide enough for the tables when piped (rich would fall back to 80 columns).
+console = Console(width=None if sys.stdout.isatty() else 180)
 err_console = Console(stderr=True, soft_wrap=True)
 
 StoreUri = Annotated[
@@ -162,29 +163,19 @@ def query(
             print(json.dumps(d.model_dump(mode="json", exclude={"relaxed_structure"})))
         return
     table = Table(title=f"{len(docs)} evaluated candidates")
-    for col in (
-        "formula",
-        "id",
-        "E_f eV/atom",
-        "E eV/atom",
-        "status",
-        "steps",
-        "round",
-        "campaign",
-        "potential",
-    ):
-        table.add_column(col)
+    for col in ("formula", "id", "E_f eV/atom", "E eV/atom", "status", "steps", "round", "campaign", "reason"):
+        table.add_column(col, no_wrap=col != "reason", overflow="ellipsis", max_width=60 if col == "reason" else None)
     for d in docs:
         table.add_row(
             d.formula,
             d.candidate_id,
             "" if d.formation_energy_per_atom is None else f"{d.formation_energy_per_atom:.3f}",
             "" if d.energy_per_atom is None else f"{d.energy_per_atom:.3f}",
-            d.status if not d.reason or d.status == "converged" else f"{d.status}: {d.reason[:60]}",
+            d.status,
             str(d.n_steps),
             str(d.provenance.round),
             d.provenance.campaign,
-            d.potential,
+            d.reason,
         )
     console.print(table)
 
