@@ -9,7 +9,7 @@ export PREFECT_HOME ?= $(CURDIR)/var/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup run test test-fast lint bench clean
+.PHONY: setup run test test-fast lint bench clean distclean
 
 setup: $(STAMP)
 
@@ -36,5 +36,11 @@ lint: setup
 bench: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/round.py
 
+# Removes the environment and caches; keeps var/ (the store, models and reference energies).
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache var/prefect
+
+# Also deletes every campaign: stops the embedded store first.
+distclean:
+	-[ -x $(BIN)/battery-discovery ] && $(BIN)/battery-discovery store stop
+	rm -rf $(VENV) .pytest_cache .ruff_cache var

@@ -23,4 +23,4 @@ class AcquisitionConfig(BaseModel):
     num_samples: int = Field(
         256, ge=1, le=16384, description="Posterior samples (indices into the ensemble) for MC acquisition."
     )
-    seed: int = Field(0, description="Seed of random choices and of the MC sampler.")
+    seed: int = Field(0, ge=0, description="Seed of random choices and of the MC sampler.")

@@ -42,11 +42,21 @@ class OracleConfig(RelaxConfig):
         "(Li, Na, O, F, Fe, ...) and MP for the rest (S, P, Mn, ...).",
     )
 
+    @field_validator("potential")
+    @classmethod
+    def _known_potential(cls, value: str) -> str:
+        from oracle.potentials import POTENTIALS, parse_spec
+
+        family = parse_spec(value)[0]
+        if family not in POTENTIALS:
+            raise ValueError(f"unknown potential {family!r}; registered: {', '.join(sorted(POTENTIALS))}")
+        return value
+
     def key(self) -> str:
         """Identity of this oracle: results under another key are not reused."""
         return (
             f"{self.potential}|fmax={self.fmax:g}|steps={self.max_steps}|cell={int(self.relax_cell)}"
-            f"|refs={self.reference_source}"
+            f"|opt={self.optimizer}|refs={self.reference_source}|seeds={'relaxed' if self.relax_seeds else 'static'}"
         )
 
     def relax_config(self, *, seeds: bool = False) -> RelaxConfig:
@@ -88,6 +98,13 @@ class LoopConfig(BaseModel):
     def _campaign_name(cls, value: str) -> str:
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", value):
             raise ValueError("use lowercase letters, digits and dashes (it names Prefect artifacts)")
+        return value
+
+    @field_validator("database")
+    @classmethod
+    def _database_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,63}", value):
+            raise ValueError("use 1-63 letters, digits, '_' or '-'")
         return value
 
     @field_validator("seeds")

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,7 @@ def _candidate_doc(
     elements = sorted(el.symbol for el in comp.elements)
     return CandidateDoc(
         _id=cid,
+        campaign=config.campaign,
         fingerprint=fp,
         formula=comp.reduced_formula,
         elements=elements,
@@ -70,35 +72,60 @@ def register_structures(
     items: list[tuple[Structure, dict[str, Any]]],
     limit: int,
 ) -> tuple[list[str], list[str]]:
-    """Store structures not seen before (StructureMatcher against the store and each other).
+    """Store structures the campaign has not seen (StructureMatcher against the store and each other).
+
+    Safe when several processes register at once: an id taken meanwhile is re-read and compared.
 
     Args:
         items: (structure, source fields of CandidateDoc) pairs.
         limit: most new documents to write.
 
     Returns:
-        (ids of all items in input order, with the existing id for duplicates; ids newly written).
+        (ids of the items in input order, the existing id for duplicates and "" for items left out by
+        ``limit``; ids newly written).
     """
     fps = [coarse_fingerprint(s) for s, _ in items]
-    known: dict[str, list[tuple[str, Structure]]] = {}
-    for doc in store.find_by_fingerprints(fps):
-        known.setdefault(doc.fingerprint, []).append((doc.id, Structure.from_dict(doc.structure)))
+    known: dict[str, dict[str, Structure]] = {}
+    for doc in store.find_by_fingerprints(config.campaign, fps):
+        known.setdefault(doc.fingerprint, {})[doc.id] = Structure.from_dict(doc.structure)
     ids: list[str] = []
-    new_docs: list[CandidateDoc] = []
+    new_ids: list[str] = []
     for (structure, source), fp in zip(items, fps, strict=True):
-        group = known.setdefault(fp, [])
-        match = next((cid for cid, other in group if same_structure(structure, other)), None)
-        if match is None:
-            if len(new_docs) >= limit:
-                ids.append("")
-                continue
-            taken = {cid for cid, _ in group}
-            match = fp if fp not in taken else next(f"{fp}-{k}" for k in range(2, 10_000) if f"{fp}-{k}" not in taken)
-            group.append((match, structure))
-            new_docs.append(_candidate_doc(structure, match, fp, config, round_index, **source))
-        ids.append(match)
-    store.insert_candidates(new_docs)
-    return ids, [d.id for d in new_docs]
+        group = known.setdefault(fp, {})
+        match = next((cid for cid, other in group.items() if same_structure(structure, other)), None)
+        if match is None and len(new_ids) < limit:
+            match = _insert_new(store, config, round_index, structure, fp, group, source)
+            if match in group and group[match] is structure:
+                new_ids.append(match)
+        ids.append(match or "")
+    return ids, new_ids
+
+
+def _insert_new(
+    store: CandidateStore,
+    config: LoopConfig,
+    round_index: int,
+    structure: Structure,
+    fp: str,
+    group: dict[str, Structure],
+    source: dict[str, Any],
+) -> str:
+    """Write ``structure`` under the first free id of its fingerprint; returns the id it ended up with."""
+    base = f"{config.campaign}-{fp}"
+    for k in range(1, 10_000):
+        cid = base if k == 1 else f"{base}-{k}"
+        if cid in group:
+            continue
+        if store.insert_candidate(_candidate_doc(structure, cid, fp, config, round_index, **source)):
+            group[cid] = structure
+            return cid
+        # taken by another process meanwhile: the same structure, or another polymorph
+        other = store.get_candidates([cid])
+        if other:
+            group[cid] = Structure.from_dict(other[0].structure)
+            if same_structure(structure, group[cid]):
+                return cid
+    raise RuntimeError(f"no free candidate id for fingerprint {fp}")
 
 
 # ------------------------------------------------------------------------------------- seed
@@ -125,10 +152,15 @@ def generate_stage(store: CandidateStore, config: LoopConfig, round_index: int) 
     """Derive candidates from the seeds and the best evaluated structures; store the new ones."""
     start = time.perf_counter()
     parents = [(s.name, s.structure) for s in load_seeds(config.seeds)]
-    labelled = store.labelled(config.oracle.key())
+    seed_ids = {c.id for c in store.find_seeds(config.campaign)}
+    labelled = [
+        e
+        for e in store.labelled(config.campaign, config.oracle.key())
+        if e.relaxed_structure and e.candidate_id not in seed_ids
+    ]  # the seeds are parents already
     best = sorted(labelled, key=lambda e: e.formation_energy_per_atom)[: config.generate.parents_per_round]
-    parents += [(e.candidate_id, Structure.from_dict(e.relaxed_structure)) for e in best if e.relaxed_structure]
-    candidates = generate_candidates(parents, config.generate, limit=config.candidates_per_round)
+    parents += [(e.candidate_id, Structure.from_dict(e.relaxed_structure)) for e in best]
+    candidates = generate_candidates(parents, config.generate, limit=0)
     items = [
         (
             c.structure,
@@ -173,7 +205,7 @@ def load_ensemble(model: ModelDoc):  # type: ignore[no-untyped-def]
 def predict_stage(store: CandidateStore, config: LoopConfig, round_index: int) -> PredictOutput:
     """Predict the target for every unevaluated candidate with the newest model of the campaign."""
     start = time.perf_counter()
-    pool = store.pending_candidates()
+    pool = store.pending_candidates(config.campaign)
     model = store.latest_model(config.campaign, before_round=round_index)
     if model is None or not pool:
         return PredictOutput(
@@ -222,14 +254,15 @@ def acquire_stage(
     pool = store.get_candidates(prediction.pool_ids)
     if not pool:
         return AcquireOutput(entries=[], strategy=config.acquisition.strategy, elapsed_s=time.perf_counter() - start)
-    labels = [e.formation_energy_per_atom for e in store.labelled(config.oracle.key())]
+    labels = [e.formation_energy_per_atom for e in store.labelled(config.campaign, config.oracle.key())]
     best_f = (max(labels) if config.acquisition.maximize else min(labels)) if labels else None
-    if prediction.members:
+    usable = bool(prediction.members) and bool(np.all(np.isfinite(np.asarray(prediction.members))))
+    if usable:
         members = np.asarray(prediction.members)
         strategy = config.acquisition
         if strategy.strategy == "logei" and best_f is None:
             strategy = strategy.model_copy(update={"strategy": "ucb"})
-    else:  # no model yet: nothing to exploit
+    else:  # no model yet, or one predicting NaN/inf: nothing to exploit
         members = np.zeros((1, len(pool)))
         strategy = config.acquisition.model_copy(update={"strategy": "random"})
     selection = select_batch(members, config.batch_size, strategy, best_f)
@@ -239,8 +272,8 @@ def acquire_stage(
             candidate_id=pool[i].id,
             formula=pool[i].formula,
             n_sites=pool[i].n_sites,
-            mean=float(mean[i]) if prediction.members else None,
-            std=float(std[i]) if prediction.members else None,
+            mean=float(mean[i]) if usable else None,
+            std=float(std[i]) if usable else None,
             acquisition_value=value,
         )
         for i, value in zip(selection.indices, selection.values, strict=True)
@@ -290,6 +323,11 @@ def evaluate_stage(
     if todo:
         potential = get_potential(config.oracle.potential)
         references = ElementalReferences(config.oracle.potential, source=config.oracle.reference_source)
+        # a missing reference is a set-up problem, not a property of the material: fail the round
+        # before any result is written, so nothing is stored as a permanent failure
+        with torch_threads(config.oracle.num_threads):
+            for element in sorted({el for c in todo for el in c.elements}):
+                references.energy_per_atom(element)
         for k, cand in enumerate(todo):
             if progress is not None:
                 progress(k, len(todo), cand.formula)
@@ -300,10 +338,12 @@ def evaluate_stage(
             if result.status != "failed" and (
                 result.formation_energy_per_atom is None or not math.isfinite(result.formation_energy_per_atom)
             ):
-                result = result.model_copy(update={"status": "failed", "reason": "no finite formation energy"})
+                reason = "; ".join(r for r in (result.reason, "no finite formation energy") if r)
+                result = result.model_copy(update={"status": "failed", "reason": reason})
             doc = EvaluationDoc(
                 _id=f"{cand.id}:{key}",
                 candidate_id=cand.id,
+                campaign=config.campaign,
                 oracle_key=key,
                 elements=cand.elements,
                 provenance=_provenance(
@@ -344,17 +384,28 @@ def retrain_stage(store: CandidateStore, config: LoopConfig, round_index: int) -
     from surrogates import GNNEnsemble
 
     start = time.perf_counter()
-    labelled = [e for e in store.labelled(config.oracle.key()) if e.relaxed_structure]
+    version = f"{config.campaign}-r{round_index}"
+    existing = store.get_model(version)
+    if existing is not None and (Path(existing.path) / "ensemble.json").is_file():
+        # a re-run of a finished round keeps the model later rounds were predicted with
+        return RetrainOutput(
+            model_version=version,
+            metrics=existing.metrics,
+            n_train=existing.n_train,
+            elapsed_s=time.perf_counter() - start,
+        )
+    labelled = [e for e in store.labelled(config.campaign, config.oracle.key()) if e.relaxed_structure]
     if len(labelled) < 2:
         return RetrainOutput(model_version=None, n_train=len(labelled), elapsed_s=time.perf_counter() - start)
     structures = [Structure.from_dict(e.relaxed_structure) for e in labelled]
     targets = [float(e.formation_energy_per_atom) for e in labelled]
-    version = f"{config.campaign}-r{round_index}"
     ensemble = GNNEnsemble.fit(
         structures, targets, config=config.surrogate, property_name=config.target, version=version
     )
-    path = ensemble.save(subdir("models") / version)
     metrics = {k: v for k, v in ensemble.metrics.items() if isinstance(v, int | float | str | bool | list)}
+    if not all(math.isfinite(v) for v in metrics.values() if isinstance(v, float)):
+        raise ModelNotFoundError(f"training {version} diverged (non-finite metrics {metrics}); not registered")
+    path = ensemble.save(subdir("models") / config.database / version)
     store.register_model(
         ModelDoc(
             _id=version,
@@ -394,7 +445,7 @@ def begin_round(store: CandidateStore, config: LoopConfig, round_index: int) -> 
 
 def best_so_far(store: CandidateStore, config: LoopConfig, n: int = 5) -> list[dict[str, Any]]:
     """The ``n`` lowest formation energies among all labels (formula, id, eV/atom)."""
-    labelled = sorted(store.labelled(config.oracle.key()), key=lambda e: e.formation_energy_per_atom)
+    labelled = sorted(store.labelled(config.campaign, config.oracle.key()), key=lambda e: e.formation_energy_per_atom)
     return [
         {
             "candidate_id": e.candidate_id,
@@ -436,12 +487,12 @@ def complete_round(
             "status": "completed",
             "completed_at": utcnow(),
             "acquired": entries,
-            "n_generated": max(doc.n_generated, n_generated),
+            "n_generated": max(n_generated, store.count_generated(config.campaign, round_index)),
             "n_evaluated": len(statuses),
             "n_failed": sum(s == "failed" for s in statuses),
             "trained_model": retrain.model_version,
             "model_metrics": retrain.metrics,
-            "timings": timings,
+            "timings": dict(timings),
             "best": best_so_far(store, config),
         }
     )

@@ -21,16 +21,13 @@ def spacegroup_number(structure: Structure, symprec: float = 0.1) -> int:
 
 
 def coarse_fingerprint(structure: Structure) -> str:
-    """12-hex hash of (reduced formula, space group, sites per formula unit).
+    """12-hex hash of the reduced formula.
 
-    Equal structures always share it; different ones rarely do, and those are told apart by
-    :func:`same_structure`.
+    Deliberately coarse: symmetry detection is stricter than StructureMatcher's tolerances, so a
+    space group in the key would let slightly distorted copies escape comparison. Polymorphs share
+    the hash and are told apart by :func:`same_structure`.
     """
-    comp = structure.composition
-    formula = comp.reduced_formula
-    z = round(comp.num_atoms / comp.reduced_composition.num_atoms)
-    key = f"{formula}|{spacegroup_number(structure)}|{len(structure) // max(z, 1)}"
-    return hashlib.sha1(key.encode()).hexdigest()[:12]
+    return hashlib.sha1(structure.composition.reduced_formula.encode()).hexdigest()[:12]
 
 
 def same_structure(a: Structure, b: Structure) -> bool:

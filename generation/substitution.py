@@ -158,7 +158,8 @@ def generate_candidates(
     Args:
         parents: (name, structure) pairs, e.g. seeds and the best evaluated structures.
         config: generation knobs.
-        limit: maximum number of candidates returned (before de-duplication against a store).
+        limit: maximum number of candidates returned, 0 for all. De-duplication against a store
+            happens later, so a caller that writes only new structures should pass 0 and cap the writes.
     """
     pool: list[Candidate] = []
     for name, structure in parents:
@@ -166,4 +167,4 @@ def generate_candidates(
             continue
         pool.extend(c for c in substitute(structure, name, config) if passes_filters(c.structure, config))
     pool.sort(key=lambda c: (c.kind != "ion_exchange", -c.probability, c.structure.composition.reduced_formula))
-    return pool[: max(limit, 0) * 3]  # extra head-room: duplicates are removed by the caller
+    return pool if limit <= 0 else pool[:limit]

@@ -50,8 +50,9 @@ class Provenance(BaseModel):
 class CandidateDoc(_Doc):
     """A structure that was generated (or seeded); unique by structure."""
 
-    id: str = Field(alias="_id", description="Structure id: coarse fingerprint plus a suffix if needed.")
-    fingerprint: str = Field(description="Hash of (reduced formula, space group, sites per formula unit).")
+    id: str = Field(alias="_id", description="'<campaign>-<fingerprint>', plus '-<k>' for further polymorphs.")
+    campaign: str = Field(description="Campaign the candidate belongs to (campaigns do not share pools).")
+    fingerprint: str = Field(description="Hash of the reduced formula: polymorphs share it, StructureMatcher decides.")
     formula: str = Field(description="Reduced formula.")
     elements: list[str] = Field(description="Sorted element symbols.")
     chemsys: str = Field(description="Chemical system, e.g. 'Li-O'.")
@@ -70,6 +71,7 @@ class EvaluationDoc(_Doc):
 
     id: str = Field(alias="_id", description="'<candidate id>:<oracle key>'.")
     candidate_id: str
+    campaign: str = Field(description="Campaign of the candidate.")
     oracle_key: str = Field(description="Potential and relaxation settings that define this oracle.")
     formula: str
     elements: list[str]

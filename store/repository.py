@@ -20,11 +20,13 @@ from store.documents import CandidateDoc, EvaluationDoc, ModelDoc, RoundDoc, utc
 
 # Indexes, declared once. (collection, keys, options)
 INDEXES: tuple[tuple[str, list[tuple[str, int]], dict[str, Any]], ...] = (
-    ("candidates", [("fingerprint", 1)], {}),
+    ("candidates", [("campaign", 1), ("fingerprint", 1)], {}),
+    ("candidates", [("campaign", 1), ("status", 1)], {}),
     ("candidates", [("status", 1)], {}),
     ("candidates", [("formula", 1)], {}),
     ("candidates", [("elements", 1)], {}),
     ("evaluations", [("candidate_id", 1)], {}),
+    ("evaluations", [("campaign", 1), ("oracle_key", 1)], {}),
     ("evaluations", [("formation_energy_per_atom", 1)], {}),
     ("evaluations", [("elements", 1)], {}),
     ("rounds", [("campaign", 1), ("round", 1)], {"unique": True}),
@@ -88,21 +90,32 @@ class CandidateStore:
 
     # candidates ---------------------------------------------------------------------------
     @_guard
-    def find_by_fingerprints(self, fingerprints: Iterable[str]) -> list[CandidateDoc]:
-        """Candidates whose coarse fingerprint is one of ``fingerprints``."""
+    def find_by_fingerprints(self, campaign: str, fingerprints: Iterable[str]) -> list[CandidateDoc]:
+        """Candidates of ``campaign`` whose fingerprint is one of ``fingerprints``."""
         fps = sorted(set(fingerprints))
         if not fps:
             return []
-        return [CandidateDoc.model_validate(d) for d in self.candidates.find({"fingerprint": {"$in": fps}})]
+        cursor = self.candidates.find({"campaign": campaign, "fingerprint": {"$in": fps}})
+        return [CandidateDoc.model_validate(d) for d in cursor]
+
+    @_guard
+    def find_seeds(self, campaign: str) -> list[CandidateDoc]:
+        """The seed structures of ``campaign``."""
+        return [CandidateDoc.model_validate(d) for d in self.candidates.find({"campaign": campaign, "source": "seed"})]
+
+    @_guard
+    def insert_candidate(self, doc: CandidateDoc) -> bool:
+        """Insert one candidate; False (nothing written) if its id is taken, e.g. by another process."""
+        try:
+            self.candidates.insert_one(doc.to_mongo())
+        except DuplicateKeyError:
+            return False
+        return True
 
     @_guard
     def insert_candidates(self, docs: Sequence[CandidateDoc]) -> int:
-        """Insert candidates not yet stored (by id); returns how many were new."""
-        new = 0
-        for doc in docs:
-            result = self.candidates.update_one({"_id": doc.id}, {"$setOnInsert": doc.to_mongo()}, upsert=True)
-            new += int(result.upserted_id is not None)
-        return new
+        """Insert candidates whose id is free; returns how many were written."""
+        return sum(self.insert_candidate(doc) for doc in docs)
 
     @_guard
     def get_candidates(self, ids: Sequence[str]) -> list[CandidateDoc]:
@@ -111,9 +124,11 @@ class CandidateStore:
         return [CandidateDoc.model_validate(found[i]) for i in ids if i in found]
 
     @_guard
-    def pending_candidates(self, limit: int = 0) -> list[CandidateDoc]:
-        """Candidates not yet evaluated, oldest first (``limit`` 0: all)."""
-        cursor = self.candidates.find({"status": {"$in": ["generated", "acquired"]}}).sort("_id", 1)
+    def pending_candidates(self, campaign: str, limit: int = 0) -> list[CandidateDoc]:
+        """Candidates of ``campaign`` not yet evaluated, by id (``limit`` 0: all)."""
+        cursor = self.candidates.find({"campaign": campaign, "status": {"$in": ["generated", "acquired"]}}).sort(
+            "_id", 1
+        )
         if limit:
             cursor = cursor.limit(limit)
         return [CandidateDoc.model_validate(d) for d in cursor]
@@ -123,7 +138,7 @@ class CandidateStore:
         """Candidates (not seeds) first written by ``campaign`` in round ``round_index``."""
         return self.candidates.count_documents(
             {
-                "provenance.campaign": campaign,
+                "campaign": campaign,
                 "provenance.round": round_index,
                 "source": {"$in": ["substitution", "ion_exchange"]},
             }
@@ -158,10 +173,11 @@ class CandidateStore:
         return {d["candidate_id"]: EvaluationDoc.model_validate(d) for d in cursor}
 
     @_guard
-    def labelled(self, oracle_key: str) -> list[EvaluationDoc]:
-        """Every usable label (not failed, finite formation energy) for ``oracle_key``, by id."""
+    def labelled(self, campaign: str, oracle_key: str) -> list[EvaluationDoc]:
+        """Every usable label (not failed, numeric formation energy) of ``campaign`` under ``oracle_key``."""
         cursor = self.evaluations.find(
             {
+                "campaign": campaign,
                 "oracle_key": oracle_key,
                 "status": {"$ne": "failed"},
                 "formation_energy_per_atom": {"$type": "number"},
@@ -217,6 +233,12 @@ class CandidateStore:
     def register_model(self, doc: ModelDoc) -> None:
         """Add or replace a model in the registry."""
         replace_or_insert(self.models, doc.to_mongo())
+
+    @_guard
+    def get_model(self, version: str) -> ModelDoc | None:
+        """A registered model by version, or None."""
+        doc = self.models.find_one({"_id": version})
+        return ModelDoc.model_validate(doc) if doc else None
 
     @_guard
     def latest_model(self, campaign: str, before_round: int | None = None) -> ModelDoc | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -13,17 +11,17 @@ from store.connection import connect
 from store.documents import BatchEntry, RoundDoc
 from store.repository import CandidateStore
 
-
-@lru_cache(maxsize=8)
-def _store(uri: str, database: str) -> CandidateStore:
-    store = CandidateStore(connect(uri, database))
-    store.ensure_indexes()
-    return store
+_INDEXED: set[tuple[str, str]] = set()
 
 
 def open_store(config: LoopConfig) -> CandidateStore:
-    """The store named by the config (one client per process)."""
-    return _store(config.store_uri, config.database)
+    """The store named by the config, connected afresh on every call (``connect`` caches clients per
+    process, and re-finds an embedded server that restarted on another port)."""
+    store = CandidateStore(connect(config.store_uri, config.database))
+    if (config.store_uri, config.database) not in _INDEXED:
+        store.ensure_indexes()
+        _INDEXED.add((config.store_uri, config.database))
+    return store
 
 
 _OPTS = {"cache_policy": NO_CACHE, "persist_result": False}

@@ -32,3 +32,12 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"{SHARED_DATA} is missing: CI clones the project with ../shared beside it")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_session_store() -> object:
+    """Stop the embedded store server that tests started under the session home."""
+    yield
+    from store.embedded import stop_embedded_server
+
+    stop_embedded_server()

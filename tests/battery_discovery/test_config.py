@@ -42,6 +42,9 @@ def test_yaml_round_trip_and_overrides(tmp_path: Path) -> None:
         ({"campaign": "Bad Name!"}, "campaign"),
         ({"seeds": []}, "seeds"),
         ({"batch_sise": 3}, "batch_sise"),
+        ({"oracle": {"potential": "magicnet"}}, "unknown potential"),
+        ({"acquisition": {"seed": -1}}, "acquisition.seed"),
+        ({"database": "a.b"}, "database"),
     ],
 )
 def test_invalid_values_give_one_line(data: dict, message: str) -> None:
@@ -65,7 +68,7 @@ def test_bad_files(tmp_path: Path) -> None:
 
 def test_oracle_key_and_seed_single_point() -> None:
     cfg = LoopConfig()
-    assert cfg.oracle.key() == "chgnet|fmax=0.1|steps=200|cell=1|refs=auto"
+    assert cfg.oracle.key() == "chgnet|fmax=0.1|steps=200|cell=1|opt=FIRE|refs=auto|seeds=static"
     assert cfg.oracle.relax_config(seeds=True).max_steps == 0
     assert cfg.oracle.relax_config().max_steps == 200
     relaxed = build_config({"oracle": {"relax_seeds": True}})

@@ -17,24 +17,29 @@ from store.repository import CandidateStore
 
 
 @pytest.fixture
-def config() -> LoopConfig:
+def toy() -> Iterator[None]:
+    register_toy_potential()
+    yield
+    unregister_toy_potential()
+
+
+@pytest.fixture
+def config(toy: None) -> LoopConfig:
     return LoopConfig(
         campaign="unit",
         rounds=1,
         batch_size=2,
         candidates_per_round=5,
         seeds=("pymatgen:Li2O", "pymatgen:Li2O2"),
-        oracle={"potential": "toy", "fmax": 0.1, "max_steps": 30, "reference_source": "ase"},
+        oracle={"potential": "toy", "fmax": 0.1, "max_steps": 30, "reference_source": "auto"},
         store_uri="mongomock://pipeline",
     )
 
 
 @pytest.fixture
 def store(config: LoopConfig) -> Iterator[CandidateStore]:
-    register_toy_potential()
     yield open_store(config.store_uri, config.database)
     close_all()
-    unregister_toy_potential()
 
 
 def test_seed_generate_acquire_evaluate_resume(store: CandidateStore, config: LoopConfig) -> None:
@@ -63,8 +68,14 @@ def test_seed_generate_acquire_evaluate_resume(store: CandidateStore, config: Lo
     assert again.strategy == "resumed" and again.entries == acq.entries
 
     batch = [e.candidate_id for e in acq.entries]
+    # a crash after the first relaxation: the re-run keeps that result and computes only the rest
+    first = pipeline.evaluate_stage(store, config, 1, batch[:1])
+    kept = store.evaluations.find_one({"candidate_id": batch[0]})
     ev1 = pipeline.evaluate_stage(store, config, 1, batch)
+    assert first.n_computed == 1 and ev1.n_computed == len(batch) - 1
+    assert store.evaluations.find_one({"candidate_id": batch[0]}) == kept
     assert set(ev1.status) == set(batch)
+    assert store.evaluations.count_documents({}) == 2 + len(batch)
     doc = pipeline.complete_round(
         store,
         config,
@@ -76,14 +87,14 @@ def test_seed_generate_acquire_evaluate_resume(store: CandidateStore, config: Lo
     )
     assert doc.status == "completed" and doc.n_evaluated == len(batch)
     assert doc.best[0]["formation_energy_per_atom"] == min(
-        e.formation_energy_per_atom for e in store.labelled(config.oracle.key())
+        e.formation_energy_per_atom for e in store.labelled(config.campaign, config.oracle.key())
     )
 
 
 def test_acquire_uses_the_ensemble_when_there_is_one(store: CandidateStore, config: LoopConfig) -> None:
     pipeline.seed_stage(store, config)
     gen = pipeline.generate_stage(store, config, 1)
-    pool = [c.id for c in store.pending_candidates()]
+    pool = [c.id for c in store.pending_candidates(config.campaign)]
     assert len(pool) >= 2
     members = np.zeros((3, len(pool)))
     members[:, 1] = -5.0  # candidate 1 is predicted far more stable
@@ -106,3 +117,35 @@ def test_a_failing_candidate_is_recorded_and_the_rest_go_on(store: CandidateStor
     failed = store.evaluations.find_one({"candidate_id": ids[1]})
     assert "close" in failed["reason"] or "distance" in failed["reason"]
     assert store.get_candidates([ids[1]])[0].status == "failed"
+
+
+def test_campaigns_do_not_share_pools(store: CandidateStore, config: LoopConfig) -> None:
+    pipeline.seed_stage(store, config)
+    other = config.model_copy(update={"campaign": "other"})
+    ids_other = pipeline.seed_stage(store, other)
+    assert all(i.startswith("other-") for i in ids_other)
+    pipeline.generate_stage(store, config, 1)
+    assert store.pending_candidates("other") == [] or all(
+        c.campaign == "other" for c in store.pending_candidates("other")
+    )
+    assert {c.campaign for c in store.pending_candidates("unit")} == {"unit"}
+
+
+def test_generation_keeps_finding_new_candidates(store: CandidateStore, config: LoopConfig) -> None:
+    """The per-round cap applies after de-duplication, so later rounds are not starved."""
+    pipeline.seed_stage(store, config)
+    sizes = [len(pipeline.generate_stage(store, config, r).new_ids) for r in (1, 2)]
+    assert sizes[0] == config.candidates_per_round
+    assert sizes[1] >= 1
+
+
+def test_missing_reference_fails_the_round_without_storing(store: CandidateStore, config: LoopConfig) -> None:
+    from battery_discovery.errors import ConfigError
+
+    li2s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.7), ["S", "Li"], [[0, 0, 0], [0.25, 0.25, 0.25]])
+    cfg = config.model_copy(update={"oracle": config.oracle.model_copy(update={"reference_source": "ase"})})
+    ids, _ = pipeline.register_structures(store, cfg, 0, [(li2s, {"source": "seed", "parent": "Li2S"})], limit=1)
+    with pytest.raises(ConfigError, match="S"):  # ASE has no reference state for S and source is 'ase'
+        pipeline.evaluate_stage(store, cfg, 0, ids, seeds=True)
+    assert store.evaluations.count_documents({}) == 0
+    assert store.get_candidates(ids)[0].status == "generated"

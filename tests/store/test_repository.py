@@ -26,6 +26,7 @@ def _prov(round_: int = 1) -> Provenance:
 def _cand(cid: str, formula: str = "Li2O", elements: tuple[str, ...] = ("Li", "O")) -> CandidateDoc:
     return CandidateDoc(
         _id=cid,
+        campaign="c",
         fingerprint=cid[:4],
         formula=formula,
         elements=list(elements),
@@ -41,6 +42,7 @@ def _eval(cid: str, ef: float | None, status: str = "converged", formula: str = 
     return EvaluationDoc(
         _id=f"{cid}:k",
         candidate_id=cid,
+        campaign="c",
         oracle_key="k",
         formula=formula,
         elements=["Li", "O"],
@@ -59,7 +61,7 @@ def test_candidates_insert_once(store: CandidateStore) -> None:
     assert store.insert_candidates([_cand("aaaa1"), _cand("bbbb1")]) == 2
     assert store.insert_candidates([_cand("aaaa1"), _cand("cccc1")]) == 1
     assert store.counts()["candidates"] == 3
-    assert [c.id for c in store.find_by_fingerprints(["aaaa", "cccc"])] == ["aaaa1", "cccc1"]
+    assert [c.id for c in store.find_by_fingerprints("c", ["aaaa", "cccc"])] == ["aaaa1", "cccc1"]
     assert [c.id for c in store.get_candidates(["cccc1", "nope", "aaaa1"])] == ["cccc1", "aaaa1"]
 
 
@@ -70,8 +72,8 @@ def test_evaluations_mark_candidates_and_are_not_duplicated(store: CandidateStor
     store.put_evaluation(_eval("bbbb1", None, status="failed"))
     assert store.counts()["evaluations"] == 2
     assert store.evaluated_ids("k", ["aaaa1", "bbbb1", "cccc1"]) == {"aaaa1", "bbbb1"}
-    assert [c.id for c in store.pending_candidates()] == ["cccc1"]
-    labelled = store.labelled("k")
+    assert [c.id for c in store.pending_candidates("c")] == ["cccc1"]
+    labelled = store.labelled("c", "k")
     assert [(e.candidate_id, e.formation_energy_per_atom) for e in labelled] == [("aaaa1", -2.1)]
     assert store.get_candidates(["bbbb1"])[0].status == "failed"
 
