@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,23 +21,11 @@ from battery_discovery import __version__
 from battery_discovery.config import LoopConfig
 from battery_discovery.errors import ModelNotFoundError
 from battery_discovery.paths import subdir
+from battery_discovery.threads import torch_threads
 from generation import generate_candidates, load_seeds
 from generation.fingerprint import coarse_fingerprint, same_structure
 from store.documents import BatchEntry, CandidateDoc, EvaluationDoc, ModelDoc, Provenance, RoundDoc, utcnow
 from store.repository import CandidateStore
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run a block with ``n`` torch intra-op threads, restoring the previous setting."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _provenance(config: LoopConfig, round_index: int, **extra: Any) -> Provenance:

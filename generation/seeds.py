@@ -9,6 +9,7 @@ from pathlib import Path
 from pymatgen.core import DummySpecies, Element, Structure
 
 from battery_discovery.errors import SeedError
+from oracle.relax import right_handed
 
 # Li/Na structures that ship with pymatgen (Materials Project relaxed), usable offline.
 DEFAULT_SEEDS: tuple[str, ...] = ("Li2O", "Li2O2", "LiFePO4", "NaFePO4", "Li3V2(PO4)3")
@@ -45,7 +46,9 @@ def check_structure(structure: Structure, name: str) -> Structure:
             raise SeedError(f"{name}: unknown element {species!s}")
         if Element(species.symbol).Z > _MAX_Z:
             raise SeedError(f"{name}: element {species.symbol} is beyond what the potentials cover (Z <= {_MAX_Z})")
-    clean = Structure(structure.lattice, [site.specie.symbol for site in structure], structure.frac_coords)
+    clean = right_handed(
+        Structure(structure.lattice, [site.specie.symbol for site in structure], structure.frac_coords)
+    )
     if clean.volume <= 0 or not clean.is_valid(tol=0.3):
         raise SeedError(f"{name}: atoms closer than 0.3 Å or a degenerate cell")
     return clean

@@ -18,7 +18,7 @@ from ase import Atoms
 from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS, FIRE
 from pydantic import BaseModel, ConfigDict, Field
-from pymatgen.core import Element, Structure
+from pymatgen.core import Element, Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from oracle.potentials import DEFAULT_POTENTIAL, Potential, get_potential
@@ -98,10 +98,28 @@ def _one_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+def right_handed(structure: Structure) -> Structure:
+    """The same crystal on a right-handed lattice (positive determinant).
+
+    Some files (pymatgen's bundled LiFePO4.json among them) use a left-handed cell, for which CHGNet
+    (0.4.2) returns the stress with the wrong sign: a cell relaxation then runs uphill (LiNiPO4 derived
+    from it: volume x2.4, energy +0.5 eV/atom). Negating all three lattice vectors and the fractional
+    coordinates keeps every Cartesian position and flips the handedness.
+    """
+    if np.linalg.det(structure.lattice.matrix) > 0:
+        return structure
+    return Structure(
+        Lattice(-structure.lattice.matrix),
+        structure.species,
+        -structure.frac_coords,
+        site_properties=structure.site_properties,
+    )
+
+
 def _clean_structure(structure: Structure) -> Structure:
-    """Plain elements, no oxidation states or site properties (these confuse the ASE adaptor)."""
+    """Plain elements, no oxidation states or site properties (these confuse the ASE adaptor), right-handed."""
     species = [Element(site.specie.symbol) for site in structure]
-    return Structure(structure.lattice, species, structure.frac_coords)
+    return right_handed(Structure(structure.lattice, species, structure.frac_coords))
 
 
 def _closest_pair(structure: Structure, cutoff: float) -> float | None:

@@ -11,8 +11,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from pymatgen.core import Structure
 from torch_geometric.data import Batch, Data
 
 from battery_discovery.errors import ConfigError, ModelNotFoundError
+from battery_discovery.threads import torch_threads
 
 from .config import MEGNET_SIZES, MIN_STRUCTURES_FOR_VALIDATION, EnsembleConfig
 from .protocols import Prediction
@@ -65,17 +65,6 @@ class _Collated:
     graph: Batch
     lattice: torch.Tensor
     state: torch.Tensor
-
-
-@contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` torch intra-op threads, restoring the previous setting afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def check_structures(structures: Sequence[Structure], element_types: Sequence[str] = DEFAULT_ELEMENTS) -> None:
@@ -318,7 +307,7 @@ class GNNEnsemble:
         y = _validate_training_data(structures, targets)
         n = len(structures)
         start = time.perf_counter()
-        with _torch_threads(config.num_threads):
+        with torch_threads(config.num_threads):
             graphs = _to_graphs(structures, config.cutoff, DEFAULT_ELEMENTS)
             graph_time = time.perf_counter() - start
 
@@ -407,7 +396,7 @@ class GNNEnsemble:
         out = np.empty((self.n_members, len(structures)), dtype=np.float64)
         if not structures:
             return out
-        with _torch_threads(self.config.num_threads):
+        with torch_threads(self.config.num_threads):
             graphs = _to_graphs(structures, self.config.cutoff, self.element_types)
             batches = _batches(graphs, self.config.inference_batch_size)
             for k, member in enumerate(self.members):

@@ -54,3 +54,55 @@ def test_chgnet_loads_once_with_versions() -> None:
     assert time.monotonic() - start < 0.1
     assert first.name == "chgnet"
     assert first.version == f"chgnet {chgnet.__version__} / 0.3.0"
+
+
+@pytest.mark.slow
+def test_chgnet_stress_is_the_strain_derivative_of_the_energy() -> None:
+    """ASE's convention: V * trace(stress) = dE/d(eps) under isotropic strain (finite differences).
+
+    A reversed sign drives cell relaxations uphill; this guards the correction in CHGNetPotential.
+    """
+    import numpy as np
+    from ase.build import bulk
+
+    from oracle.potentials import get_potential
+
+    calc = get_potential("chgnet").calculator()
+    atoms = bulk("LiF", "rocksalt", a=3.9)  # compressed (relaxed ~4.05 Å)
+    atoms.calc = calc
+    analytic = atoms.get_volume() * float(np.trace(atoms.get_stress(voigt=False)))
+    energies = []
+    for eps in (-0.002, 0.002):
+        a = atoms.copy()
+        a.set_cell(atoms.cell * (1 + eps), scale_atoms=True)
+        a.calc = calc
+        energies.append(a.get_potential_energy())
+    numeric = (energies[1] - energies[0]) / 0.004
+    assert numeric < 0  # compressed: stretching lowers the energy
+    assert analytic == pytest.approx(numeric, rel=0.05)
+
+
+@pytest.mark.slow
+def test_left_handed_cells_relax_downhill() -> None:
+    """CHGNet's stress has the wrong sign on a left-handed cell; the oracle must make it right-handed.
+
+    A compressed LiF rocksalt cell written on a left-handed lattice must expand, and its energy drop.
+    """
+    import numpy as np
+    from pymatgen.core import Lattice, Structure
+
+    from oracle.relax import RelaxConfig, relax_structure, right_handed
+
+    right = Structure(Lattice.cubic(3.85), ["Li"] * 4 + ["F"] * 4, [
+        [0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5],
+        [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5], [0.5, 0.5, 0.5],
+    ])  # fmt: skip
+    left = Structure(Lattice(-right.lattice.matrix), right.species, -right.frac_coords)
+    assert np.linalg.det(left.lattice.matrix) < 0
+    fixed = right_handed(left)
+    assert np.linalg.det(fixed.lattice.matrix) > 0
+    assert np.allclose(np.sort(fixed.cart_coords, axis=0), np.sort(left.cart_coords, axis=0))
+    result = relax_structure(left, RelaxConfig(fmax=0.05, max_steps=100))
+    assert result.status == "converged"
+    assert result.volume_change > 0.02  # 3.85 Å is compressed: CHGNet's LiF is near 4.05 Å
+    assert result.energy_per_atom < result.initial_energy_per_atom
