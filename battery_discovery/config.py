@@ -67,6 +67,20 @@ class OracleConfig(RelaxConfig):
         return RelaxConfig(**data)
 
 
+class RunnerConfig(BaseModel):
+    """Where the oracle's relaxations run: in the flow's process, or one task per candidate on Dask."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["local", "dask"] = Field(
+        "local", description="'local': one oracle task relaxes the batch in turn; 'dask': one task per candidate."
+    )
+    dask_address: str = Field(
+        "", description="Scheduler address (tcp://host:8786) of an existing Dask cluster; empty: a local cluster."
+    )
+    dask_workers: int = Field(2, ge=1, le=1024, description="Worker processes of the local cluster (1 thread each).")
+
+
 class LoopConfig(BaseModel):
     """Everything one discovery campaign needs. Defaults are the embedded default run."""
 
@@ -88,6 +102,7 @@ class LoopConfig(BaseModel):
     surrogate: EnsembleConfig = Field(default_factory=EnsembleConfig)
     acquisition: AcquisitionConfig = Field(default_factory=AcquisitionConfig)
     oracle: OracleConfig = Field(default_factory=OracleConfig)
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
     store_uri: str = Field(
         "embedded", description="'embedded' (local server started on demand), mongodb://... or mongomock://."
     )

@@ -510,3 +510,25 @@ def record_batch(store: CandidateStore, config: LoopConfig, round_index: int, id
 def check_seeds(config: LoopConfig) -> int:
     """Load and check the seeds without writing anything; returns how many there are."""
     return len(load_seeds(config.seeds))
+
+
+def prepare_references(store: CandidateStore, config: LoopConfig, candidate_ids: list[str]) -> list[str]:
+    """Make sure the elemental references of these candidates are computed and cached; returns the elements."""
+    from oracle import ElementalReferences
+
+    elements = sorted({el for c in store.get_candidates(candidate_ids) for el in c.elements})
+    references = ElementalReferences(config.oracle.potential, source=config.oracle.reference_source)
+    with torch_threads(config.oracle.num_threads):
+        for element in elements:
+            references.energy_per_atom(element)
+    return elements
+
+
+def merge_evaluations(parts: list[EvaluateOutput]) -> EvaluateOutput:
+    """One EvaluateOutput from per-candidate ones (elapsed: the sum of the parts' times, s)."""
+    return EvaluateOutput(
+        status={k: v for p in parts for k, v in p.status.items()},
+        formation_energy={k: v for p in parts for k, v in p.formation_energy.items()},
+        n_computed=sum(p.n_computed for p in parts),
+        elapsed_s=sum(p.elapsed_s for p in parts),
+    )

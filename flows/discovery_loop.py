@@ -8,11 +8,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from acquisition.config import AcquisitionConfig
-from battery_discovery.config import LoopConfig, OracleConfig, build_config
+from battery_discovery.config import LoopConfig, OracleConfig, RunnerConfig, build_config
+from battery_discovery.pipeline import merge_evaluations
 from generation.config import GenerateConfig
 from store.documents import RoundDoc
 from surrogates.config import EnsembleConfig
@@ -24,7 +25,9 @@ from tasks import (
     evaluate_task,
     generate_task,
     predict_task,
+    prepare_references_task,
     record_timings_task,
+    relax_one_task,
     retrain_task,
     seed_task,
 )
@@ -111,8 +114,15 @@ def discovery_round(config: LoopConfig, round_index: int) -> dict[str, Any]:
             len(gen.new_ids),
             False,
         )
-    evaluation = evaluate_task(config, round_index, ids, model_version, seeds)
-    timings["oracle"] = evaluation.elapsed_s
+    if config.runner.kind == "dask":
+        t_oracle = time.perf_counter()
+        prepare_references_task(config, ids)  # once, before the workers need them
+        futures = relax_one_task.map(unmapped(config), round_index, ids, model_version, seeds)
+        evaluation = merge_evaluations([f.result() for f in futures])
+        timings["oracle"] = time.perf_counter() - t_oracle
+    else:
+        evaluation = evaluate_task(config, round_index, ids, model_version, seeds)
+        timings["oracle"] = evaluation.elapsed_s
     retrain = retrain_task(config, round_index)
     timings["retrain"] = retrain.elapsed_s
     doc = complete_round_task(config, round_index, n_generated, evaluation, retrain, timings)
@@ -153,6 +163,7 @@ def discovery_loop(
     surrogate: EnsembleConfig = EnsembleConfig(),  # noqa: B008
     acquisition: AcquisitionConfig = AcquisitionConfig(),  # noqa: B008
     oracle: OracleConfig = OracleConfig(),  # noqa: B008
+    runner: RunnerConfig = RunnerConfig(),  # noqa: B008
     store_uri: str = "embedded",
     database: str = "battery_discovery",
 ) -> dict[str, Any]:
@@ -172,11 +183,27 @@ def discovery_loop(
             "surrogate": surrogate,
             "acquisition": acquisition,
             "oracle": oracle,
+            "runner": runner,
             "store_uri": store_uri,
             "database": database,
         }
     )
     return run_rounds(config)
+
+
+def task_runner(config: LoopConfig) -> Any:
+    """The round's task runner: Prefect's default threads, or Dask (local cluster or an address)."""
+    if config.runner.kind != "dask":
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner()
+    from prefect_dask import DaskTaskRunner
+
+    if config.runner.dask_address:
+        return DaskTaskRunner(address=config.runner.dask_address)
+    return DaskTaskRunner(
+        cluster_kwargs={"n_workers": config.runner.dask_workers, "threads_per_worker": 1, "processes": True}
+    )
 
 
 def run_rounds(config: LoopConfig) -> dict[str, Any]:
@@ -193,7 +220,8 @@ def run_rounds(config: LoopConfig) -> dict[str, Any]:
             logger.info("round %d of campaign %r already completed: skipped", n, config.campaign)
             continue
         logger.info("round %d/%d of campaign %r", n, config.rounds, config.campaign)
-        summaries.append(discovery_round.with_options(flow_run_name=f"round-{n}")(config=config, round_index=n))
+        round_flow = discovery_round.with_options(flow_run_name=f"round-{n}", task_runner=task_runner(config))
+        summaries.append(round_flow(config=config, round_index=n))
     rounds = store.list_rounds(config.campaign)
     best = rounds[-1].best if rounds else []
     create_markdown_artifact(

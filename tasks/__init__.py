@@ -12,7 +12,9 @@ from tasks.stages import (
     evaluate_task,
     generate_task,
     predict_task,
+    prepare_references_task,
     record_timings_task,
+    relax_one_task,
     retrain_task,
     seed_task,
 )
@@ -25,7 +27,9 @@ __all__ = [
     "evaluate_task",
     "generate_task",
     "predict_task",
+    "prepare_references_task",
     "record_timings_task",
+    "relax_one_task",
     "retrain_task",
     "seed_task",
 ]

@@ -146,3 +146,19 @@ def complete_round_task(
 def record_timings_task(config: LoopConfig, round_index: int, timings: dict[str, float]) -> RoundDoc:
     """Store the round's wall times per stage (s)."""
     return pipeline.record_timings(open_store(config), config, round_index, timings)
+
+
+@task(name="prepare-references", **_OPTS)
+def prepare_references_task(config: LoopConfig, candidate_ids: list[str]) -> list[str]:
+    """Compute (or read from the cache) the elemental references the batch needs."""
+    return pipeline.prepare_references(open_store(config), config, candidate_ids)
+
+
+@task(name="relax", task_run_name="relax-{candidate_id}", **_OPTS)
+def relax_one_task(
+    config: LoopConfig, round_index: int, candidate_id: str, model_version: str | None, seeds: bool
+) -> pipeline.EvaluateOutput:
+    """Relax one candidate and store its result (the unit of work a Dask worker takes)."""
+    return pipeline.evaluate_stage(
+        open_store(config), config, round_index, [candidate_id], model_version=model_version, seeds=seeds
+    )
