@@ -132,7 +132,12 @@ def _print_summary(result: dict[str, Any], uri: str, database: str, campaign: st
 def query(
     elements: Annotated[str, typer.Option(help="Comma-separated elements that must all be present, e.g. Li,O.")] = "",
     max_formation_energy: Annotated[float | None, typer.Option(help="Keep formation energy <= this (eV/atom).")] = None,
-    sort: Annotated[str, typer.Option(help="formation_energy, energy_per_atom, formula, round.")] = "formation_energy",
+    max_e_above_hull: Annotated[
+        float | None, typer.Option(help="Keep energy above the convex hull <= this (eV/atom).")
+    ] = None,
+    sort: Annotated[
+        str, typer.Option(help="formation_energy, e_above_hull, energy_per_atom, formula, round.")
+    ] = "formation_energy",
     limit: Annotated[int, typer.Option(help="Rows at most (0: all).")] = 20,
     include_failed: Annotated[bool, typer.Option(help="Also list failed relaxations with their reason.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
@@ -152,6 +157,7 @@ def query(
         docs = open_store(store_uri, database).query(
             elements=symbols,
             max_formation_energy=max_formation_energy,
+            max_e_above_hull=max_e_above_hull,
             sort=sort,
             limit=limit,
             include_failed=include_failed,
@@ -163,13 +169,25 @@ def query(
             print(json.dumps(d.model_dump(mode="json", exclude={"relaxed_structure"})))
         return
     table = Table(title=f"{len(docs)} evaluated candidates")
-    for col in ("formula", "id", "E_f eV/atom", "E eV/atom", "status", "steps", "round", "campaign", "reason"):
+    for col in (
+        "formula",
+        "id",
+        "E_f eV/atom",
+        "E_hull eV/atom",
+        "E eV/atom",
+        "status",
+        "steps",
+        "round",
+        "campaign",
+        "reason",
+    ):
         table.add_column(col, no_wrap=col != "reason", overflow="ellipsis", max_width=60 if col == "reason" else None)
     for d in docs:
         table.add_row(
             d.formula,
             d.candidate_id,
             "" if d.formation_energy_per_atom is None else f"{d.formation_energy_per_atom:.3f}",
+            "" if d.energy_above_hull is None else f"{d.energy_above_hull:.3f}",
             "" if d.energy_per_atom is None else f"{d.energy_per_atom:.3f}",
             d.status,
             str(d.n_steps),

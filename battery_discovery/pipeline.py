@@ -457,6 +457,7 @@ def complete_round(
     ``timings['store']`` records how long this final write took (s).
     """
     start = time.perf_counter()
+    update_hull(store, config)
     doc = store.get_round(config.campaign, round_index) or begin_round(store, config, round_index)
     entries = [
         e.model_copy(
@@ -532,3 +533,28 @@ def merge_evaluations(parts: list[EvaluateOutput]) -> EvaluateOutput:
         n_computed=sum(p.n_computed for p in parts),
         elapsed_s=sum(p.elapsed_s for p in parts),
     )
+
+
+def update_hull(store: CandidateStore, config: LoopConfig) -> int:
+    """Recompute the energy above hull of every label of the campaign; returns how many were written.
+
+    The hull of each chemical system holds the elemental references (same potential) and all the
+    campaign's evaluated structures in it; a phase found in a later round can raise the value of an
+    earlier one, hence the recomputation.
+    """
+    from oracle import ElementalReferences
+    from oracle.hull import hull_energies
+
+    labelled = store.labelled(config.campaign, config.oracle.key())
+    usable = [e for e in labelled if e.energy_per_atom is not None]
+    if not usable:
+        return 0
+    references = ElementalReferences(config.oracle.potential, source=config.oracle.reference_source)
+    elements = sorted({el for e in usable for el in e.elements})
+    with torch_threads(config.oracle.num_threads):
+        energies = {el: references.energy_per_atom(el) for el in elements}
+    entries = [(e.id, e.formula, e.energy_per_atom) for e in usable]
+    results = hull_energies(entries, energies)
+    for key, res in results.items():
+        store.set_hull(key, res.e_above_hull, res.decomposition)
+    return len(results)

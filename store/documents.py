@@ -83,6 +83,14 @@ class EvaluationDoc(_Doc):
         None,
         description="Formation energy against elemental references relaxed with the same potential (eV/atom).",
     )
+    energy_above_hull: float | None = Field(
+        None,
+        description="Energy above the convex hull of the elemental references and every structure the campaign "
+        "evaluated in this chemical system (eV/atom); recomputed at the end of each round.",
+    )
+    decomposition: dict[str, float] = Field(
+        default_factory=dict, description="Hull phases (reduced formula -> atom fraction) it decomposes into."
+    )
     max_force: float | None = Field(None, description="Largest residual force (eV/Å).")
     n_steps: int = Field(0, description="Optimizer steps taken.")
     volume_change: float | None = Field(None, description="Relaxed/initial volume - 1 (fraction).")

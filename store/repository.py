@@ -40,6 +40,8 @@ SORT_FIELDS = {
     "formula": "formula",
     "n_sites": "n_sites",
     "round": "provenance.round",
+    "e_above_hull": "energy_above_hull",
+    "energy_above_hull": "energy_above_hull",
 }
 
 
@@ -186,11 +188,20 @@ class CandidateStore:
         return [EvaluationDoc.model_validate(d) for d in cursor]
 
     @_guard
+    def set_hull(self, evaluation_id: str, e_above_hull: float, decomposition: dict[str, float]) -> None:
+        """Record an evaluation's energy above hull (eV/atom) and decomposition."""
+        self.evaluations.update_one(
+            {"_id": evaluation_id},
+            {"$set": {"energy_above_hull": e_above_hull, "decomposition": decomposition}},
+        )
+
+    @_guard
     def query(
         self,
         *,
         elements: Sequence[str] = (),
         max_formation_energy: float | None = None,
+        max_e_above_hull: float | None = None,
         include_failed: bool = False,
         sort: str = "formation_energy",
         limit: int = 20,
@@ -203,6 +214,10 @@ class CandidateStore:
             flt["elements"] = {"$all": list(elements)}
         if max_formation_energy is not None:
             flt["formation_energy_per_atom"] = {"$lte": max_formation_energy}
+        if max_e_above_hull is not None:
+            flt["energy_above_hull"] = {"$lte": max_e_above_hull}
+        elif SORT_FIELDS[sort] == "energy_above_hull":  # entries without a hull value would sort first
+            flt["energy_above_hull"] = {"$type": "number"}
         if not include_failed:
             flt["status"] = {"$ne": "failed"}
         cursor = self.evaluations.find(flt).sort([(SORT_FIELDS[sort], pymongo.ASCENDING), ("_id", 1)])

@@ -86,6 +86,8 @@ def test_seed_generate_acquire_evaluate_resume(store: CandidateStore, config: Lo
         timings={"oracle": ev1.elapsed_s},
     )
     assert doc.status == "completed" and doc.n_evaluated == len(batch)
+    hulls = [e.energy_above_hull for e in store.labelled(config.campaign, config.oracle.key())]
+    assert hulls and all(h is not None and h >= 0 for h in hulls) and min(hulls) == 0.0
     assert doc.best[0]["formation_energy_per_atom"] == min(
         e.formation_energy_per_atom for e in store.labelled(config.campaign, config.oracle.key())
     )

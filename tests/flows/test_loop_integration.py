@@ -63,6 +63,11 @@ def test_two_rounds_then_rerun_adds_nothing(prefect_harness: None, session_home:
     li2o = store.query(elements=["Li", "O"], sort="formation_energy", limit=0)
     by_formula = {d.formula: d.formation_energy_per_atom for d in li2o}
     assert -2.4 < by_formula["Li2O"] < -1.8
+    # stability against the hull of references and everything evaluated: Li2O is on it
+    hull = {d.formula: d.energy_above_hull for d in li2o}
+    assert hull["Li2O"] == pytest.approx(0.0, abs=1e-9)
+    assert all(v is not None and v >= 0 for v in hull.values())
+    assert store.query(elements=["Li", "O"], max_e_above_hull=0.0, limit=0)[0].decomposition
 
     # models are registered with files on disk
     models = store.list_models("it")

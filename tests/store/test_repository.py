@@ -88,6 +88,10 @@ def test_query_filters_and_sorts(store: CandidateStore) -> None:
     assert [d.candidate_id for d in store.query(elements=["Na"])] == []
     assert len(store.query(include_failed=True, limit=0)) == 4
     assert len(store.query(limit=1)) == 1
+    store.set_hull("a:k", 0.0, {"Li2O": 1.0})
+    store.set_hull("b:k", 0.2, {"Li2O": 0.5, "O2": 0.5})
+    assert [d.candidate_id for d in store.query(max_e_above_hull=0.1)] == ["a"]
+    assert [d.candidate_id for d in store.query(sort="e_above_hull", limit=2)] == ["a", "b"]
     with pytest.raises(ValueError, match="cannot sort by"):
         store.query(sort="colour")
 
