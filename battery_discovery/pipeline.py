@@ -11,7 +11,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pymatgen.core import Structure
@@ -26,6 +26,9 @@ from generation import generate_candidates, load_seeds
 from generation.fingerprint import coarse_fingerprint, same_structure
 from store.documents import BatchEntry, CandidateDoc, EvaluationDoc, ModelDoc, Provenance, RoundDoc, utcnow
 from store.repository import CandidateStore
+
+if TYPE_CHECKING:
+    from oracle import ElementalReferences
 
 
 def _provenance(config: LoopConfig, round_index: int, **extra: Any) -> Provenance:
@@ -298,7 +301,7 @@ def evaluate_stage(
     Args:
         progress: optional callable ``progress(done, total, formula)`` for a progress display.
     """
-    from oracle import ElementalReferences, get_potential, relax_structure
+    from oracle import get_potential, relax_structure
 
     start = time.perf_counter()
     key = config.oracle.key()
@@ -308,12 +311,9 @@ def evaluate_stage(
     computed = 0
     if todo:
         potential = get_potential(config.oracle.potential)
-        references = ElementalReferences(config.oracle.potential, source=config.oracle.reference_source)
         # a missing reference is a set-up problem, not a property of the material: fail the round
         # before any result is written, so nothing is stored as a permanent failure
-        with torch_threads(config.oracle.num_threads):
-            for element in sorted({el for c in todo for el in c.elements}):
-                references.energy_per_atom(element)
+        references, _ = elemental_energies(config, {el for c in todo for el in c.elements})
         for k, cand in enumerate(todo):
             if progress is not None:
                 progress(k, len(todo), cand.formula)
@@ -513,16 +513,24 @@ def check_seeds(config: LoopConfig) -> int:
     return len(load_seeds(config.seeds))
 
 
-def prepare_references(store: CandidateStore, config: LoopConfig, candidate_ids: list[str]) -> list[str]:
-    """Make sure the elemental references of these candidates are computed and cached; returns the elements."""
+def elemental_energies(config: LoopConfig, elements: set[str]) -> tuple[ElementalReferences, dict[str, float]]:
+    """The oracle's elemental references, with ``elements`` computed (or read from the cache).
+
+    Returns:
+        (the ElementalReferences, element -> energy per atom in eV/atom, sorted by element).
+    """
     from oracle import ElementalReferences
 
-    elements = sorted({el for c in store.get_candidates(candidate_ids) for el in c.elements})
     references = ElementalReferences(config.oracle.potential, source=config.oracle.reference_source)
     with torch_threads(config.oracle.num_threads):
-        for element in elements:
-            references.energy_per_atom(element)
-    return elements
+        energies = {el: references.energy_per_atom(el) for el in sorted(elements)}
+    return references, energies
+
+
+def prepare_references(store: CandidateStore, config: LoopConfig, candidate_ids: list[str]) -> list[str]:
+    """Make sure the elemental references of these candidates are computed and cached; returns the elements."""
+    _, energies = elemental_energies(config, {el for c in store.get_candidates(candidate_ids) for el in c.elements})
+    return list(energies)
 
 
 def merge_evaluations(parts: list[EvaluateOutput]) -> EvaluateOutput:
@@ -542,17 +550,13 @@ def update_hull(store: CandidateStore, config: LoopConfig) -> int:
     campaign's evaluated structures in it; a phase found in a later round can raise the value of an
     earlier one, hence the recomputation.
     """
-    from oracle import ElementalReferences
     from oracle.hull import hull_energies
 
     labelled = store.labelled(config.campaign, config.oracle.key())
     usable = [e for e in labelled if e.energy_per_atom is not None]
     if not usable:
         return 0
-    references = ElementalReferences(config.oracle.potential, source=config.oracle.reference_source)
-    elements = sorted({el for e in usable for el in e.elements})
-    with torch_threads(config.oracle.num_threads):
-        energies = {el: references.energy_per_atom(el) for el in elements}
+    _, energies = elemental_energies(config, {el for e in usable for el in e.elements})
     entries = [(e.id, e.formula, e.energy_per_atom) for e in usable]
     results = hull_energies(entries, energies)
     for key, res in results.items():

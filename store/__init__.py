@@ -3,11 +3,21 @@
 from store.connection import EMBEDDED, connect
 from store.repository import CandidateStore
 
+_INDEXED: set[tuple[int, str]] = set()  # (client id, database) whose indexes were ensured
+
 
 def open_store(uri: str = EMBEDDED, database: str = "battery_discovery") -> CandidateStore:
-    """Connect and return the repository with its indexes in place."""
-    store = CandidateStore(connect(uri, database))
-    store.ensure_indexes()
+    """Connect and return the repository with its indexes in place (ensured once per client).
+
+    Cheap to call per task: ``connect`` caches clients per process and re-finds an embedded server
+    that restarted on another port.
+    """
+    db = connect(uri, database)
+    store = CandidateStore(db)
+    key = (id(db.client), database)
+    if key not in _INDEXED:
+        store.ensure_indexes()
+        _INDEXED.add(key)
     return store
 
 

@@ -7,21 +7,14 @@ from prefect.cache_policies import NO_CACHE
 
 from battery_discovery import pipeline
 from battery_discovery.config import LoopConfig
-from store.connection import connect
+from store import open_store as store_open
 from store.documents import BatchEntry, RoundDoc
 from store.repository import CandidateStore
 
-_INDEXED: set[tuple[str, str]] = set()
-
 
 def open_store(config: LoopConfig) -> CandidateStore:
-    """The store named by the config, connected afresh on every call (``connect`` caches clients per
-    process, and re-finds an embedded server that restarted on another port)."""
-    store = CandidateStore(connect(config.store_uri, config.database))
-    if (config.store_uri, config.database) not in _INDEXED:
-        store.ensure_indexes()
-        _INDEXED.add((config.store_uri, config.database))
-    return store
+    """The store named by the config (see :func:`store.open_store`)."""
+    return store_open(config.store_uri, config.database)
 
 
 _OPTS = {"cache_policy": NO_CACHE, "persist_result": False}
