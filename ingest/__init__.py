@@ -1,0 +1,1 @@
+"""Public data sets in: loaders, cleaning with a report, a preprocessing cache."""
