@@ -38,8 +38,21 @@ class OracleConfig(RelaxConfig):
     reference_source: Literal["auto", "ase", "mp"] = Field(
         "auto",
         description="Elemental references: 'ase' relaxes ASE reference states with the potential; 'mp' takes "
-        "MP GGA energies from the elemental-reference file; 'auto' uses ase where it has a crystal or molecule "
-        "(Li, Na, O, F, Fe, ...) and MP for the rest (S, P, Mn, ...).",
+        "MP GGA/GGA+U energies from the elemental-reference file; 'auto' takes 'mp' when the potential's "
+        "(corrected) energies are on the MP scale (CHGNet) and otherwise relaxes ASE reference states, with "
+        "MP energies for elements ASE has no crystal for (S, P, Mn, ...).",
+    )
+    energy_correction: Literal["auto", "mp2020", "none"] = Field(
+        "auto",
+        description="'auto': add MP2020 corrections to potentials that learned raw GGA/GGA+U energies "
+        "(M3GNet-MP-2021) and none to those that learned corrected ones (CHGNet); 'mp2020': always; 'none': never.",
+    )
+    batch_size: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="Structures relaxed in lockstep with one batched potential call per optimizer step "
+        "(each keeps its own optimizer; results do not depend on it; memory grows with it).",
     )
 
     @field_validator("potential")
@@ -57,11 +70,22 @@ class OracleConfig(RelaxConfig):
         return (
             f"{self.potential}|fmax={self.fmax:g}|steps={self.max_steps}|cell={int(self.relax_cell)}"
             f"|opt={self.optimizer}|refs={self.reference_source}|seeds={'relaxed' if self.relax_seeds else 'static'}"
+            f"|corr={self.energy_correction}"
         )
+
+    def resolved_reference_source(self, energy_scale: str) -> Literal["ase", "mp", "auto"]:
+        """The ElementalReferences source for a potential of ``energy_scale`` (see ``reference_source``)."""
+        from oracle.compat import mp_compatible
+
+        if self.reference_source != "auto":
+            return self.reference_source
+        return "mp" if mp_compatible(energy_scale, self.energy_correction) else "auto"
 
     def relax_config(self, *, seeds: bool = False) -> RelaxConfig:
         """The RelaxConfig to run (single point for seeds unless ``relax_seeds``)."""
-        data = self.model_dump(exclude={"relax_seeds", "num_threads", "reference_source"})
+        data = self.model_dump(
+            exclude={"relax_seeds", "num_threads", "reference_source", "energy_correction", "batch_size"}
+        )
         if seeds and not self.relax_seeds:
             data["max_steps"] = 0
         return RelaxConfig(**data)

@@ -28,7 +28,7 @@ from store.documents import BatchEntry, CandidateDoc, EvaluationDoc, ModelDoc, P
 from store.repository import CandidateStore
 
 if TYPE_CHECKING:
-    from oracle import ElementalReferences
+    from oracle import ElementalReferences, RelaxationResult
 
 
 def _provenance(config: LoopConfig, round_index: int, **extra: Any) -> Provenance:
@@ -298,60 +298,104 @@ def evaluate_stage(
 ) -> EvaluateOutput:
     """Run the oracle on candidates without a result yet; each result is stored as soon as it exists.
 
+    Candidates are relaxed in lockstep batches of ``oracle.batch_size`` (one batched potential call
+    per step); energies are corrected onto the MP scale where the potential allows it (see
+    :mod:`oracle.compat`) before the formation energy is taken.
+
     Args:
-        progress: optional callable ``progress(done, total, formula)`` for a progress display.
+        progress: optional callable ``progress(done, total, formula)`` called as each result is stored.
     """
-    from oracle import get_potential, relax_structure
+    from oracle import get_potential, relax_many
 
     start = time.perf_counter()
     key = config.oracle.key()
     done = store.evaluated_ids(key, candidate_ids)
     todo = [c for c in store.get_candidates(candidate_ids) if c.id not in done]
     relax_cfg = config.oracle.relax_config(seeds=seeds)
-    computed = 0
+    stored = 0
     if todo:
         potential = get_potential(config.oracle.potential)
         # a missing reference is a set-up problem, not a property of the material: fail the round
         # before any result is written, so nothing is stored as a permanent failure
         references, _ = elemental_energies(config, {el for c in todo for el in c.elements})
-        for k, cand in enumerate(todo):
-            if progress is not None:
-                progress(k, len(todo), cand.formula)
-            with torch_threads(config.oracle.num_threads):
-                result = relax_structure(
-                    Structure.from_dict(cand.structure), relax_cfg, references, potential=potential
+        provenance = _provenance(
+            config,
+            round_index,
+            model_version=model_version,
+            acquisition=None if seeds else config.acquisition.model_dump(),
+            oracle=potential.name,
+            oracle_version=potential.version,
+        )
+
+        def store_result(i: int, result: RelaxationResult) -> None:
+            nonlocal stored
+            cand = todo[i]
+            result = _label(result, cand, config, references, potential.energy_scale)
+            store.put_evaluation(
+                EvaluationDoc(
+                    _id=f"{cand.id}:{key}",
+                    candidate_id=cand.id,
+                    campaign=config.campaign,
+                    oracle_key=key,
+                    elements=cand.elements,
+                    provenance=provenance,
+                    **result,
                 )
-            if result.status != "failed" and (
-                result.formation_energy_per_atom is None or not math.isfinite(result.formation_energy_per_atom)
-            ):
-                reason = "; ".join(r for r in (result.reason, "no finite formation energy") if r)
-                result = result.model_copy(update={"status": "failed", "reason": reason})
-            doc = EvaluationDoc(
-                _id=f"{cand.id}:{key}",
-                candidate_id=cand.id,
-                campaign=config.campaign,
-                oracle_key=key,
-                elements=cand.elements,
-                provenance=_provenance(
-                    config,
-                    round_index,
-                    model_version=model_version,
-                    acquisition=None if seeds else config.acquisition.model_dump(),
-                    oracle=result.potential,
-                    oracle_version=result.potential_version,
-                ),
-                **result.model_dump(exclude={"formula"}),
-                formula=cand.formula,
             )
-            store.put_evaluation(doc)
-            computed += 1
+            stored += 1
+            if progress is not None:
+                progress(stored - 1, len(todo), cand.formula)
+
+        with torch_threads(config.oracle.num_threads):
+            relax_many(
+                [Structure.from_dict(c.structure) for c in todo],
+                relax_cfg,
+                batch_size=config.oracle.batch_size,
+                on_result=store_result,
+            )
     results = store.get_evaluations(candidate_ids, key)
     return EvaluateOutput(
         status={cid: results[cid].status for cid in candidate_ids if cid in results},
         formation_energy={cid: results[cid].formation_energy_per_atom for cid in candidate_ids if cid in results},
-        n_computed=computed,
+        n_computed=stored,
         elapsed_s=time.perf_counter() - start,
     )
+
+
+def _label(
+    result: RelaxationResult,
+    cand: CandidateDoc,
+    config: LoopConfig,
+    references: ElementalReferences,
+    energy_scale: str,
+) -> dict[str, Any]:
+    """EvaluationDoc fields of one relaxation: corrected energy, formation energy, or a failure reason."""
+    from oracle.compat import correct_energy
+
+    fields = result.model_dump(exclude={"formula"})
+    fields["formula"] = cand.formula
+    if result.status == "failed":
+        return fields
+    problem = ""
+    try:
+        relaxed = Structure.from_dict(result.relaxed_structure or cand.structure)
+        corrected = correct_energy(
+            relaxed, float(result.energy_total), energy_scale=energy_scale, correction=config.oracle.energy_correction
+        )
+        formation = references.formation_energy_per_atom(relaxed.composition, corrected.energy_per_atom * len(relaxed))
+        fields.update(
+            corrected_energy_per_atom=corrected.energy_per_atom,
+            energy_correction_per_atom=corrected.correction_per_atom,
+            correction_scheme=corrected.scheme,
+            formation_energy_per_atom=formation,
+        )
+        if not math.isfinite(formation):
+            problem = "no finite formation energy"
+    except Exception as exc:
+        problem = f"no formation energy: {type(exc).__name__}: {exc}"
+    if problem:
+        fields.update(status="failed", reason="; ".join(r for r in (result.reason, problem) if r))
+    return fields
 
 
 # ---------------------------------------------------------------------------------- retrain
@@ -519,9 +563,10 @@ def elemental_energies(config: LoopConfig, elements: set[str]) -> tuple[Elementa
     Returns:
         (the ElementalReferences, element -> energy per atom in eV/atom, sorted by element).
     """
-    from oracle import ElementalReferences
+    from oracle import ElementalReferences, get_potential
 
-    references = ElementalReferences(config.oracle.potential, source=config.oracle.reference_source)
+    source = config.oracle.resolved_reference_source(get_potential(config.oracle.potential).energy_scale)
+    references = ElementalReferences(config.oracle.potential, source=source)
     with torch_threads(config.oracle.num_threads):
         energies = {el: references.energy_per_atom(el) for el in sorted(elements)}
     return references, energies
@@ -557,7 +602,10 @@ def update_hull(store: CandidateStore, config: LoopConfig) -> int:
     if not usable:
         return 0
     _, energies = elemental_energies(config, {el for e in usable for el in e.elements})
-    entries = [(e.id, e.formula, e.energy_per_atom) for e in usable]
+    entries = [
+        (e.id, e.formula, e.corrected_energy_per_atom if e.corrected_energy_per_atom is not None else e.energy_per_atom)
+        for e in usable
+    ]
     results = hull_energies(entries, energies)
     for key, res in results.items():
         store.set_hull(key, res.e_above_hull, res.decomposition)

@@ -16,11 +16,14 @@ import io
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
 
+import numpy as np
+from ase import Atoms
 from ase.calculators.calculator import Calculator
 
 from battery_discovery.errors import ConfigError
@@ -38,15 +41,55 @@ def _pkg_version(name: str) -> str:
         return "unknown"
 
 
+@dataclass(frozen=True, kw_only=True)
+class PointEvaluation:
+    """Energy, forces and stress of one cell: ``energy`` (eV, total), ``forces`` ``(N, 3)`` eV/Å,
+    ``stress`` ``(6,)`` Voigt eV/Å³ (ASE's sign convention)."""
+
+    energy: float
+    forces: np.ndarray
+    stress: np.ndarray
+
+
+#: How a potential's energies relate to Materials Project data.
+#: ``mp2020``: already on the MP GGA/GGA+U scale with MP2020 corrections (CHGNet's training labels);
+#: ``mp_raw``: raw GGA/GGA+U energies, MP2020 corrections must be added; ``other``: not comparable.
+EnergyScale = str
+
+
 class Potential(ABC):
-    """A loaded potential: its spec ``name``, a ``version`` string, and a calculator factory."""
+    """A loaded potential: its spec ``name``, a ``version`` string, and a calculator factory.
+
+    ``evaluate`` computes many cells at once; the default calls one calculator per cell, potentials
+    that can batch (CHGNet) override it.
+    """
 
     name: str
     version: str
+    #: see :data:`EnergyScale`
+    energy_scale: EnergyScale = "other"
 
     @abstractmethod
     def calculator(self) -> Calculator:
         """A fresh ASE calculator (energies in eV, forces in eV/Å, stress in eV/Å³)."""
+
+    def evaluate(self, atoms: Sequence[Atoms]) -> list[PointEvaluation]:
+        """Energy, forces and stress of ``len(atoms)`` cells; raises if any one fails."""
+        calc = getattr(self, "_shared_calculator", None)
+        if calc is None:
+            calc = self._shared_calculator = self.calculator()
+        out = []
+        for cell in atoms:
+            work = Atoms(cell.get_chemical_symbols(), positions=cell.positions, cell=cell.cell, pbc=cell.pbc)
+            work.calc = calc
+            out.append(
+                PointEvaluation(
+                    energy=float(work.get_potential_energy()),
+                    forces=np.asarray(work.get_forces(), dtype=float),
+                    stress=np.asarray(work.get_stress(), dtype=float),
+                )
+            )
+        return out
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, version={self.version!r})"
@@ -69,6 +112,36 @@ class CHGNetPotential(Potential):
             self.model = CHGNet.load(model_name=model_name, use_device="cpu", verbose=False)
         self.name = "chgnet" if model_name == "0.3.0" else f"chgnet:{model_name}"
         self.version = f"chgnet {_pkg_version('chgnet')} / {self.model.version or model_name}"
+        # CHGNet 0.3.0/0.2.0 learned MPtrj energies with MP2020 corrections applied: measured here with MP's
+        # elemental references, LiF/NaCl/Li2O formation energies are -3.14/-2.08/-2.01 eV/atom raw (experiment
+        # -3.19/-2.13/-2.07) and 0.2-0.3 eV/atom too low once MP2020 corrections are added again.
+        self.energy_scale = "other" if model_name == "r2scan" else "mp2020"
+
+    def evaluate(self, atoms: Sequence[Atoms]) -> list[PointEvaluation]:
+        """All cells in one batched CHGNet forward pass (same graphs and units as ``CHGNetCalculator``)."""
+        from ase.units import GPa
+        from pymatgen.core import Lattice, Structure
+
+        if not atoms:
+            return []
+        structures = [
+            Structure(Lattice(np.asarray(a.cell[:])), a.get_chemical_symbols(), a.positions, coords_are_cartesian=True)
+            for a in atoms
+        ]
+        predictions = self.model.predict_structure(structures, task="efs", batch_size=len(structures))
+        if isinstance(predictions, dict):
+            predictions = [predictions]
+        out = []
+        for structure, pred in zip(structures, predictions, strict=True):
+            stress = np.asarray(pred["s"], dtype=float) * GPa  # (3, 3) GPa -> eV/Å³
+            out.append(
+                PointEvaluation(
+                    energy=float(pred["e"]) * len(structure),  # CHGNet energies are per atom
+                    forces=np.asarray(pred["f"], dtype=float),
+                    stress=stress[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]],
+                )
+            )
+        return out
 
     def calculator(self) -> Calculator:
         from chgnet.model.dynamics import CHGNetCalculator
@@ -106,6 +179,10 @@ class MatGLPotential(Potential):
             raise ConfigError(f"cannot load matgl model {name_or_path!r}: {detail}") from exc
         self.name = f"matgl:{name_or_path}"
         self.version = f"matgl {_pkg_version('matgl')} / {Path(name_or_path).name or name_or_path}"
+        label = Path(name_or_path).name
+        # M3GNet-MP-2021 learned raw MP GGA/GGA+U energies; MPtrj models learned MP2020-corrected ones;
+        # MatPES (PBE without U, r2SCAN) and unknown models are not on the MP scale.
+        self.energy_scale = "mp_raw" if "MP-2021" in label else "mp2020" if "MPtrj" in label else "other"
 
     def calculator(self) -> Calculator:
         from matgl.ext.ase import PESCalculator

@@ -10,18 +10,21 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
 from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS, FIRE
+from ase.optimize.optimize import Optimizer
 from pydantic import BaseModel, ConfigDict, Field
 from pymatgen.core import Element, Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from oracle.potentials import DEFAULT_POTENTIAL, Potential, get_potential
+from oracle.potentials import DEFAULT_POTENTIAL, PointEvaluation, Potential, get_potential
 
 if TYPE_CHECKING:
     from oracle.references import ElementalReferences
@@ -141,62 +144,231 @@ def _check_finite(energy: float, forces: np.ndarray, where: str) -> None:
         raise _Abort(f"non-finite forces (NaN/inf) {where}")
 
 
-def _optimize(
-    clean: Structure, config: RelaxConfig, potential: Potential, start: float, partial: dict[str, Any]
-) -> tuple[bool, Structure]:
-    """Run the optimizer; fill ``partial`` as results appear; raise _Abort on a physical failure."""
-    n_sites = len(clean)
-    atoms: Atoms = AseAtomsAdaptor.get_atoms(clean)
-    symbols_before = atoms.get_chemical_symbols()
-    volume_before = atoms.get_volume()
-    atoms.calc = potential.calculator()
-    energy0 = float(atoms.get_potential_energy())
-    forces0 = atoms.get_forces()
-    _check_finite(energy0, forces0, "for the initial structure")
-    partial["initial_energy_per_atom"] = energy0 / n_sites
-    if _max_force(forces0) > config.max_force_abort:
-        raise _Abort(f"exploding: initial max force {_max_force(forces0):.1f} eV/Å > {config.max_force_abort} eV/Å")
+@dataclass(eq=False, kw_only=True)
+class _Job:
+    """One structure relaxing inside a batch."""
 
-    optimizable = FrechetCellFilter(atoms) if config.relax_cell else atoms
-    optimizer = _OPTIMIZERS[config.optimizer](optimizable, logfile=None)
+    index: int
+    clean: Structure
+    atoms: Atoms
+    optimizer: Optimizer
+    volume0: float
+    symbols0: list[str]
+    partial: dict[str, Any] = field(default_factory=dict)
 
-    def watchdog() -> None:
-        partial["n_steps"] = int(optimizer.nsteps)
-        elapsed = time.monotonic() - start
-        if elapsed > config.timeout_s:
-            raise _Abort(f"timeout after {elapsed:.1f} s (limit {config.timeout_s} s)")
-        energy = float(atoms.get_potential_energy())
-        forces = atoms.get_forces()
-        _check_finite(energy, forces, f"at step {optimizer.nsteps}")
-        if _max_force(forces) > config.max_force_abort:
-            raise _Abort(
-                f"exploding: max force {_max_force(forces):.1f} eV/Å > {config.max_force_abort} eV/Å "
-                f"at step {optimizer.nsteps}"
-            )
-        change = atoms.get_volume() / volume_before - 1.0
-        if not math.isfinite(change) or abs(change) > config.max_volume_change:
-            raise _Abort(f"volume change {change:+.2f} exceeds ±{config.max_volume_change} at step {optimizer.nsteps}")
 
-    optimizer.attach(watchdog, interval=1)
-    converged = bool(optimizer.run(fmax=config.fmax, steps=config.max_steps))
-
-    energy = float(atoms.get_potential_energy())
-    forces = atoms.get_forces()
-    _check_finite(energy, forces, "after relaxation")
-    volume_change = atoms.get_volume() / volume_before - 1.0
-    partial.update(
-        energy_total=energy,
-        energy_per_atom=energy / n_sites,
-        max_force=_max_force(forces),
-        n_steps=int(optimizer.nsteps),
-        volume_change=float(volume_change),
+def _attach(atoms: Atoms, point: PointEvaluation) -> None:
+    """Make ``atoms`` answer energy/forces/stress from ``point`` (until it moves)."""
+    atoms.calc = SinglePointCalculator(
+        atoms, energy=point.energy, free_energy=point.energy, forces=point.forces, stress=point.stress
     )
-    if abs(volume_change) > config.max_volume_change:
-        raise _Abort(f"volume change {volume_change:+.2f} exceeds ±{config.max_volume_change}")
-    relaxed = AseAtomsAdaptor.get_structure(atoms.copy())  # the copy drops the calculator
-    if atoms.get_chemical_symbols() != symbols_before or relaxed.composition != clean.composition:
-        raise _Abort("composition changed during relaxation")
-    return converged, relaxed
+
+
+def _evaluate(potential: Potential, jobs: Sequence[_Job]) -> dict[int, PointEvaluation | Exception]:
+    """One batched call for every job; on an error, each job alone so only the culprit fails."""
+    if not jobs:
+        return {}
+    try:
+        points = potential.evaluate([job.atoms for job in jobs])
+        return {job.index: point for job, point in zip(jobs, points, strict=True)}
+    except Exception as exc:
+        if len(jobs) == 1:
+            return {jobs[0].index: exc}
+    out: dict[int, PointEvaluation | Exception] = {}
+    for job in jobs:
+        try:
+            out[job.index] = potential.evaluate([job.atoms])[0]
+        except Exception as exc:
+            out[job.index] = exc
+    return out
+
+
+def _check_point(job: _Job, point: PointEvaluation, config: RelaxConfig, where: str) -> None:
+    """Raise _Abort for a non-finite, exploding or absurdly re-sized state of ``job``."""
+    _check_finite(point.energy, point.forces, where)
+    force = _max_force(point.forces)
+    if force > config.max_force_abort:
+        raise _Abort(f"exploding: max force {force:.1f} eV/Å > {config.max_force_abort} eV/Å {where}")
+    change = job.atoms.get_volume() / job.volume0 - 1.0
+    if not math.isfinite(change) or abs(change) > config.max_volume_change:
+        raise _Abort(f"volume change {change:+.2f} exceeds ±{config.max_volume_change} {where}")
+
+
+def _prepare(structure: Structure, config: RelaxConfig) -> Structure | str:
+    """The cleaned structure ready to relax, or the reason it cannot be."""
+    if len(structure) == 0:
+        return "empty structure"
+    if not structure.is_ordered:
+        disordered = sorted({str(site.species) for site in structure if not site.is_ordered})
+        return f"partial occupancy / disordered sites not supported: {', '.join(disordered)}"
+    try:
+        clean = _clean_structure(structure)
+    except Exception as exc:
+        return f"unsupported species: {type(exc).__name__}: {exc}"
+    try:
+        closest = _closest_pair(clean, config.min_distance)
+    except Exception as exc:
+        return f"cannot compute distances: {type(exc).__name__}: {exc}"
+    if closest is not None:
+        return f"atoms too close: {closest:.3f} Å < min_distance {config.min_distance} Å"
+    return clean
+
+
+def relax_batch(
+    structures: Sequence[Structure],
+    config: RelaxConfig | None = None,
+    references: ElementalReferences | None = None,
+    *,
+    potential: Potential | None = None,
+    on_result: Callable[[int, RelaxationResult], None] | None = None,
+) -> list[RelaxationResult]:
+    """Relax ``n`` structures in lockstep, one batched potential call per optimizer step.
+
+    Each structure has its own ASE optimizer (and cell filter), so its trajectory is the one a
+    sequential ``optimizer.run(fmax, steps)`` would take; only the energy/force/stress evaluations of
+    all unfinished structures are batched (one forward pass on CHGNet). Failures are reported in the
+    results, never raised. ``elapsed_s`` and ``timeout_s`` count from the start of the batch.
+
+    Args:
+        on_result: called as ``on_result(i, result)`` as soon as structure ``i`` is finished.
+
+    Returns:
+        ``n`` results in input order.
+    """
+    config = config or RelaxConfig()
+    potential = potential or get_potential(config.potential)
+    start = time.monotonic()
+    results: list[RelaxationResult | None] = [None] * len(structures)
+    base = {
+        "potential": potential.name,
+        "potential_version": potential.version,
+        "fmax": config.fmax,
+        "max_steps": config.max_steps,
+    }
+
+    def finish(index: int, **fields: Any) -> None:
+        structure = structures[index]
+        try:
+            formula = structure.composition.reduced_formula
+        except Exception:  # e.g. empty structure
+            formula = ""
+        fields["reason"] = _one_line(fields.get("reason", ""))
+        result = RelaxationResult(
+            formula=formula, n_sites=len(structure), elapsed_s=time.monotonic() - start, **base, **fields
+        )
+        results[index] = result
+        if on_result is not None:
+            on_result(index, result)
+
+    jobs: list[_Job] = []
+    for i, structure in enumerate(structures):
+        prepared = _prepare(structure, config)
+        if isinstance(prepared, str):
+            finish(i, status="failed", reason=prepared)
+            continue
+        atoms = AseAtomsAdaptor.get_atoms(prepared)
+        optimizable = FrechetCellFilter(atoms) if config.relax_cell else atoms
+        jobs.append(
+            _Job(
+                index=i,
+                clean=prepared,
+                atoms=atoms,
+                optimizer=_OPTIMIZERS[config.optimizer](optimizable, logfile=None),
+                volume0=atoms.get_volume(),
+                symbols0=atoms.get_chemical_symbols(),
+            )
+        )
+
+    def fail(job: _Job, reason: str) -> None:
+        finish(job.index, status="failed", reason=reason, **job.partial)
+
+    with warnings.catch_warnings():
+        # chgnet 0.4 warns on every evaluation about a tensor->scalar conversion it does internally
+        warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
+        active = jobs
+        while active:
+            points = _evaluate(potential, active)
+            evaluated: list[_Job] = []
+            for job in active:
+                point = points[job.index]
+                opt = job.optimizer
+                where = "for the initial structure" if opt.nsteps == 0 else f"at step {opt.nsteps}"
+                if isinstance(point, Exception):
+                    fail(job, f"relaxation error: {type(point).__name__}: {point}")
+                    continue
+                try:
+                    _check_point(job, point, config, where)
+                except _Abort as exc:
+                    fail(job, str(exc))
+                    continue
+                _attach(job.atoms, point)
+                if opt.nsteps == 0:
+                    job.partial["initial_energy_per_atom"] = point.energy / len(job.atoms)
+                job.partial.update(
+                    energy_total=point.energy,
+                    energy_per_atom=point.energy / len(job.atoms),
+                    max_force=_max_force(point.forces),
+                    n_steps=int(opt.nsteps),
+                    volume_change=float(job.atoms.get_volume() / job.volume0 - 1.0),
+                )
+                evaluated.append(job)
+            active = []
+            for job in evaluated:
+                opt = job.optimizer
+                gradient = opt.optimizable.get_gradient()
+                if opt.optimizable.converged(gradient, config.fmax):
+                    _complete(job, config, references, finish, converged=True)
+                elif opt.nsteps >= config.max_steps:
+                    _complete(job, config, references, finish, converged=False)
+                elif time.monotonic() - start > config.timeout_s:
+                    fail(job, f"timeout after {time.monotonic() - start:.1f} s (limit {config.timeout_s} s)")
+                else:
+                    try:
+                        opt.step()
+                    except Exception as exc:
+                        fail(job, f"relaxation error: {type(exc).__name__}: {exc}")
+                        continue
+                    opt.nsteps += 1
+                    active.append(job)
+    return [r for r in results if r is not None]
+
+
+def _complete(
+    job: _Job,
+    config: RelaxConfig,
+    references: ElementalReferences | None,
+    finish: Callable[..., None],
+    *,
+    converged: bool,
+) -> None:
+    """Post-checks, relaxed structure and formation energy of a finished job."""
+    partial = job.partial
+    atoms = job.atoms
+    relaxed_atoms = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions, cell=atoms.cell, pbc=True)
+    relaxed = AseAtomsAdaptor.get_structure(relaxed_atoms)
+    if relaxed_atoms.get_chemical_symbols() != job.symbols0 or relaxed.composition != job.clean.composition:
+        finish(job.index, status="failed", reason="composition changed during relaxation", **partial)
+        return
+    if converged:
+        reason = ""
+    elif config.max_steps == 0:
+        reason = f"single point (max_steps=0): forces or stress above fmax {config.fmax} eV/Å"
+    else:
+        reason = f"not converged within {config.max_steps} steps (fmax {config.fmax} eV/Å)"
+    formation = None
+    if references is not None:
+        try:
+            formation = references.formation_energy_per_atom(job.clean.composition, partial["energy_total"])
+        except Exception as exc:  # a missing reference must not lose the relaxation
+            reason = "; ".join(filter(None, [reason, f"no formation energy: {type(exc).__name__}: {exc}"]))
+    finish(
+        job.index,
+        status="converged" if converged else "unconverged",
+        reason=reason,
+        formation_energy_per_atom=formation,
+        relaxed_structure=relaxed.as_dict(),
+        **partial,
+    )
 
 
 def relax_structure(
@@ -207,102 +379,33 @@ def relax_structure(
     potential: Potential | None = None,
 ) -> RelaxationResult:
     """Relax one structure; failures are reported in the result, never raised."""
-    config = config or RelaxConfig()
-    potential = potential or get_potential(config.potential)
-    start = time.monotonic()
-    n_sites = len(structure)
-    try:
-        formula = structure.composition.reduced_formula
-    except Exception:  # e.g. empty structure
-        formula = ""
-    fields: dict[str, Any] = {
-        "formula": formula,
-        "n_sites": n_sites,
-        "potential": potential.name,
-        "potential_version": potential.version,
-        "fmax": config.fmax,
-        "max_steps": config.max_steps,
-    }
-
-    def failed(reason: str, **extra: Any) -> RelaxationResult:
-        return RelaxationResult(
-            status="failed", reason=_one_line(reason), elapsed_s=time.monotonic() - start, **fields, **extra
-        )
-
-    if n_sites == 0:
-        return failed("empty structure")
-    if not structure.is_ordered:
-        disordered = sorted({str(site.species) for site in structure if not site.is_ordered})
-        return failed(f"partial occupancy / disordered sites not supported: {', '.join(disordered)}")
-    try:
-        clean = _clean_structure(structure)
-    except Exception as exc:
-        return failed(f"unsupported species: {type(exc).__name__}: {exc}")
-    try:
-        closest = _closest_pair(clean, config.min_distance)
-    except Exception as exc:
-        return failed(f"cannot compute distances: {type(exc).__name__}: {exc}")
-    if closest is not None:
-        return failed(f"atoms too close: {closest:.3f} Å < min_distance {config.min_distance} Å")
-
-    partial: dict[str, Any] = {}  # whatever is known when a failure stops the relaxation
-    try:
-        with warnings.catch_warnings():
-            # chgnet 0.4 warns on every evaluation about a tensor->scalar conversion it does internally
-            warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
-            converged, relaxed = _optimize(clean, config, potential, start, partial)
-    except _Abort as exc:
-        return failed(str(exc), **partial)
-    except Exception as exc:
-        return failed(f"relaxation error: {type(exc).__name__}: {exc}", **partial)
-
-    if converged:
-        reason = ""
-    elif config.max_steps == 0:
-        reason = f"single point (max_steps=0): forces or stress above fmax {config.fmax} eV/Å"
-    else:
-        reason = f"not converged within {config.max_steps} steps (fmax {config.fmax} eV/Å)"
-    formation = None
-    if references is not None:
-        try:
-            formation = references.formation_energy_per_atom(clean.composition, partial["energy_total"])
-        except Exception as exc:  # a missing reference must not lose the relaxation
-            reason = "; ".join(filter(None, [reason, f"no formation energy: {type(exc).__name__}: {exc}"]))
-    return RelaxationResult(
-        status="converged" if converged else "unconverged",
-        reason=_one_line(reason),
-        formation_energy_per_atom=formation,
-        relaxed_structure=relaxed.as_dict(),
-        elapsed_s=time.monotonic() - start,
-        **fields,
-        **partial,
-    )
+    return relax_batch([structure], config, references, potential=potential)[0]
 
 
 def relax_many(
     structures: Sequence[Structure],
     config: RelaxConfig | None = None,
     references: ElementalReferences | None = None,
+    *,
+    batch_size: int = 8,
+    on_result: Callable[[int, RelaxationResult], None] | None = None,
 ) -> list[RelaxationResult]:
-    """Relax structures one after another; one failure never stops the others."""
+    """Relax structures in lockstep batches of ``batch_size``; one failure never stops the others.
+
+    Args:
+        on_result: called as ``on_result(i, result)`` (``i`` indexes ``structures``) as each finishes.
+    """
     config = config or RelaxConfig()
     potential = get_potential(config.potential)  # a bad spec is a ConfigError, raised once up front
-    results = []
-    for structure in structures:
-        try:
-            results.append(relax_structure(structure, config, references, potential=potential))
-        except Exception as exc:  # defensive: relax_structure should already catch everything
-            results.append(
-                RelaxationResult(
-                    status="failed",
-                    reason=_one_line(f"unexpected error: {type(exc).__name__}: {exc}"),
-                    formula=getattr(getattr(structure, "composition", None), "reduced_formula", ""),
-                    n_sites=len(structure),
-                    potential=potential.name,
-                    potential_version=potential.version,
-                    elapsed_s=0.0,
-                    fmax=config.fmax,
-                    max_steps=config.max_steps,
-                )
-            )
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    results: list[RelaxationResult] = []
+    for offset in range(0, len(structures), batch_size):
+        chunk = structures[offset : offset + batch_size]
+
+        def report(i: int, result: RelaxationResult, offset: int = offset) -> None:
+            if on_result is not None:
+                on_result(offset + i, result)
+
+        results += relax_batch(chunk, config, references, potential=potential, on_result=report)
     return results

@@ -78,15 +78,24 @@ class EvaluationDoc(_Doc):
     status: Literal["converged", "unconverged", "failed"] = Field(description="Relaxation outcome.")
     reason: str = Field("", description="Why it failed or did not converge; empty when converged.")
     energy_total: float | None = Field(None, description="Total energy of the relaxed cell (eV).")
-    energy_per_atom: float | None = Field(None, description="Energy per atom (eV/atom).")
+    energy_per_atom: float | None = Field(None, description="Energy per atom from the potential (eV/atom).")
+    corrected_energy_per_atom: float | None = Field(
+        None,
+        description="Energy per atom after the energy correction (MP2020 for potentials that learned raw "
+        "GGA/GGA+U energies; equal to energy_per_atom otherwise) (eV/atom).",
+    )
+    energy_correction_per_atom: float = Field(0.0, description="corrected - raw energy per atom (eV/atom).")
+    correction_scheme: str = Field("none", description="'MP2020', 'none (already MP2020)' or 'none'.")
     formation_energy_per_atom: float | None = Field(
         None,
-        description="Formation energy against elemental references relaxed with the same potential (eV/atom).",
+        description="Formation energy of the corrected energy against the elemental references (MP GGA/GGA+U "
+        "energies for MP-compatible potentials, else references relaxed with the same potential) (eV/atom).",
     )
     energy_above_hull: float | None = Field(
         None,
-        description="Energy above the convex hull of the elemental references and every structure the campaign "
-        "evaluated in this chemical system (eV/atom); recomputed at the end of each round.",
+        description="Energy above the convex hull of the elemental references, every structure the campaign "
+        "evaluated in this chemical system and, with an MP API key, MP's competing phases (eV/atom); "
+        "recomputed at the end of each round.",
     )
     decomposition: dict[str, float] = Field(
         default_factory=dict, description="Hull phases (reduced formula -> atom fraction) it decomposes into."

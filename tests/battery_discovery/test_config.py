@@ -68,7 +68,7 @@ def test_bad_files(tmp_path: Path) -> None:
 
 def test_oracle_key_and_seed_single_point() -> None:
     cfg = LoopConfig()
-    assert cfg.oracle.key() == "chgnet|fmax=0.1|steps=200|cell=1|opt=FIRE|refs=auto|seeds=static"
+    assert cfg.oracle.key() == "chgnet|fmax=0.1|steps=200|cell=1|opt=FIRE|refs=auto|seeds=static|corr=auto"
     assert cfg.oracle.relax_config(seeds=True).max_steps == 0
     assert cfg.oracle.relax_config().max_steps == 200
     relaxed = build_config({"oracle": {"relax_seeds": True}})
