@@ -23,11 +23,14 @@ from botorch.acquisition.objective import PosteriorTransform
 from botorch.models.ensemble import EnsembleModel
 from botorch.models.model import Model
 from botorch.posteriors import Posterior
+from botorch.posteriors.ensemble import EnsemblePosterior
+from botorch.sampling.index_sampler import IndexSampler
 from torch import Tensor
 
 __all__ = [
     "CandidateSetEnsemble",
     "CandidateSetGP",
+    "MemberSampler",
     "fit_gp",
     "fit_spread_scale",
     "scale_spread",
@@ -208,3 +211,26 @@ def scale_spread(members: np.ndarray, scale: float | np.ndarray) -> np.ndarray:
     members = np.asarray(members, dtype=np.float64)
     mean = members.mean(axis=0, keepdims=True)
     return mean + np.asarray(scale, dtype=np.float64) * (members - mean)
+
+
+class MemberSampler(IndexSampler):
+    """Enumerates the ``K`` members of an ``EnsemblePosterior`` once each (``sample_shape = [K]``).
+
+    Monte Carlo acquisition values then equal their exact expectation under the ensemble (a uniform
+    mixture of its members), deterministically, at ``K`` evaluations instead of ``num_samples``.
+
+    Args:
+        n_members: ``K``.
+    """
+
+    def __init__(self, n_members: int) -> None:
+        super().__init__(sample_shape=torch.Size([n_members]), seed=0)
+
+    def _construct_base_samples(self, posterior: EnsemblePosterior) -> None:
+        shape = self.sample_shape + posterior.batch_shape
+        if posterior.ensemble_size != self.sample_shape[0]:
+            raise ValueError(f"MemberSampler for {self.sample_shape[0]} members got {posterior.ensemble_size}")
+        if self.base_samples is None or self.base_samples.shape != shape:
+            index = torch.arange(self.sample_shape[0], device=posterior.device)
+            base = index.reshape(-1, *([1] * len(posterior.batch_shape))).expand(shape).clone()
+            self.register_buffer("base_samples", base)

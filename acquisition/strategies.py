@@ -31,7 +31,14 @@ from botorch.utils.multi_objective.pareto import is_non_dominated
 from torch import Tensor
 
 from acquisition.config import AcquisitionConfig, DiversityConfig
-from acquisition.model import CandidateSetEnsemble, CandidateSetGP, fit_gp, fit_spread_scale, scale_spread
+from acquisition.model import (
+    CandidateSetEnsemble,
+    CandidateSetGP,
+    MemberSampler,
+    fit_gp,
+    fit_spread_scale,
+    scale_spread,
+)
 from acquisition.objectives import OutcomeTransform
 
 __all__ = ["STRATEGIES", "AcquisitionProblem", "Selection", "select", "select_batch"]
@@ -109,16 +116,25 @@ class AcquisitionProblem:
         return self.members if self.config.probability == "ensemble" else None
 
     def sampler(self, n_samples: int) -> IndexSampler | IIDNormalSampler:
-        """Seeded sampler: members (ensemble) or i.i.d. normal base samples (GP; any pool size)."""
-        shape = torch.Size([n_samples])
+        """Sampler of the MC acquisition functions: every member once when ``K <= n_samples`` (the exact
+        ensemble expectation), else ``n_samples`` seeded member indices; i.i.d. normal for the GP."""
         if isinstance(self.model, CandidateSetEnsemble):
-            return IndexSampler(sample_shape=shape, seed=self.config.seed)
-        return IIDNormalSampler(sample_shape=shape, seed=self.config.seed)
+            n_members = int(self.model.members.shape[0])
+            if n_members <= n_samples:
+                return MemberSampler(n_members)
+            return IndexSampler(sample_shape=torch.Size([n_samples]), seed=self.config.seed)
+        return IIDNormalSampler(sample_shape=torch.Size([n_samples]), seed=self.config.seed)
 
     def draws(self, n_draws: int) -> Tensor:
-        """``n_draws x n x m`` joint posterior draws on the pool (one member each for the ensemble)."""
+        """``n_draws x n x m`` seeded joint posterior draws on the pool (a random member each for the
+        ensemble)."""
+        shape = torch.Size([n_draws])
+        if isinstance(self.model, CandidateSetEnsemble):
+            sampler: IndexSampler | IIDNormalSampler = IndexSampler(sample_shape=shape, seed=self.config.seed)
+        else:
+            sampler = IIDNormalSampler(sample_shape=shape, seed=self.config.seed)
         with torch.no_grad():
-            return self.sampler(n_draws)(self.pool_posterior).reshape(n_draws, self.n_pool, -1)
+            return sampler(self.pool_posterior).reshape(n_draws, self.n_pool, -1)
 
     def observed_objectives(self) -> tuple[Tensor, Tensor] | None:
         """``n_obs x k`` objectives of the labels and ``n_obs`` feasibility, or None without labels."""
@@ -146,7 +162,9 @@ class AcquisitionProblem:
 
 
 Scores = tuple[Tensor, Tensor]
-"""``(rank, value)``, each ``(n,)``: the pick is the allowed argmax of ``rank``; ``value`` is reported."""
+"""``(rank, value)``: ``rank`` is ``(n,)``, or ``n x 2`` for a tie-break key in its second column; the pick
+is the allowed maximum of ``rank`` (lexicographic; remaining ties: lowest index); ``value`` ``(n,)`` is
+reported."""
 Scorer = Callable[[list[int]], Scores]
 """Maps the pool indices chosen so far (in order) to the scores of every pool candidate for the next slot."""
 StrategyFn = Callable[[AcquisitionProblem], Scorer]
@@ -154,16 +172,21 @@ StrategyFn = Callable[[AcquisitionProblem], Scorer]
 
 # ------------------------------------------------------------------------------------------ helpers
 def _acqf_scorer(problem: AcquisitionProblem, acqf: AcquisitionFunction) -> Scorer:
-    """Sequential greedy: the acquisition value of adding each candidate to the pending ones."""
+    """Sequential greedy: the acquisition value of adding each candidate to the pending ones. Ties (e.g.
+    qUCB once the pending points already hold every sample's maximum) go to the best value on its own."""
 
-    def score(chosen: list[int]) -> Scores:
-        pending = problem.pool[chosen] if chosen else None
-        acqf.set_X_pending(pending)
+    def evaluate(chosen: list[int]) -> Tensor:
+        acqf.set_X_pending(problem.pool[chosen] if chosen else None)
         with torch.no_grad():
-            values = torch.cat(
+            return torch.cat(
                 [acqf(problem.pool[i : i + _CHUNK].unsqueeze(-2)) for i in range(0, problem.n_pool, _CHUNK)]
             )
-        return values, values
+
+    alone = evaluate([])
+
+    def score(chosen: list[int]) -> Scores:
+        values = evaluate(chosen) if chosen else alone
+        return torch.stack([values, alone], dim=-1), values
 
     return score
 
@@ -376,9 +399,11 @@ def _pick(scorer: Scorer, q: int, n: int, diversity: _DiversityState) -> tuple[l
     while len(chosen) < q and allowed.any():
         rank, value = scorer(chosen)
         idx = np.flatnonzero(allowed)
-        r = rank.detach().numpy()[idx]
-        r = np.where(np.isnan(r), -np.inf, r)
-        i = int(idx[int(np.argmax(r))])
+        r = np.nan_to_num(rank.detach().numpy().reshape(rank.shape[0], -1)[idx], nan=-np.inf)
+        best = r[:, 0] >= r[:, 0].max() - 1e-12 * max(1.0, abs(float(r[:, 0].max())))
+        if r.shape[1] > 1 and np.isfinite(r[:, 0].max()):
+            best &= r[:, 1] == r[best, 1].max()
+        i = int(idx[int(np.argmax(best))])
         chosen.append(i)
         values.append(float(value[i]))
         diversity.update(allowed, i)
