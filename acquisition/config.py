@@ -184,6 +184,13 @@ class AcquisitionConfig(BaseModel):
         description="How probabilities (target_probability, constraint factors) are computed: a normal with the "
         "posterior mean and std, or the fraction of ensemble members (ensemble posterior only).",
     )
+    num_threads: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="torch threads while selecting (restored afterwards); 1 is fastest for these small tensors "
+        "on a shared machine (a GP fit is up to 10x slower with 2 threads on 2 busy cores).",
+    )
     min_feasibility: float = Field(
         0.5,
         ge=0.0,

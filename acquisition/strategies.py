@@ -40,6 +40,7 @@ from acquisition.model import (
     scale_spread,
 )
 from acquisition.objectives import OutcomeTransform
+from battery_discovery.threads import torch_threads
 
 __all__ = ["STRATEGIES", "AcquisitionProblem", "Selection", "select", "select_batch"]
 
@@ -458,8 +459,35 @@ def select(
         ValueError: inputs of the wrong shape, non-finite predictions, missing inputs for the chosen
             posterior or diversity rules.
     """
-    names = tuple(outcome_names)
-    config.check_outcomes(names)
+    config.check_outcomes(tuple(outcome_names))
+    with torch_threads(config.num_threads):
+        return _select(
+            posterior_members,
+            q,
+            config,
+            outcome_names=tuple(outcome_names),
+            observed=observed,
+            keys=keys,
+            features=features,
+            observed_features=observed_features,
+            calibration=calibration,
+        )
+
+
+def _select(
+    posterior_members: np.ndarray | None,
+    q: int,
+    config: AcquisitionConfig,
+    *,
+    outcome_names: tuple[str, ...],
+    observed: np.ndarray | None,
+    keys: Sequence[str] | None,
+    features: np.ndarray | None,
+    observed_features: np.ndarray | None,
+    calibration: tuple[np.ndarray, np.ndarray] | None,
+) -> Selection:
+    """:func:`select` with validated outcome names, inside the thread setting."""
+    names = outcome_names
     m = len(names)
     notes: list[str] = []
     obs = None
