@@ -12,6 +12,7 @@ Shapes: ``K`` ensemble members, ``n`` pool candidates, ``n_obs`` labelled struct
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -108,7 +109,10 @@ class AcquisitionProblem:
 
     @cached_property
     def std(self) -> Tensor:
-        """``n x m`` posterior standard deviation on the pool."""
+        """``n x m`` posterior standard deviation on the pool (for the ensemble: the members' population
+        std, ``ddof=0``, as in ``surrogates.Prediction``)."""
+        if self.members is not None:
+            return self.members.std(dim=0, correction=0)
         return self.pool_posterior.variance.detach().clamp_min(0.0).sqrt().reshape(self.n_pool, -1)
 
     @property
@@ -543,7 +547,14 @@ def _select(
     return Selection(indices=indices, values=values, strategy=strategy, notes=tuple(notes))
 
 
-def select_batch(members: np.ndarray, q: int, config: AcquisitionConfig, best_f: float | None = None) -> Selection:
+def select_batch(
+    members: np.ndarray,
+    q: int,
+    config: AcquisitionConfig,
+    best_f: float | None = None,
+    *,
+    keys: Sequence[str] | None = None,
+) -> Selection:
     """Single-objective selection (the loop's original call); a thin wrapper of :func:`select`.
 
     Args:
@@ -551,12 +562,18 @@ def select_batch(members: np.ndarray, q: int, config: AcquisitionConfig, best_f:
         q: batch size.
         config: strategy and its knobs; its objective (if any) names the one outcome.
         best_f: best label observed so far (target units; needed by logei).
+        keys: ``n`` reduced formulas for the diversity rules; without them the rules are skipped (noted).
     """
     members = np.asarray(members, dtype=np.float64)
     if members.ndim != 2:
         raise ValueError(f"members must be s x n, got shape {members.shape}")
     if config.strategy == "logei" and best_f is None:
         raise ValueError("logei needs the best observed value (best_f); no labels yet")
+    notes: tuple[str, ...] = ()
+    if config.diversity.active and keys is None:
+        config = config.model_copy(update={"diversity": DiversityConfig()})
+        notes = ("diversity rules skipped: no candidate keys given",)
     name = config.objectives[0].name if config.objectives else "target"
     observed = None if best_f is None else np.array([[best_f]])
-    return select(members, q, config, outcome_names=(name,), observed=observed)
+    selection = select(members, q, config, outcome_names=(name,), observed=observed, keys=keys)
+    return dataclasses.replace(selection, notes=notes + selection.notes) if notes else selection

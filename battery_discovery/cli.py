@@ -47,6 +47,10 @@ def run(
     candidates_per_round: Annotated[int | None, typer.Option(help="New candidates generated per round.")] = None,
     campaign: Annotated[str | None, typer.Option(help="Campaign name (resumes if it exists).")] = None,
     strategy: Annotated[str | None, typer.Option(help="Acquisition strategy: ucb, logei, greedy, random.")] = None,
+    acquisition_config: Annotated[
+        str | None,
+        typer.Option(help="Acquisition YAML file or preset:<name> (electrolyte, exploration, exploitation)."),
+    ] = None,
     seeds: Annotated[
         str | None,
         typer.Option(help="Comma-separated seeds: pymatgen:default, pymatgen:Li2O, files, folders."),
@@ -74,6 +78,12 @@ def run(
         if v is not None
     }
     cfg = load_config(config, overrides) if config else build_config(overrides)
+    if acquisition_config:  # replaces the file's acquisition section; --strategy still wins
+        from acquisition.config import load_acquisition_config
+
+        acquisition = load_acquisition_config(acquisition_config)
+        acquisition.check_outcomes((cfg.target,))  # the loop predicts this one outcome
+        cfg = build_config({**cfg.model_dump(), "acquisition": acquisition.model_dump()})
     if strategy:
         cfg = build_config({**cfg.model_dump(), "acquisition": {**cfg.acquisition.model_dump(), "strategy": strategy}})
     from battery_discovery.pipeline import check_seeds
