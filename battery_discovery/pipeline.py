@@ -578,6 +578,15 @@ def prepare_references(store: CandidateStore, config: LoopConfig, candidate_ids:
     return list(energies)
 
 
+def chunk_ids(ids: list[str], *, workers: int, batch_size: int) -> list[list[str]]:
+    """Split a batch into shares for parallel workers: at least one per worker, none over ``batch_size``.
+
+    Shares are interleaved (``ids[k::n]``) so sizes mix when the batch is sorted. Empty shares are dropped.
+    """
+    n = max(workers, math.ceil(len(ids) / batch_size)) if ids else 0
+    return [share for k in range(n) if (share := ids[k::n])]
+
+
 def merge_evaluations(parts: list[EvaluateOutput]) -> EvaluateOutput:
     """One EvaluateOutput from per-candidate ones (elapsed: the sum of the parts' times, s)."""
     return EvaluateOutput(

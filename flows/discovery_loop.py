@@ -13,6 +13,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from acquisition.config import AcquisitionConfig
 from battery_discovery.config import LoopConfig, OracleConfig, RunnerConfig, build_config
+from battery_discovery.pipeline import chunk_ids as pipeline_chunks
 from battery_discovery.pipeline import merge_evaluations
 from generation.config import GenerateConfig
 from store.documents import RoundDoc
@@ -27,7 +28,7 @@ from tasks import (
     predict_task,
     prepare_references_task,
     record_timings_task,
-    relax_one_task,
+    relax_chunk_task,
     retrain_task,
     seed_task,
 )
@@ -117,7 +118,11 @@ def discovery_round(config: LoopConfig, round_index: int) -> dict[str, Any]:
     if config.runner.kind == "dask":
         t_oracle = time.perf_counter()
         prepare_references_task(config, ids)  # once, before the workers need them
-        futures = relax_one_task.map(unmapped(config), round_index, ids, model_version, seeds)
+        chunks = pipeline_chunks(ids, workers=config.runner.dask_workers, batch_size=config.oracle.batch_size)
+        names = [f"{k + 1}of{len(chunks)}" for k in range(len(chunks))]
+        futures = relax_chunk_task.map(
+            unmapped(config), round_index, names, chunks, unmapped(model_version), unmapped(seeds)
+        )
         evaluation = merge_evaluations([f.result() for f in futures])
         timings["oracle"] = time.perf_counter() - t_oracle
     else:

@@ -52,8 +52,14 @@ def applies(energy_scale: str, correction: Correction) -> bool:
 
 
 def mp_compatible(energy_scale: str, correction: Correction) -> bool:
-    """Whether corrected energies of this potential compare with MP energies (and MP references)."""
-    return applies(energy_scale, correction) or (energy_scale == "mp2020" and correction != "mp2020")
+    """Whether corrected energies of this potential compare with MP energies (and MP references).
+
+    Already-corrected energies (``mp2020``) must not be corrected again; raw ones must be; for any other
+    potential, an explicit ``correction="mp2020"`` is the user's statement that it gives raw GGA energies.
+    """
+    if energy_scale == "mp2020":
+        return not applies(energy_scale, correction)
+    return applies(energy_scale, correction)
 
 
 def hubbard_values(structure: Structure) -> dict[str, float]:

@@ -14,7 +14,7 @@ from tasks.stages import (
     predict_task,
     prepare_references_task,
     record_timings_task,
-    relax_one_task,
+    relax_chunk_task,
     retrain_task,
     seed_task,
 )
@@ -29,7 +29,7 @@ __all__ = [
     "predict_task",
     "prepare_references_task",
     "record_timings_task",
-    "relax_one_task",
+    "relax_chunk_task",
     "retrain_task",
     "seed_task",
 ]

@@ -147,11 +147,14 @@ def prepare_references_task(config: LoopConfig, candidate_ids: list[str]) -> lis
     return pipeline.prepare_references(open_store(config), config, candidate_ids)
 
 
-@task(name="relax", task_run_name="relax-{candidate_id}", **_OPTS)
-def relax_one_task(
-    config: LoopConfig, round_index: int, candidate_id: str, model_version: str | None, seeds: bool
+@task(name="relax", task_run_name="relax-{chunk}", **_OPTS)
+def relax_chunk_task(
+    config: LoopConfig, round_index: int, chunk: str, candidate_ids: list[str], model_version: str | None, seeds: bool
 ) -> pipeline.EvaluateOutput:
-    """Relax one candidate and store its result (the unit of work a Dask worker takes)."""
+    """Relax a share of the batch (in lockstep batches) and store each result (the unit of work a Dask worker takes).
+
+    ``chunk`` only names the task run (``relax-<k>of<n>``).
+    """
     return pipeline.evaluate_stage(
-        open_store(config), config, round_index, [candidate_id], model_version=model_version, seeds=seeds
+        open_store(config), config, round_index, candidate_ids, model_version=model_version, seeds=seeds
     )

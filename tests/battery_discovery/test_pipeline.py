@@ -151,3 +151,13 @@ def test_missing_reference_fails_the_round_without_storing(store: CandidateStore
         pipeline.evaluate_stage(store, cfg, 0, ids, seeds=True)
     assert store.evaluations.count_documents({}) == 0
     assert store.get_candidates(ids)[0].status == "generated"
+
+
+def test_chunk_ids_gives_every_worker_a_share_and_respects_the_batch_size() -> None:
+    from battery_discovery.pipeline import chunk_ids
+
+    ids = [f"c{i}" for i in range(10)]
+    assert chunk_ids(ids, workers=2, batch_size=8) == [ids[0::2], ids[1::2]]
+    assert chunk_ids(ids, workers=2, batch_size=3) == [ids[0::4], ids[1::4], ids[2::4], ids[3::4]]
+    assert chunk_ids(ids[:1], workers=4, batch_size=8) == [["c0"]]
+    assert chunk_ids([], workers=2, batch_size=8) == []
