@@ -23,6 +23,9 @@ app = typer.Typer(
 )
 store_app = typer.Typer(help="Manage the embedded MongoDB-compatible store server.", no_args_is_help=True)
 app.add_typer(store_app, name="store")
+from ingest.cli import data_app  # noqa: E402
+
+app.add_typer(data_app, name="data")
 # Wide enough for the tables when piped (rich would fall back to 80 columns).
 console = Console(width=None if sys.stdout.isatty() else 180)
 err_console = Console(stderr=True, soft_wrap=True)

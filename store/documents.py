@@ -58,7 +58,14 @@ class CandidateDoc(_Doc):
     chemsys: str = Field(description="Chemical system, e.g. 'Li-O'.")
     n_sites: int = Field(description="Sites in the cell.")
     structure: dict[str, Any] = Field(description="pymatgen Structure.as_dict() (Å).")
-    source: Literal["seed", "substitution", "ion_exchange"] = Field(description="How it was made.")
+    source: Literal["seed", "substitution", "ion_exchange", "dataset"] = Field(
+        description="How it was made ('dataset': a labelled entry of a public data set, see ingest.seed_store)."
+    )
+    labels: dict[str, float] = Field(
+        default_factory=dict,
+        description="Properties known from the source data set (name -> value; units as in the data set's "
+        "properties, e.g. heat_all eV/atom); empty for generated candidates.",
+    )
     parent: str | None = Field(None, description="Parent structure name or id (None for seeds).")
     substitutions: dict[str, str] = Field(default_factory=dict, description="Old species -> new species.")
     probability: float = Field(1.0, description="Data-mined substitution probability (dimensionless).")

@@ -1,0 +1,1 @@
+"""Data-set sources: each turns a spec argument into a :class:`~ingest.sources.base.SourcePlan`."""
