@@ -27,6 +27,8 @@ from botorch.posteriors.ensemble import EnsemblePosterior
 from botorch.sampling.index_sampler import IndexSampler
 from torch import Tensor
 
+from battery_discovery.threads import torch_threads
+
 __all__ = [
     "CandidateSetEnsemble",
     "CandidateSetGP",
@@ -133,13 +135,14 @@ class CandidateSetGP(Model):
         )
 
 
-def fit_gp(train_X: np.ndarray, train_Y: np.ndarray, *, seed: int = 0) -> Model:
+def fit_gp(train_X: np.ndarray, train_Y: np.ndarray, *, seed: int = 0, num_threads: int = 1) -> Model:
     """Fit a BoTorch ``SingleTaskGP`` (Matern-5/2 ARD, inputs normalised, outcomes standardised).
 
     Args:
         train_X: ``n_train x d`` descriptors or embeddings of the labelled structures.
         train_Y: ``n_train x m`` labels (target units), or ``n_train`` for one outcome.
         seed: torch seed for the optimiser's random restarts.
+        num_threads: torch threads during the fit (restored afterwards).
 
     Returns:
         The fitted model (``m`` outputs, one independent GP per outcome sharing the inputs).
@@ -162,7 +165,8 @@ def fit_gp(train_X: np.ndarray, train_Y: np.ndarray, *, seed: int = 0) -> Model:
         raise ValueError("GP training data contain NaN or inf")
     torch.manual_seed(seed)
     gp = SingleTaskGP(X, Y, input_transform=Normalize(d=X.shape[-1]), outcome_transform=Standardize(m=Y.shape[-1]))
-    fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
+    with torch_threads(num_threads):
+        fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
     gp.eval()
     return gp
 

@@ -531,7 +531,7 @@ def _select(
             raise ValueError("the GP posterior needs features (n x d), observed_features (n_obs x d) and observed")
         X_pool = np.asarray(features, dtype=np.float64)
         X_obs = np.asarray(observed_features, dtype=np.float64)[keep]
-        gp = fit_gp(X_obs, obs.numpy(), seed=config.seed)
+        gp = fit_gp(X_obs, obs.numpy(), seed=config.seed, num_threads=config.num_threads)
         n = X_pool.shape[0]
         model = CandidateSetGP(gp, torch.as_tensor(np.concatenate([X_pool, X_obs])))
     if n == 0 or q <= 0:
