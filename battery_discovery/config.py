@@ -47,6 +47,12 @@ class OracleConfig(RelaxConfig):
         description="'auto': add MP2020 corrections to potentials that learned raw GGA/GGA+U energies "
         "(M3GNet-MP-2021) and none to those that learned corrected ones (CHGNet); 'mp2020': always; 'none': never.",
     )
+    competing_phases: Literal["auto", "off"] = Field(
+        "auto",
+        description="MP competing phases in the hull: 'auto' fetches them once per chemical system with mp-api "
+        "when MP_API_KEY is set and the energies are on the MP scale (cached under <data home>/cache/mp_phases); "
+        "'off' never.",
+    )
     batch_size: int = Field(
         8,
         ge=1,
@@ -84,7 +90,14 @@ class OracleConfig(RelaxConfig):
     def relax_config(self, *, seeds: bool = False) -> RelaxConfig:
         """The RelaxConfig to run (single point for seeds unless ``relax_seeds``)."""
         data = self.model_dump(
-            exclude={"relax_seeds", "num_threads", "reference_source", "energy_correction", "batch_size"}
+            exclude={
+                "relax_seeds",
+                "num_threads",
+                "reference_source",
+                "energy_correction",
+                "batch_size",
+                "competing_phases",
+            }
         )
         if seeds and not self.relax_seeds:
             data["max_steps"] = 0

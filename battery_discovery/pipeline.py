@@ -597,6 +597,27 @@ def merge_evaluations(parts: list[EvaluateOutput]) -> EvaluateOutput:
     )
 
 
+def competing_phases(config: LoopConfig, systems: list[list[str]]) -> list[tuple[str, str, float]]:
+    """MP phases of these chemical systems as hull context, when the oracle is on the MP scale and
+    ``oracle.competing_phases`` allows it (``auto``: with ``$MP_API_KEY``); else none.
+
+    Returns:
+        (MP entry id, reduced formula, MP corrected energy in eV/atom) per phase.
+    """
+    from oracle import get_potential
+    from oracle.compat import mp_compatible
+    from oracle.competing import CompetingPhases
+
+    if config.oracle.competing_phases == "off":
+        return []
+    if not mp_compatible(get_potential(config.oracle.potential).energy_scale, config.oracle.energy_correction):
+        return []
+    source = CompetingPhases.from_env()
+    if source is None:
+        return []
+    return [(f"mp:{p.entry_id}", p.formula, p.energy_per_atom) for p in source.for_systems(systems)]
+
+
 def update_hull(store: CandidateStore, config: LoopConfig) -> int:
     """Recompute the energy above hull of every label of the campaign; returns how many were written.
 
@@ -615,7 +636,7 @@ def update_hull(store: CandidateStore, config: LoopConfig) -> int:
         (e.id, e.formula, e.corrected_energy_per_atom if e.corrected_energy_per_atom is not None else e.energy_per_atom)
         for e in usable
     ]
-    results = hull_energies(entries, energies)
+    results = hull_energies(entries, energies, competing_phases(config, [e.elements for e in usable]))
     for key, res in results.items():
         store.set_hull(key, res.e_above_hull, res.decomposition)
     return len(results)

@@ -20,24 +20,30 @@ class HullResult:
 def hull_energies(
     entries: Sequence[tuple[str, Composition | str, float]],
     elemental_energies: Mapping[str, float],
+    context: Sequence[tuple[str, Composition | str, float]] = (),
 ) -> dict[str, HullResult]:
-    """Energy above hull of every entry, against all entries and the elemental references.
+    """Energy above hull of every entry, against all entries, ``context`` and the elemental references.
 
     Args:
         entries: (key, composition, energy per atom in eV/atom) of evaluated structures.
         elemental_energies: element symbol -> reference energy (eV/atom), same potential/scale as entries.
+        context: further phases on the same energy scale (e.g. MP competing phases), same layout as
+            ``entries``; they shape the hull but get no result of their own.
 
     Returns:
         key -> HullResult. Each entry is placed on the hull of its own chemical system.
     """
     pd_entries: list[tuple[str, PDEntry]] = []
-    for key, comp, e_per_atom in entries:
+    for key, comp, e_per_atom in [*entries, *context]:
         composition = Composition(comp)
         pd_entries.append((key, PDEntry(composition, e_per_atom * composition.num_atoms, name=key)))
+    keys = {key for key, _, _ in entries}
     refs = [PDEntry(Composition(el), float(e), name=el) for el, e in elemental_energies.items()]
     results: dict[str, HullResult] = {}
     diagrams: dict[frozenset[str], PhaseDiagram] = {}
     for key, entry in pd_entries:
+        if key not in keys:
+            continue
         system = frozenset(el.symbol for el in entry.composition.elements)
         if system not in diagrams:
             missing = [el for el in system if el not in elemental_energies]

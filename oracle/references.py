@@ -49,6 +49,46 @@ from oracle.relax import RelaxConfig, relax_structure
 MP_REFERENCES_FILE = "2023-02-07-mp-elemental-reference-entries.json.gz"
 #: Environment variable overriding :func:`default_mp_references_path`.
 ENV_MP_REFERENCES = "BATTERY_DISCOVERY_MP_REFERENCES"
+#: Where the file is published (Matbench Discovery's figshare record of the 2023-02-07 MP snapshot).
+MP_REFERENCES_URL = "https://figshare.com/ndownloader/files/40387775"
+#: Set to 1 to forbid downloads (``HF_HUB_OFFLINE=1`` counts too).
+ENV_OFFLINE = "BATTERY_DISCOVERY_OFFLINE"
+
+
+def offline() -> bool:
+    """Whether downloads are forbidden (``$BATTERY_DISCOVERY_OFFLINE`` or ``$HF_HUB_OFFLINE`` set to 1)."""
+    return any(
+        os.environ.get(var, "").strip().lower() in ("1", "true", "yes") for var in (ENV_OFFLINE, "HF_HUB_OFFLINE")
+    )
+
+
+def fetch_mp_references(dest: Path | str | None = None, url: str | None = None) -> Path:
+    """Download the MP elemental reference file to ``dest`` (default: the project's cache); returns the path.
+
+    Raises:
+        ConfigError: offline, or the download failed (the message says how to point at a local copy).
+    """
+    dest = Path(dest) if dest is not None else paths.data_home() / "cache" / "mp" / MP_REFERENCES_FILE
+    url = url or MP_REFERENCES_URL
+    hint = f"put a copy at {dest} or set {ENV_MP_REFERENCES} to its path"
+    if offline():
+        raise ConfigError(
+            f"MP elemental reference file needed but downloads are off ({ENV_OFFLINE}/HF_HUB_OFFLINE); {hint}"
+        )
+    import urllib.request
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".download-")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, os.fdopen(fd, "wb") as handle:
+            handle.write(response.read())
+        with gzip.open(tmp, "rt") as check:
+            json.load(check)
+        os.replace(tmp, dest)
+    except Exception as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ConfigError(f"cannot download the MP elemental reference file from {url}: {exc}; {hint}") from exc
+    return dest
 
 
 def default_mp_references_path() -> Path:
@@ -314,10 +354,12 @@ def load_mp_reference_entries(path: Path | str | None = None) -> dict[str, dict[
     they are parsed back into numbers and dicts.
     """
     path = Path(path) if path is not None else default_mp_references_path()
+    if not path.is_file() and path == paths.data_home() / "cache" / "mp" / MP_REFERENCES_FILE:
+        fetch_mp_references(path)  # the default cache location: fill it from the source
     if not path.is_file():
         raise ConfigError(
             f"MP elemental reference file not found: {path} (set {ENV_MP_REFERENCES} or pass mp_path; "
-            "it is never downloaded)"
+            "only the default cache location is downloaded into)"
         )
     opener = gzip.open if path.suffix == ".gz" else open
     try:

@@ -33,3 +33,11 @@ def test_above_the_elements() -> None:
 def test_missing_reference() -> None:
     with pytest.raises(ValueError, match="Na"):
         hull_energies([("n", "Na2O", -4.0)], REFS)
+
+
+def test_context_phases_shape_the_hull_but_get_no_result() -> None:
+    alone = hull_energies([("b", "Li2O2", -4.0)], REFS)
+    assert alone["b"].e_above_hull == pytest.approx(0.0, abs=1e-9)  # E_f -0.5 < 0, nothing else around
+    res = hull_energies([("b", "Li2O2", -4.0)], REFS, context=[("mp:mp-1960", "Li2O", -5.0)])
+    assert set(res) == {"b"}
+    assert res["b"].e_above_hull == pytest.approx(1.0, abs=1e-6)

@@ -91,8 +91,27 @@ def test_reference_config_must_use_same_potential(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("fake_potentials")
 def test_missing_mp_file_is_clear(tmp_path: Path) -> None:
     refs = ElementalReferences("fake:const", cache_dir=tmp_path, source="mp", mp_path=tmp_path / "x.json.gz")
-    with pytest.raises(ConfigError, match=r"not found.*never downloaded"):
+    with pytest.raises(ConfigError, match=r"not found.*only the default cache location"):
         refs.energy_per_atom("Li")
+
+
+def test_mp_file_is_fetched_into_the_default_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from oracle import references
+
+    shared = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mp" / references.MP_REFERENCES_FILE
+    monkeypatch.delenv(references.ENV_MP_REFERENCES, raising=False)
+    monkeypatch.setattr(references.paths, "project_root", lambda: None)  # no ../shared lookup
+    monkeypatch.setattr(references, "MP_REFERENCES_URL", shared.as_uri())  # a local "download"
+    target = references.default_mp_references_path()
+    assert target == references.paths.data_home() / "cache" / "mp" / references.MP_REFERENCES_FILE
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ConfigError, match="downloads are off"):
+        references.load_mp_reference_entries()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    entries = references.load_mp_reference_entries()
+    assert target.is_file() and entries["Li"]["entry_id"].startswith("mp-")
+    with pytest.raises(ConfigError, match="cannot download"):
+        references.fetch_mp_references(tmp_path / "bad.json.gz", url=(tmp_path / "missing").as_uri())
 
 
 @pytest.mark.usefixtures("fake_potentials")
