@@ -217,6 +217,8 @@ class AcquisitionConfig(BaseModel):
             raise ValueError(f"strategy {self.strategy} needs at least 2 objectives, got {len(self.objectives)}")
         if self.ref_point is not None and len(self.ref_point) != len(self.objectives):
             raise ValueError(f"ref_point has {len(self.ref_point)} values for {len(self.objectives)} objectives")
+        if self.probability == "ensemble" and self.posterior.kind != "ensemble":
+            raise ValueError("probability 'ensemble' counts members: it needs posterior.kind 'ensemble'")
         if self.strategy in THRESHOLD_STRATEGIES:
             for o in self.objectives:
                 if (o.direction == "max" and o.low is None) or (o.direction == "min" and o.high is None):

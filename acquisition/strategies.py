@@ -496,7 +496,11 @@ def _select(
     notes: list[str] = []
     obs = None
     if observed is not None:
-        obs_np = np.asarray(observed, dtype=np.float64).reshape(-1, m)
+        obs_np = np.asarray(observed, dtype=np.float64)
+        if obs_np.ndim == 1 and m == 1:
+            obs_np = obs_np[:, None]
+        if obs_np.ndim != 2 or obs_np.shape[1] != m:
+            raise ValueError(f"observed must be n_obs x m with m={m} outcomes, got shape {obs_np.shape}")
         keep = np.all(np.isfinite(obs_np), axis=1)
         obs = torch.as_tensor(obs_np[keep])
     transform = OutcomeTransform(
@@ -530,7 +534,12 @@ def _select(
         if features is None or observed_features is None or obs is None:
             raise ValueError("the GP posterior needs features (n x d), observed_features (n_obs x d) and observed")
         X_pool = np.asarray(features, dtype=np.float64)
-        X_obs = np.asarray(observed_features, dtype=np.float64)[keep]
+        X_pool = X_pool.reshape(X_pool.shape[0], -1)
+        X_obs = np.asarray(observed_features, dtype=np.float64)
+        if X_obs.ndim != 2 or X_obs.shape[0] != keep.size or X_obs.shape[1] != X_pool.shape[1]:
+            shapes = f"{X_obs.shape} for {keep.size} labels and features {X_pool.shape}"
+            raise ValueError(f"observed_features must be n_obs x d like features, got {shapes}")
+        X_obs = X_obs[keep]
         gp = fit_gp(X_obs, obs.numpy(), seed=config.seed, num_threads=config.num_threads)
         n = X_pool.shape[0]
         model = CandidateSetGP(gp, torch.as_tensor(np.concatenate([X_pool, X_obs])))

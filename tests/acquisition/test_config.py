@@ -58,6 +58,7 @@ def test_every_registered_strategy_is_accepted() -> None:
         ({"posterior": {"kind": "forest"}}, "acquisition.posterior.kind"),
         ({"posterior": {"spread_scale": 0}}, "acquisition.posterior.spread_scale"),
         ({"betta": 1.0}, "acquisition.betta: Extra inputs are not permitted"),
+        ({"probability": "ensemble", "posterior": {"kind": "gp"}}, "it needs posterior.kind 'ensemble'"),
     ],
 )
 def test_invalid_configs_are_refused_with_one_line(data: dict[str, Any], message: str) -> None:

@@ -268,5 +268,7 @@ def test_select_rejects_bad_inputs() -> None:
         select(MEMBERS, 1, cfg, outcome_names=["e_form"])
     with pytest.raises(ValueError, match="m=2 outcomes"):
         select(MEMBERS, 1, AcquisitionConfig(), outcome_names=["a", "b"])
+    with pytest.raises(ValueError, match=r"observed must be n_obs x m with m=2 outcomes, got shape \(4,\)"):
+        select(MEMBERS[..., None].repeat(2, -1), 1, AcquisitionConfig(), outcome_names=["a", "b"], observed=np.zeros(4))
     with pytest.raises(ValueError, match="needs features"):
         select(None, 1, AcquisitionConfig(posterior={"kind": "gp"}), outcome_names=["a"])
