@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from acquisition.config import AcquisitionConfig
 from battery_discovery.errors import ConfigError
 from generation.config import GenerateConfig
+from oracle.md import MDConfig
 from oracle.relax import RelaxConfig
 from surrogates.config import EnsembleConfig
 
@@ -46,6 +47,10 @@ class OracleConfig(RelaxConfig):
         "auto",
         description="'auto': add MP2020 corrections to potentials that learned raw GGA/GGA+U energies "
         "(M3GNet-MP-2021) and none to those that learned corrected ones (CHGNet); 'mp2020': always; 'none': never.",
+    )
+    md: MDConfig = Field(
+        default_factory=MDConfig,
+        description="Optional molecular dynamics of the top candidates of each round (Li/Na diffusivity).",
     )
     competing_phases: Literal["auto", "off"] = Field(
         "auto",
@@ -97,6 +102,7 @@ class OracleConfig(RelaxConfig):
                 "energy_correction",
                 "batch_size",
                 "competing_phases",
+                "md",
             }
         )
         if seeds and not self.relax_seeds:

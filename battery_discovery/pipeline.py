@@ -597,6 +597,45 @@ def merge_evaluations(parts: list[EvaluateOutput]) -> EvaluateOutput:
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class TransportOutput:
+    """MD results written this round: evaluation id -> log10 conductivity (S/cm) or None when failed."""
+
+    results: dict[str, float | None]
+    elapsed_s: float
+
+
+def transport_stage(store: CandidateStore, config: LoopConfig, round_index: int) -> TransportOutput:
+    """MD diffusion runs for the ``oracle.md.top_k`` lowest-energy-above-hull labels with Li or Na and no
+    result yet (a re-run skips those done); each result is stored as soon as it exists."""
+    from oracle import get_potential
+    from oracle.md import pick_ion, run_md
+
+    start = time.perf_counter()
+    md = config.oracle.md
+    if not md.enabled:
+        return TransportOutput(results={}, elapsed_s=0.0)
+    labelled = [e for e in store.labelled(config.campaign, config.oracle.key()) if e.relaxed_structure]
+    ranked = sorted(
+        labelled,
+        key=lambda e: (
+            e.energy_above_hull if e.energy_above_hull is not None else math.inf,
+            e.formation_energy_per_atom,
+        ),
+    )
+    picked = [e for e in ranked if pick_ion(Structure.from_dict(e.relaxed_structure), md.ion)][: md.top_k]
+    potential = get_potential(config.oracle.potential)
+    out: dict[str, float | None] = {}
+    for evaluation in picked:
+        if evaluation.transport is not None:
+            continue
+        with torch_threads(config.oracle.num_threads):
+            result = run_md(Structure.from_dict(evaluation.relaxed_structure), md, potential)
+        store.set_transport(evaluation.id, {**result.model_dump(), "round": round_index})
+        out[evaluation.id] = result.log10_conductivity
+    return TransportOutput(results=out, elapsed_s=time.perf_counter() - start)
+
+
 def competing_phases(config: LoopConfig, systems: list[list[str]]) -> list[tuple[str, str, float]]:
     """MP phases of these chemical systems as hull context, when the oracle is on the MP scale and
     ``oracle.competing_phases`` allows it (``auto``: with ``$MP_API_KEY``); else none.

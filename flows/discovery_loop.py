@@ -31,6 +31,7 @@ from tasks import (
     relax_chunk_task,
     retrain_task,
     seed_task,
+    transport_task,
 )
 
 
@@ -128,6 +129,8 @@ def discovery_round(config: LoopConfig, round_index: int) -> dict[str, Any]:
     else:
         evaluation = evaluate_task(config, round_index, ids, model_version, seeds)
         timings["oracle"] = evaluation.elapsed_s
+    if config.oracle.md.enabled:
+        timings["md"] = transport_task(config, round_index).elapsed_s
     retrain = retrain_task(config, round_index)
     timings["retrain"] = retrain.elapsed_s
     doc = complete_round_task(config, round_index, n_generated, evaluation, retrain, timings)

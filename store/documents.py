@@ -107,6 +107,11 @@ class EvaluationDoc(_Doc):
     decomposition: dict[str, float] = Field(
         default_factory=dict, description="Hull phases (reduced formula -> atom fraction) it decomposes into."
     )
+    transport: dict[str, Any] | None = Field(
+        None,
+        description="Molecular-dynamics diffusion result (oracle.md.DiffusionResult: D in cm²/s, Nernst-Einstein "
+        "conductivity in S/cm, settings and caveat); None when not run.",
+    )
     max_force: float | None = Field(None, description="Largest residual force (eV/Å).")
     n_steps: int = Field(0, description="Optimizer steps taken.")
     volume_change: float | None = Field(None, description="Relaxed/initial volume - 1 (fraction).")
@@ -158,9 +163,14 @@ class RoundDoc(_Doc):
 
 
 class ModelDoc(_Doc):
-    """A trained surrogate ensemble in the model registry."""
+    """A trained surrogate ensemble in the model registry.
 
-    id: str = Field(alias="_id", description="Model version, '<campaign>-r<round>'.")
+    Loop models are keyed by (campaign, round). Property models trained on public data by
+    ``battery-discovery train`` use ``campaign='models:<name>'``, ``round=version`` and fill the fields
+    below ``created_at``; their id is ``'<name>-v<version>'``.
+    """
+
+    id: str = Field(alias="_id", description="Model version, '<campaign>-r<round>' (loop) or '<name>-v<version>'.")
     campaign: str
     round: int
     property_name: str
@@ -172,3 +182,14 @@ class ModelDoc(_Doc):
     config: dict[str, Any] = Field(default_factory=dict)
     code_version: str = ""
     created_at: datetime = Field(default_factory=utcnow)
+    name: str | None = Field(None, description="Registry name of a property model (None for loop models).")
+    version: int = Field(1, ge=1, description="Version of the named model (1, 2, ... per retraining).")
+    unit: str = Field("", description="Property description with its unit, e.g. 'heat of formation (eV/atom)'.")
+    hyperparameters: dict[str, Any] = Field(
+        default_factory=dict, description="EnsembleConfig of the model (epochs, sizes, lr, cutoff in Å, ...)."
+    )
+    dataset: str = Field("", description="Data set spec it was trained on, e.g. 'perov5:/path/val.csv'.")
+    data_hash: str = Field("", description="Content hash of that data set.")
+    split: dict[str, Any] = Field(
+        default_factory=dict, description="How train/val/test were drawn (source, seed, sizes, ids file)."
+    )

@@ -196,6 +196,11 @@ class CandidateStore:
         )
 
     @_guard
+    def set_transport(self, evaluation_id: str, transport: dict[str, Any]) -> None:
+        """Record an evaluation's MD diffusion result (numbers and strings only)."""
+        self.evaluations.update_one({"_id": evaluation_id}, {"$set": {"transport": transport}})
+
+    @_guard
     def query(
         self,
         *,

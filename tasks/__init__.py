@@ -17,6 +17,7 @@ from tasks.stages import (
     relax_chunk_task,
     retrain_task,
     seed_task,
+    transport_task,
 )
 
 __all__ = [
@@ -32,4 +33,5 @@ __all__ = [
     "relax_chunk_task",
     "retrain_task",
     "seed_task",
+    "transport_task",
 ]

@@ -104,6 +104,17 @@ def evaluate_task(
     return out
 
 
+@task(name="md", **_OPTS)
+def transport_task(config: LoopConfig, round_index: int) -> pipeline.TransportOutput:
+    """Molecular dynamics (Li/Na diffusivity) for the top candidates, when ``oracle.md.enabled``."""
+    out = pipeline.transport_stage(open_store(config), config, round_index)
+    logger = get_run_logger()
+    for key, value in out.results.items():
+        shown = f"log10 sigma = {value:.2f} S/cm" if value is not None else "failed"
+        logger.info("round %d · md %s: %s", round_index, key.split(":")[0], shown)
+    return out
+
+
 @task(name="retrain", **_OPTS)
 def retrain_task(config: LoopConfig, round_index: int) -> pipeline.RetrainOutput:
     """Retrain the ensemble on all labels."""

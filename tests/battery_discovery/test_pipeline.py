@@ -161,3 +161,27 @@ def test_chunk_ids_gives_every_worker_a_share_and_respects_the_batch_size() -> N
     assert chunk_ids(ids, workers=2, batch_size=3) == [ids[0::4], ids[1::4], ids[2::4], ids[3::4]]
     assert chunk_ids(ids[:1], workers=4, batch_size=8) == [["c0"]]
     assert chunk_ids([], workers=2, batch_size=8) == []
+
+
+def test_transport_stage_runs_md_on_the_top_labels_once(store: CandidateStore, config: LoopConfig) -> None:
+    cfg = config.model_copy(
+        update={
+            "oracle": config.oracle.model_copy(
+                update={
+                    "md": config.oracle.md.model_copy(
+                        update={"enabled": True, "top_k": 1, "steps": 20, "equilibration_steps": 0, "min_length": 5.0}
+                    )
+                }
+            )
+        }
+    )
+    ids = pipeline.seed_stage(store, cfg)
+    pipeline.evaluate_stage(store, cfg, 0, ids, seeds=True)
+    pipeline.update_hull(store, cfg)
+    out = pipeline.transport_stage(store, cfg, 0)
+    assert len(out.results) == 1
+    (key,) = out.results
+    doc = store.evaluations.find_one({"_id": key})
+    assert doc["transport"]["status"] == "ok" and doc["transport"]["ion"] == "Li" and doc["transport"]["round"] == 0
+    assert pipeline.transport_stage(store, cfg, 1).results == {}  # done once, not again
+    assert pipeline.transport_stage(store, config, 1).results == {}  # disabled by default
