@@ -57,6 +57,20 @@ class PointEvaluation:
 EnergyScale = str
 
 
+#: Environment variable choosing the torch device of the potentials: 'auto' (default), 'cpu', 'cuda', 'cuda:1', ...
+ENV_DEVICE = "BATTERY_DISCOVERY_DEVICE"
+
+
+def torch_device() -> str:
+    """The device potentials run on: ``$BATTERY_DISCOVERY_DEVICE``, or 'cuda' when a GPU is visible, else 'cpu'."""
+    wanted = os.environ.get(ENV_DEVICE, "auto").strip().lower() or "auto"
+    if wanted != "auto":
+        return wanted
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 class Potential(ABC):
     """A loaded potential: its spec ``name``, a ``version`` string, and a calculator factory.
 
@@ -96,7 +110,7 @@ class Potential(ABC):
 
 
 class CHGNetPotential(Potential):
-    """Pretrained CHGNet from the chgnet wheel, run on CPU."""
+    """Pretrained CHGNet from the chgnet wheel, on the device `torch_device()` names (CPU without a GPU)."""
 
     MODELS = ("0.3.0", "0.2.0", "r2scan")
 
@@ -109,7 +123,8 @@ class CHGNetPotential(Potential):
         from chgnet.model import CHGNet
 
         with contextlib.redirect_stdout(io.StringIO()):  # chgnet prints device/parameter banners
-            self.model = CHGNet.load(model_name=model_name, use_device="cpu", verbose=False)
+            self.device = torch_device()
+            self.model = CHGNet.load(model_name=model_name, use_device=self.device, verbose=False)
         self.name = "chgnet" if model_name == "0.3.0" else f"chgnet:{model_name}"
         self.version = f"chgnet {_pkg_version('chgnet')} / {self.model.version or model_name}"
         # CHGNet 0.3.0/0.2.0 learned MPtrj energies with MP2020 corrections applied: measured here with MP's
@@ -147,7 +162,7 @@ class CHGNetPotential(Potential):
         from chgnet.model.dynamics import CHGNetCalculator
 
         with contextlib.redirect_stdout(io.StringIO()):
-            return CHGNetCalculator(model=self.model, use_device="cpu", on_isolated_atoms="ignore")
+            return CHGNetCalculator(model=self.model, use_device=self.device, on_isolated_atoms="ignore")
 
 
 def _looks_like_local_path(arg: str) -> bool:
