@@ -29,6 +29,13 @@ THRESHOLD_STRATEGIES = frozenset({"target_probability"})
 """Strategies that need a threshold on every objective (``low`` for max, ``high`` for min, both for window)."""
 
 
+def _strategy_names() -> list[str]:
+    """Registered strategy names (imported when needed: the registry imports BoTorch)."""
+    from acquisition.strategies import STRATEGIES
+
+    return sorted(STRATEGIES)
+
+
 class ObjectiveSpec(BaseModel):
     """One objective: an outcome to maximise, minimise or pull into a window ``[low, high]``.
 
@@ -151,6 +158,7 @@ class AcquisitionConfig(BaseModel):
 
     strategy: str = Field(
         "ucb",
+        json_schema_extra=lambda schema: schema.update(enum=_strategy_names()),  # a dropdown in the Prefect UI
         description="Registered strategy: ucb (qUpperConfidenceBound), logei (qLogExpectedImprovement), greedy "
         "(best mean), random, thompson (one posterior draw per batch slot), target_probability (probability "
         "that every objective meets its threshold/window), qlognehvi (qLogNoisyExpectedHypervolumeImprovement).",
@@ -202,10 +210,9 @@ class AcquisitionConfig(BaseModel):
     @field_validator("strategy")
     @classmethod
     def _registered(cls, value: str) -> str:
-        from acquisition.strategies import STRATEGIES
-
-        if value not in STRATEGIES:
-            raise ValueError(f"unknown strategy {value!r}; registered: {', '.join(sorted(STRATEGIES))}")
+        names = _strategy_names()
+        if value not in names:
+            raise ValueError(f"unknown strategy {value!r}; registered: {', '.join(names)}")
         return value
 
     @model_validator(mode="after")

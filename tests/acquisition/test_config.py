@@ -199,3 +199,10 @@ def test_cli_option_sets_the_flow_parameter(monkeypatch: pytest.MonkeyPatch) -> 
     acquisition = seen["acquisition"]
     assert acquisition.strategy == "thompson" and acquisition.beta == 9.0  # --strategy wins over the file
     assert acquisition.diversity.max_per_key == 1
+
+
+def test_json_schema_lists_the_registered_strategies() -> None:
+    # the Prefect UI shows a dropdown; the server validates run parameters against this schema
+    schema = AcquisitionConfig.model_json_schema()
+    assert schema["properties"]["strategy"]["enum"] == sorted(STRATEGIES)
+    assert {"objectives", "constraints", "diversity", "posterior", "ref_point"} <= set(schema["properties"])
