@@ -23,6 +23,15 @@ MEGNET_SIZES: dict[str, dict[str, object]] = {
         "hidden_layer_sizes_conv": (32, 32, 16),
         "hidden_layer_sizes_output": (16, 8),
     },
+    "medium": {
+        "dim_node_embedding": 16,
+        "dim_edge_embedding": 50,
+        "dim_state_embedding": 2,
+        "nblocks": 2,
+        "hidden_layer_sizes_input": (64, 32),
+        "hidden_layer_sizes_conv": (64, 64, 32),
+        "hidden_layer_sizes_output": (32, 16),
+    },
     "default": {
         "dim_node_embedding": 16,
         "dim_edge_embedding": 100,
@@ -40,10 +49,12 @@ class EnsembleConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    architecture: Literal["megnet"] = Field(
-        "megnet", description="GNN architecture of every member (only MEGNet is implemented for now)."
+    architecture: Literal["megnet", "m3gnet", "tensornet"] = Field(
+        "megnet",
+        description="GNN architecture of every member: 'megnet' (trained as one vectorised module, the fast "
+        "path), 'm3gnet' or 'tensornet' (matgl's PyG models, trained side by side in one loop).",
     )
-    hidden_size: Literal["small", "default"] = Field(
+    hidden_size: Literal["small", "medium", "default"] = Field(
         "small",
         description="Model size: 'small' is a 36,323-parameter MEGNet (2 blocks, ~2,000 structures/s on "
         "2 CPU cores); 'default' is matgl's 189,621-parameter MEGNet (3 blocks, ~1,000 structures/s).",
@@ -75,4 +86,23 @@ class EnsembleConfig(BaseModel):
         "restore its best weights; None trains for all epochs. Ignored when there is no validation split.",
     )
     num_threads: int = Field(1, ge=1, description="torch intra-op CPU threads used during training and inference.")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant",
+        description="Learning-rate schedule per optimisation step: 'constant', or 'cosine' decay from "
+        "learning_rate to learning_rate * min_lr_ratio over the planned epochs.",
+    )
+    min_lr_ratio: float = Field(
+        0.02, gt=0.0, le=1.0, description="Final / initial learning rate of the cosine schedule (dimensionless)."
+    )
+    time_budget_s: float | None = Field(
+        None,
+        gt=0.0,
+        description="Stop training after this many seconds of wall time (checked after every epoch; the best "
+        "weights so far are kept); None: no limit.",
+    )
+    warm_start: bool = Field(
+        True,
+        description="When fit() is given a previous ensemble of the same architecture, size, cutoff and member "
+        "count, start every member from its weights instead of a fresh initialisation.",
+    )
     inference_batch_size: int = Field(128, ge=1, description="Structures per forward pass when predicting.")

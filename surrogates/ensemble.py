@@ -11,7 +11,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,17 +20,17 @@ import matgl
 import numpy as np
 import torch
 from matgl.config import DEFAULT_ELEMENTS
-from matgl.ext.pymatgen import Structure2Graph
-from matgl.models import MEGNet
+from matgl.models import M3GNet, MEGNet, TensorNet
 from pydantic import ValidationError
 from pymatgen.core import Structure
-from torch_geometric.data import Batch, Data
 
 from battery_discovery.errors import ConfigError, ModelNotFoundError
 from battery_discovery.threads import torch_threads
 
 from .config import MEGNET_SIZES, MIN_STRUCTURES_FOR_VALIDATION, EnsembleConfig
+from .graphs import GraphBatch, PackedGraphs, build_graphs
 from .protocols import Prediction
+from .stacked import StackedMEGNet
 
 __all__ = ["ENSEMBLE_FILE", "FORMAT_VERSION", "GNNEnsemble", "check_structures"]
 
@@ -39,32 +39,7 @@ ENSEMBLE_FILE = "ensemble.json"
 #: Version of the on-disk layout written by :meth:`GNNEnsemble.save`.
 FORMAT_VERSION = 1
 _MATGL_FILES = ("model.pt", "state.pt", "model.json")
-_MODEL_CLASSES: dict[str, type[torch.nn.Module]] = {"megnet": MEGNet}
-
-
-@dataclass(frozen=True)
-class _Graph:
-    """One converted structure, cached and never mutated (batches copy it).
-
-    Attributes:
-        data: PyG graph with ``node_type (N,)``, ``frac_coords (N, 3)``, ``edge_index (2, E)``,
-            ``pbc_offset (E, 3)``.
-        lattice: ``(1, 3, 3)`` float32 lattice matrix (rows are lattice vectors, Å).
-        state: ``(2,)`` float32 global state attribute (matgl's default zeros).
-    """
-
-    data: Data
-    lattice: torch.Tensor
-    state: torch.Tensor
-
-
-@dataclass(frozen=True)
-class _Collated:
-    """A batch ready for the forward pass: ``graph`` (B graphs), ``lattice (B, 3, 3)``, ``state (B, 2)``."""
-
-    graph: Batch
-    lattice: torch.Tensor
-    state: torch.Tensor
+_MODEL_CLASSES: dict[str, type[torch.nn.Module]] = {"megnet": MEGNet, "m3gnet": M3GNet, "tensornet": TensorNet}
 
 
 def check_structures(structures: Sequence[Structure], element_types: Sequence[str] = DEFAULT_ELEMENTS) -> None:
@@ -87,60 +62,23 @@ def check_structures(structures: Sequence[Structure], element_types: Sequence[st
                 )
 
 
-def _to_graphs(structures: Sequence[Structure], cutoff: float, element_types: Sequence[str]) -> list[_Graph]:
-    """Convert ``n`` structures to ``n`` cached graphs (radius graph with ``cutoff`` in Å)."""
-    converter = Structure2Graph(element_types=tuple(element_types), cutoff=cutoff)
-    graphs = []
-    for structure in structures:
-        data, lattice, state = converter.get_graph(structure)
-        graphs.append(
-            _Graph(
-                data=data,
-                lattice=lattice.reshape(1, 3, 3).to(matgl.float_th),
-                state=torch.as_tensor(state, dtype=matgl.float_th),
-            )
-        )
-    return graphs
-
-
-def _collate(graphs: Sequence[_Graph]) -> _Collated:
-    """Batch ``B`` cached graphs into one disjoint graph plus ``(B, 3, 3)`` lattices and ``(B, 2)`` states."""
-    return _Collated(
-        graph=Batch.from_data_list([g.data for g in graphs]),
-        lattice=torch.cat([g.lattice for g in graphs], dim=0),
-        state=torch.stack([g.state for g in graphs], dim=0),
-    )
-
-
-def _forward(model: torch.nn.Module, batch: _Collated) -> torch.Tensor:
-    """Standardised predictions ``(B,)``; sets ``pos``/``pbc_offshift`` like matgl's ModelLightningModule."""
-    g = batch.graph
-    node_lattice = batch.lattice[g.batch]  # (N, 3, 3)
-    g.pos = (g.frac_coords.unsqueeze(dim=-1) * node_lattice).sum(dim=1)  # (N, 3) Cartesian, Å
-    edge_lattice = batch.lattice[g.batch[g.edge_index[0]]]  # (E, 3, 3)
-    g.pbc_offshift = (g.pbc_offset.unsqueeze(dim=-1) * edge_lattice).sum(dim=1)  # (E, 3) Å
-    return model(g, state_attr=batch.state).reshape(-1)
-
-
-def _batches(graphs: Sequence[_Graph], batch_size: int) -> list[_Collated]:
-    """Collate ``graphs`` in order into consecutive batches of at most ``batch_size``."""
-    return [_collate(graphs[i : i + batch_size]) for i in range(0, len(graphs), batch_size)]
-
-
-def _predict_scaled(model: torch.nn.Module, batches: Sequence[_Collated]) -> np.ndarray:
-    """Standardised predictions of one model for all graphs in ``batches``: ``(n,)`` float64."""
-    model.eval()
-    with torch.inference_mode():
-        outputs = [_forward(model, batch) for batch in batches]
-    if not outputs:
-        return np.zeros(0, dtype=np.float64)
-    return torch.cat(outputs).double().numpy()
-
-
 def _build_model(config: EnsembleConfig) -> torch.nn.Module:
     """A freshly initialised member (uses the global torch RNG; seed it first)."""
     if config.architecture == "megnet":
         return MEGNet(**MEGNET_SIZES[config.hidden_size], element_types=DEFAULT_ELEMENTS, cutoff=config.cutoff)
+    units = {"small": 32, "medium": 48, "default": 64}[config.hidden_size]
+    if config.architecture == "m3gnet":
+        return M3GNet(
+            element_types=DEFAULT_ELEMENTS,
+            dim_node_embedding=units,
+            dim_edge_embedding=units,
+            units=units,
+            cutoff=config.cutoff,
+            threebody_cutoff=min(4.0, config.cutoff),
+            is_intensive=True,
+        )
+    if config.architecture == "tensornet":
+        return TensorNet(element_types=DEFAULT_ELEMENTS, units=units, cutoff=config.cutoff, is_intensive=True)
     raise ConfigError(f"architecture {config.architecture!r} is not implemented")  # pragma: no cover
 
 
@@ -148,61 +86,162 @@ def _n_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+class _MemberList(torch.nn.Module):
+    """``K`` matgl models run one after the other on the same batch; ``forward`` gives ``(K, B)``.
+
+    The generic (non-vectorised) counterpart of :class:`StackedMEGNet`, with the same small interface.
+    """
+
+    def __init__(self, members: Sequence[torch.nn.Module]) -> None:
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+
+    def forward(self, g: GraphBatch) -> torch.Tensor:
+        return torch.stack([m(g, state_attr=g.state).reshape(-1) for m in self.members])
+
+    def member_state(self) -> list[dict[str, torch.Tensor]]:
+        return [copy.deepcopy(m.state_dict()) for m in self.members]
+
+    def load_member_state(self, state: list[dict[str, torch.Tensor]], mask: torch.Tensor | None = None) -> None:
+        for k, member in enumerate(self.members):
+            if mask is None or bool(mask[k]):
+                member.load_state_dict(state[k])
+
+    def to_members(self) -> list[torch.nn.Module]:
+        out = [copy.deepcopy(m) for m in self.members]
+        for m in out:
+            m.eval()
+        return out
+
+
+def _joint_model(members: Sequence[torch.nn.Module], architecture: str) -> torch.nn.Module:
+    """One module computing all members' ``(K, B)`` outputs: vectorised for MEGNet, a loop otherwise."""
+    if architecture == "megnet":
+        return StackedMEGNet.from_members(members)
+    return _MemberList(members)
+
+
+def _predict_joint(model: torch.nn.Module, graphs: PackedGraphs, batch_size: int) -> np.ndarray:
+    """Standardised predictions of every member for all ``n`` graphs: ``(K, n)`` float64."""
+    model.eval()
+    n = len(graphs)
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, n, batch_size):
+            outputs.append(model(graphs.batch(np.arange(start, min(start + batch_size, n)))))
+    if not outputs:
+        return np.zeros((0, 0), dtype=np.float64)
+    return torch.cat(outputs, dim=1).double().numpy()
+
+
 @dataclass
-class _MemberResult:
-    model: torch.nn.Module
-    epochs_run: int
+class _TrainResult:
+    members: list[torch.nn.Module]
+    epochs_run: list[int]
+    best_epoch: list[int]
     structures_seen: int
 
 
-def _train_member(
+def _set_cosine_lr(optimizer: torch.optim.Optimizer, config: EnsembleConfig, fraction: float) -> None:
+    """Cosine decay from ``learning_rate`` (fraction 0) to ``learning_rate * min_lr_ratio`` (fraction >= 1)."""
+    low = config.learning_rate * config.min_lr_ratio
+    lr = low + (config.learning_rate - low) * 0.5 * (1.0 + math.cos(math.pi * min(fraction, 1.0)))
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def _train_joint(
     *,
     config: EnsembleConfig,
-    member_seed: int,
-    graphs: Sequence[_Graph],
+    members: Sequence[torch.nn.Module],
+    graphs: PackedGraphs,
     y_scaled: torch.Tensor,
-    sample: np.ndarray,
-    val_batches: Sequence[_Collated],
-    y_val_scaled: torch.Tensor,
-) -> _MemberResult:
-    """Train one member on ``graphs[sample]`` (``sample`` may repeat indices) with MSE on standardised y.
+    train_idx: np.ndarray,
+    weights: torch.Tensor,
+    val_idx: np.ndarray,
+    progress: Callable[[int, int], None] | None = None,
+) -> _TrainResult:
+    """Train ``K`` members together on ``graphs[train_idx]`` with per-member sample weights.
 
-    ``y_scaled`` is ``(n,)`` float32 for all graphs; ``y_val_scaled`` is ``(n_val,)`` in the order of
-    ``val_batches``.
+    ``y_scaled`` is ``(n,)`` float32 for all graphs; ``weights`` is ``(K, n_train)`` float32, member ``k``'s
+    weight of each training structure (bootstrap counts, or ones). The loss is the sum over members of the
+    weighted mean squared error on standardised targets, so members stay independent. With a validation
+    split every member keeps the weights of its best validation epoch; training stops once no member has
+    improved for ``patience`` epochs, or when ``time_budget_s`` is spent (with a budget, the epoch count is
+    planned from the first epoch's duration so that the cosine schedule completes within it).
+    ``progress(epoch, epochs)`` is called after every epoch.
     """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(member_seed)
-        model = _build_model(config)
-    generator = torch.Generator().manual_seed(member_seed)
+    start_time = time.perf_counter()
+    model = _joint_model(members, config.architecture)
+    k = len(members)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    early_stopping = config.patience is not None and len(val_batches) > 0
-    best_loss, best_state, stale = math.inf, None, 0
+    steps_per_epoch = max(1, math.ceil(len(train_idx) / config.batch_size))
+    planned_epochs = config.epochs  # shrunk after the first epoch to what the time budget allows
+    step = 0
+    generator = torch.Generator().manual_seed(config.seed)
+    has_val = len(val_idx) > 0
+    y_val = y_scaled[val_idx]
+    val_graphs = graphs.subset(val_idx) if has_val else None
+    best_loss = torch.full((k,), math.inf)
+    best_epoch = [0] * k
+    best_state = None
+    stale = torch.zeros(k, dtype=torch.int64)
     epochs_run, seen = 0, 0
-    for _ in range(config.epochs):
+    for epoch in range(config.epochs):
         model.train()
-        order = sample[torch.randperm(len(sample), generator=generator).numpy()]
-        for start in range(0, len(order), config.batch_size):
-            idx = order[start : start + config.batch_size]
-            prediction = _forward(model, _collate([graphs[i] for i in idx]))
-            loss = torch.nn.functional.mse_loss(prediction, y_scaled[idx])
+        order = torch.randperm(len(train_idx), generator=generator).numpy()
+        for s in range(0, len(order), config.batch_size):
+            rows = order[s : s + config.batch_size]  # positions within train_idx
+            idx = train_idx[rows]
+            prediction = model(graphs.batch(idx))  # (K, B)
+            residual = (prediction - y_scaled[idx].unsqueeze(0)) ** 2
+            loss = (weights[:, rows] * residual).mean(dim=1).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            seen += len(idx)
+            step += 1
+            if config.lr_schedule == "cosine":
+                _set_cosine_lr(optimizer, config, step / (steps_per_epoch * planned_epochs))
+            seen += k * len(idx)
         epochs_run += 1
-        if early_stopping:
-            val_pred = torch.from_numpy(_predict_scaled(model, val_batches)).float()
-            val_loss = float(torch.nn.functional.mse_loss(val_pred, y_val_scaled))
-            if val_loss < best_loss:
-                best_loss, best_state, stale = val_loss, copy.deepcopy(model.state_dict()), 0
-            else:
-                stale += 1
-                if stale >= config.patience:  # type: ignore[operator]
-                    break
+        if epoch == 0 and config.time_budget_s is not None:
+            per_epoch = time.perf_counter() - start_time
+            planned_epochs = max(1, min(config.epochs, int(config.time_budget_s / max(per_epoch * 1.08, 1e-9))))
+        if has_val:
+            val_pred = torch.from_numpy(_predict_joint(model, val_graphs, config.inference_batch_size))  # type: ignore[arg-type]
+            val_loss = ((val_pred.float() - y_val.unsqueeze(0)) ** 2).mean(dim=1)  # (K,)
+            improved = val_loss < best_loss
+            if best_state is None:
+                best_state = model.member_state()
+            elif bool(improved.any()):
+                current = model.member_state()
+                if isinstance(current, dict):
+                    for name, value in current.items():
+                        best_state[name][improved] = value[improved]
+                else:
+                    for j in range(k):
+                        if bool(improved[j]):
+                            best_state[j] = current[j]
+            for j in range(k):
+                if bool(improved[j]):
+                    best_epoch[j] = epoch + 1
+            best_loss = torch.where(improved, val_loss, best_loss)
+            stale = torch.where(improved, torch.zeros_like(stale), stale + 1)
+        else:
+            best_epoch = [epoch + 1] * k
+        if progress is not None:
+            progress(epoch + 1, config.epochs)
+        if config.patience is not None and has_val and bool((stale >= config.patience).all()):
+            break
+        if epochs_run >= planned_epochs:
+            break
+        if config.time_budget_s is not None and time.perf_counter() - start_time > config.time_budget_s:
+            break
     if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    return _MemberResult(model=model, epochs_run=epochs_run, structures_seen=seen)
+        model.load_member_state(best_state)
+    return _TrainResult(
+        members=model.to_members(), epochs_run=[epochs_run] * k, best_epoch=best_epoch, structures_seen=seen
+    )
 
 
 def _validate_training_data(structures: Sequence[Structure], targets: Sequence[float]) -> np.ndarray:
@@ -262,6 +301,7 @@ class GNNEnsemble:
         self.target_mean = float(target_mean)
         self.target_std = float(target_std)
         self.metrics: dict[str, Any] = dict(metrics or {})
+        self._joint: torch.nn.Module | None = None  # vectorised members for inference, built on first use
         for member in self.members:
             member.eval()
 
@@ -292,69 +332,114 @@ class GNNEnsemble:
         config: EnsembleConfig,
         property_name: str,
         version: str,
+        graphs: PackedGraphs | None = None,
+        val_indices: Sequence[int] | None = None,
+        init_from: GNNEnsemble | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> GNNEnsemble:
         """Train a new ensemble on ``n`` structures with ``(n,)`` scalar targets (any units).
 
-        The split into training and validation structures, each member's bootstrap sample, weight
-        initialisation and batch order are all drawn from ``config.seed`` (member k: ``seed + k``), so
-        the same inputs give the same ensemble. Graphs are built once and shared by all members.
+        Args:
+            structures: ``n`` ordered structures.
+            targets: ``(n,)`` finite targets.
+            config: hyper-parameters.
+            property_name, version: recorded with the model.
+            graphs: the structures' graphs, e.g. from a :class:`surrogates.graphs.GraphCache` (built here when
+                None); must have ``config.cutoff``.
+            val_indices: positions of the validation structures (early stopping and ``val_*`` metrics);
+                None draws ``val_fraction`` of them from ``config.seed``.
+            init_from: a previous ensemble to warm-start from (used when ``config.warm_start`` and it has the
+                same architecture, size, cutoff and member count; ``metrics['warm_start']`` says if it was).
+            progress: ``progress(epoch, max_epochs)`` after every epoch.
+
+        The split, each member's bootstrap weights (member k: ``seed + k``), weight initialisation and batch
+        order are all drawn from ``config.seed``, so the same inputs give the same ensemble. All members are
+        trained together (for MEGNet as one vectorised module); a bootstrap is expressed as per-member sample
+        weights (the number of times a structure is drawn) rather than resampled batches.
 
         Raises:
-            ConfigError: fewer than 2 structures, length mismatch, NaN/inf targets, unknown elements or
-                disordered structures.
+            ConfigError: fewer than 2 structures, length mismatch, NaN/inf targets, unknown elements,
+                disordered structures, or graphs that do not match.
         """
         structures = list(structures)
         y = _validate_training_data(structures, targets)
         n = len(structures)
         start = time.perf_counter()
         with torch_threads(config.num_threads):
-            graphs = _to_graphs(structures, config.cutoff, DEFAULT_ELEMENTS)
+            if graphs is None:
+                graphs = build_graphs(structures, config.cutoff, DEFAULT_ELEMENTS)
+            elif len(graphs) != n or abs(graphs.cutoff - config.cutoff) > 1e-9:
+                raise ConfigError(
+                    f"graphs ({len(graphs)} at cutoff {graphs.cutoff} Å) do not match {n} structures at cutoff "
+                    f"{config.cutoff} Å"
+                )
             graph_time = time.perf_counter() - start
 
             rng = np.random.default_rng(config.seed)
-            n_val = round(config.val_fraction * n) if n >= MIN_STRUCTURES_FOR_VALIDATION else 0
-            if n_val > 0:
-                n_val = min(max(n_val, 1), n - 2)
-                perm = rng.permutation(n)
-                val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+            if val_indices is not None:
+                val_idx = np.unique(np.asarray(val_indices, dtype=np.int64))
+                if val_idx.size and (val_idx[0] < 0 or val_idx[-1] >= n):
+                    raise ConfigError(f"val_indices must lie in [0, {n}), got {val_idx[0]}..{val_idx[-1]}")
+                train_idx = np.setdiff1d(np.arange(n), val_idx)
+                if len(train_idx) < 2:
+                    raise ConfigError("val_indices leave fewer than 2 training structures")
             else:
-                val_idx, train_idx = np.zeros(0, dtype=np.int64), np.arange(n)
+                n_val = round(config.val_fraction * n) if n >= MIN_STRUCTURES_FOR_VALIDATION else 0
+                if n_val > 0:
+                    n_val = min(max(n_val, 1), n - 2)
+                    perm = rng.permutation(n)
+                    val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+                else:
+                    val_idx, train_idx = np.zeros(0, dtype=np.int64), np.arange(n)
 
             target_mean = float(y[train_idx].mean())
             target_std = float(y[train_idx].std())
             if not target_std > 1e-12 * max(1.0, abs(target_mean)):
                 target_std = 1.0  # constant targets: nothing to scale
             y_scaled = torch.as_tensor((y - target_mean) / target_std, dtype=torch.float32)
-            val_batches = _batches([graphs[i] for i in val_idx], config.inference_batch_size)
-            y_val_scaled = y_scaled[val_idx]
 
-            results: list[_MemberResult] = []
+            weights = torch.ones(config.n_members, len(train_idx), dtype=torch.float32)
+            if config.bootstrap:
+                for k in range(config.n_members):
+                    draws = np.random.default_rng(config.seed + k).integers(0, len(train_idx), size=len(train_idx))
+                    weights[k] = torch.from_numpy(np.bincount(draws, minlength=len(train_idx)).astype(np.float32))
+
+            warm = (
+                init_from is not None
+                and config.warm_start
+                and init_from.config.architecture == config.architecture
+                and init_from.config.hidden_size == config.hidden_size
+                and abs(init_from.config.cutoff - config.cutoff) < 1e-9
+                and init_from.n_members == config.n_members
+            )
+            if warm:
+                members = [copy.deepcopy(m) for m in init_from.members]  # type: ignore[union-attr]
+                for m in members:
+                    m.requires_grad_(True)
+            else:
+                members = []
+                for k in range(config.n_members):
+                    with torch.random.fork_rng(devices=[]):
+                        torch.manual_seed(config.seed + k)
+                        members.append(_build_model(config))
+
             train_start = time.perf_counter()
-            for k in range(config.n_members):
-                member_seed = config.seed + k
-                if config.bootstrap:
-                    sample = np.random.default_rng(member_seed).choice(train_idx, size=len(train_idx))
-                else:
-                    sample = train_idx.copy()
-                results.append(
-                    _train_member(
-                        config=config,
-                        member_seed=member_seed,
-                        graphs=graphs,
-                        y_scaled=y_scaled,
-                        sample=sample,
-                        val_batches=val_batches,
-                        y_val_scaled=y_val_scaled,
-                    )
-                )
+            result = _train_joint(
+                config=config,
+                members=members,
+                graphs=graphs,
+                y_scaled=y_scaled,
+                train_idx=train_idx,
+                weights=weights,
+                val_idx=val_idx,
+                progress=progress,
+            )
             train_time = time.perf_counter() - train_start
 
             held_out = len(val_idx) > 0
             eval_idx = val_idx if held_out else train_idx
-            eval_batches = (
-                val_batches if held_out else _batches([graphs[i] for i in eval_idx], config.inference_batch_size)
-            )
-            members_eval = np.stack([_predict_scaled(r.model, eval_batches) for r in results])
+            joint = _joint_model(result.members, config.architecture)
+            members_eval = _predict_joint(joint, graphs.subset(eval_idx), config.inference_batch_size)
         members_eval = members_eval * target_std + target_mean  # (K, n_eval) original units
         y_eval = y[eval_idx]
         mean_eval = members_eval.mean(axis=0)
@@ -367,14 +452,16 @@ class GNNEnsemble:
             "val_dummy_mae": float(np.mean(np.abs(target_mean - y_eval))),
             "member_val_mae": [float(np.mean(np.abs(row - y_eval))) for row in members_eval],
             "val_mean_std": float(members_eval.std(axis=0).mean()),
-            "epochs_run": [r.epochs_run for r in results],
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
             "train_time_s": time.perf_counter() - start,
             "graph_time_s": graph_time,
-            "train_structures_per_s": sum(r.structures_seen for r in results) / max(train_time, 1e-9),
-            "n_parameters": _n_parameters(results[0].model),
+            "train_structures_per_s": result.structures_seen / max(train_time, 1e-9),
+            "n_parameters": _n_parameters(result.members[0]),
+            "warm_start": bool(warm),
         }
         return cls(
-            members=[r.model for r in results],
+            members=result.members,
             config=config,
             property_name=property_name,
             version=version,
@@ -385,22 +472,35 @@ class GNNEnsemble:
 
     # ---------------------------------------------------------------- inference
 
-    def predict_members(self, structures: Sequence[Structure]) -> np.ndarray:
+    def predict_members(self, structures: Sequence[Structure], graphs: PackedGraphs | None = None) -> np.ndarray:
         """Every member's prediction, ``(K, n)`` float64 in the target's original units.
+
+        ``graphs`` (e.g. from a :class:`surrogates.graphs.GraphCache`) skips graph building; it must hold
+        the ``n`` structures' graphs at this ensemble's cutoff.
 
         Raises:
             ConfigError: a structure has an element outside ``element_types`` or is disordered.
         """
         structures = list(structures)
         check_structures(structures, self.element_types)
-        out = np.empty((self.n_members, len(structures)), dtype=np.float64)
         if not structures:
-            return out
+            return np.empty((self.n_members, 0), dtype=np.float64)
         with torch_threads(self.config.num_threads):
-            graphs = _to_graphs(structures, self.config.cutoff, self.element_types)
-            batches = _batches(graphs, self.config.inference_batch_size)
-            for k, member in enumerate(self.members):
-                out[k] = _predict_scaled(member, batches)
+            if graphs is None:
+                graphs = build_graphs(structures, self.config.cutoff, self.element_types)
+            elif len(graphs) != len(structures):
+                raise ConfigError(f"got {len(graphs)} graphs for {len(structures)} structures")
+            out = self.predict_graphs(graphs)
+        return out
+
+    def predict_graphs(self, graphs: PackedGraphs) -> np.ndarray:
+        """Every member's prediction for prebuilt graphs: ``(K, n)`` float64, original units."""
+        if len(graphs) == 0:
+            return np.empty((self.n_members, 0), dtype=np.float64)
+        if self._joint is None:
+            self._joint = _joint_model(self.members, self.config.architecture)
+        with torch_threads(self.config.num_threads):
+            out = _predict_joint(self._joint, graphs, self.config.inference_batch_size)
         return out * self.target_std + self.target_mean
 
     def predict(self, structures: Sequence[Structure]) -> Prediction:
