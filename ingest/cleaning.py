@@ -250,7 +250,9 @@ def _deduplicate(
     progress: bool,
 ) -> set[int]:
     """Indices (into ``survivors``) to drop; adjusts the first copy's labels for ``conflicts='mean'``."""
-    from generation.fingerprint import same_structure
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    matcher = StructureMatcher(ltol=0.2, stol=0.3, angle_tol=5, primitive_cell=True, scale=cfg.match_scale)
 
     by_formula: dict[str, list[int]] = defaultdict(list)
     for k, (_, row, structure, comp) in enumerate(survivors):
@@ -266,7 +268,7 @@ def _deduplicate(
             structure = survivors[k][2]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                match = next((f for f in firsts if same_structure(structure, survivors[f][2])), None)  # type: ignore[arg-type]
+                match = next((f for f in firsts if matcher.fit(structure, survivors[f][2])), None)  # type: ignore[arg-type]
             if match is None:
                 firsts.append(k)
                 members[k] = [k]

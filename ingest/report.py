@@ -60,6 +60,11 @@ class CleaningConfig(BaseModel):
         description="Drop structures that StructureMatcher finds equivalent to an earlier record of the same reduced "
         "formula. Composition-only records are never merged.",
     )
+    match_scale: bool = Field(
+        False,
+        description="StructureMatcher's `scale`: False (default) keeps copies at different volumes (e.g. strained "
+        "cells) as distinct records; True treats volume-scaled copies as duplicates, as the candidate store does.",
+    )
     conflicts: Literal["keep_first", "mean", "drop_all"] = Field(
         "keep_first",
         description="Duplicates whose labels disagree (beyond `label_rtol`/`label_atol`): keep the first record's "

@@ -89,6 +89,20 @@ def _read_cifs(folder: Path) -> dict[str, str]:
     return cifs
 
 
+def _composition(rec: dict[str, Any]) -> tuple[Any, tuple[str, str] | None]:
+    """The reduced composition, else the same without hydrate dots ('*'), else the true composition."""
+    candidates = [rec.get("Reduced Composition"), rec.get("True Composition")]
+    texts = [str(c) for c in candidates if isinstance(c, str) and c.strip()]
+    texts = [texts[0], texts[0].replace("*", ""), *texts[1:]] if texts else []
+    error: tuple[str, str] | None = ("malformed_structure", "no composition given")
+    for text in texts:
+        comp, err = parse_composition(text)
+        if comp is not None:
+            return comp, None
+        error = error if error[1] != "no composition given" else err
+    return None, error
+
+
 def read(folder: Path, *, progress: bool = False) -> RawDataset:
     """Rows of ``all.csv`` (or train.csv + test.csv), CIFs where the entry has one, the official split."""
     import pandas as pd
@@ -131,10 +145,7 @@ def read(folder: Path, *, progress: bool = False) -> RawDataset:
                 )
             )
             continue
-        formula = rec.get("Reduced Composition")
-        if formula is None or (isinstance(formula, float) and math.isnan(formula)):
-            formula = rec.get("True Composition")
-        comp, error = parse_composition(formula)
+        comp, error = _composition(rec)
         rows.append(
             RawRecord(
                 id=rid,
