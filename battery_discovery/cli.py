@@ -88,7 +88,7 @@ def run(
         from acquisition.config import load_acquisition_config
 
         acquisition = load_acquisition_config(acquisition_config)
-        acquisition.check_outcomes((cfg.target,))  # the loop predicts this one outcome
+        acquisition.check_outcomes(cfg.targets)  # the outcomes the loop predicts
         cfg = build_config({**cfg.model_dump(), "acquisition": acquisition.model_dump()})
     if strategy:
         cfg = build_config({**cfg.model_dump(), "acquisition": {**cfg.acquisition.model_dump(), "strategy": strategy}})
@@ -280,6 +280,83 @@ def status(
                 m.path,
             )
         console.print(mt)
+
+
+@app.command()
+def benchmark(
+    pool: Annotated[str, typer.Option(help="Labelled pool: a CSV in the perovskite format (cif + label columns).")],
+    target: Annotated[str, typer.Option(help="Which entries count, e.g. 'ind_gap >= 1.5 and heat_all <= 0.5'.")],
+    initial: Annotated[int, typer.Option(help="Random initial labels per seed (the same for every strategy).")] = 100,
+    batch: Annotated[int, typer.Option(help="Oracle calls per round.")] = 32,
+    rounds: Annotated[int, typer.Option(help="Rounds after the initial set.")] = 10,
+    seeds: Annotated[int, typer.Option(help="Repetitions with different initial sets.")] = 3,
+    strategies: Annotated[
+        str, typer.Option(help="Comma-separated: random, greedy, ucb, logei, thompson, target_probability, ...")
+    ] = "random,greedy,ucb,logei,target_probability",
+    out: Annotated[Path, typer.Option(help="Results JSON.")] = Path("results.json"),
+    plot: Annotated[Path | None, typer.Option(help="PNG of targets found vs oracle calls.")] = None,
+    members: Annotated[int | None, typer.Option(help="Ensemble members (surrogate.n_members).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs per round (surrogate.epochs).")] = None,
+    store_uri: Annotated[str, typer.Option("--store-uri", envvar="BATTERY_DISCOVERY_STORE_URI")] = "embedded",
+) -> None:
+    """Replay benchmark: the discovery loop on a labelled pool, the oracle revealing known labels.
+
+    Every strategy and seed is a replay campaign of the ordinary loop (Prefect flow, store, retraining,
+    acquisition); results.json holds n_pool, n_targets and, per strategy, found_per_round (mean over seeds of
+    the cumulative targets found after the initial set and each round) with the per-seed lists and the
+    enrichment over random. Re-running the same command resumes it.
+
+    Example: battery-discovery benchmark --pool ../shared/data/perov_5/val.csv
+    --target "ind_gap >= 1.5 and heat_all <= 0.5" --initial 100 --batch 32 --rounds 10 --seeds 3 --out results.json
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from battery_discovery.benchmark import BenchmarkConfig, plot_curves, run_benchmark, summary_rows
+    from battery_discovery.config import build_config
+
+    names = tuple(s.strip() for s in strategies.split(",") if s.strip())
+    surrogate = {k: v for k, v in {"n_members": members, "epochs": epochs}.items() if v is not None}
+    try:
+        bench = BenchmarkConfig(
+            pool=pool,
+            target=target,
+            initial=initial,
+            batch=batch,
+            rounds=rounds,
+            seeds=seeds,
+            strategies=names,
+            surrogate=surrogate,
+            store_uri=store_uri,
+        )
+    except ValueError as exc:
+        raise DiscoveryError(f"invalid benchmark settings: {str(exc).splitlines()[-1].strip()}") from None
+    from battery_discovery.benchmark import loop_parameters
+
+    for name in names:  # every strategy and the target checked before anything runs
+        build_config(loop_parameters(bench, name, 0, rounds))
+    _quiet_prefect_env()
+    total = len(names) * seeds * (rounds + 1)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
+        task = bar.add_task("replay", total=total)
+
+        def progress(strategy: str, seed: int, r: int, metrics: dict[str, Any]) -> None:
+            found = metrics.get("n_targets_found", 0)
+            bar.update(task, advance=1, description=f"{strategy} seed {seed} round {r}: {found} targets found")
+
+        results = run_benchmark(bench, progress)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    table = Table(title=f"{results['n_targets']} targets in a pool of {results['n_pool']}")
+    for col in ("strategy", "targets found", "vs random", "vs random expectation"):
+        table.add_column(col)
+    for row in summary_rows(results):
+        table.add_row(*row)
+    console.print(table)
+    if plot is not None:
+        console.print(f"plot: {plot_curves(results, plot)}")
+    console.print(f"results: {out}")
 
 
 @app.command("config")

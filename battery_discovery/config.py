@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from acquisition.config import AcquisitionConfig
 from battery_discovery.errors import ConfigError
+from battery_discovery.replay import ReplayConfig, parse_target
 from generation.config import GenerateConfig
 from oracle.md import MDConfig
 from oracle.relax import RelaxConfig
@@ -137,10 +138,18 @@ class LoopConfig(BaseModel):
         ("pymatgen:default",),
         description="Seed structures: 'pymatgen:default', 'pymatgen:<name>', files or folders (CIF/POSCAR/JSON).",
     )
-    target: Literal["formation_energy_per_atom"] = Field(
-        "formation_energy_per_atom",
-        description="Property the surrogate learns and acquisition optimises (eV/atom).",
+    mode: Literal["discovery", "replay"] = Field(
+        "discovery",
+        description="'discovery': generate candidates and relax them with the oracle; 'replay': the pool of "
+        "'replay.pool' is the candidate set and the oracle reveals its known labels (benchmarks).",
     )
+    targets: tuple[str, ...] = Field(
+        ("formation_energy_per_atom",),
+        description="Properties the surrogate learns (one ensemble each) and acquisition sees as outcomes, in "
+        "order: 'formation_energy_per_atom' (eV/atom) in discovery mode; label names of the pool in replay mode "
+        "(default there: the names the replay target reads).",
+    )
+    replay: ReplayConfig = Field(default_factory=ReplayConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     surrogate: EnsembleConfig = Field(default_factory=EnsembleConfig)
     acquisition: AcquisitionConfig = Field(default_factory=AcquisitionConfig)
@@ -164,6 +173,38 @@ class LoopConfig(BaseModel):
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,63}", value):
             raise ValueError("use 1-63 letters, digits, '_' or '-'")
         return value
+
+    def oracle_key(self) -> str:
+        """Identity of the oracle labelling this campaign: relaxation settings, or the replayed pool."""
+        return f"replay|{self.replay.pool}" if self.mode == "replay" else self.oracle.key()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replay_targets(cls, data: Any) -> Any:
+        """In replay mode the targets default to the labels the target expression reads (also when the
+        discovery default is passed along, as the flow's signature does)."""
+        default = ("formation_energy_per_atom",)
+        if isinstance(data, dict) and data.get("mode") == "replay" and tuple(data.get("targets") or default) == default:
+            replay = data.get("replay") or {}
+            text = replay.get("target", "") if isinstance(replay, dict) else getattr(replay, "target", "")
+            try:
+                names = parse_target(text).names if text else ()
+            except ValueError:
+                names = ()  # replay.target's own validator reports it, naming the field
+            if names:
+                data = {**data, "targets": names}
+        return data
+
+    @model_validator(mode="after")
+    def _mode_is_consistent(self) -> LoopConfig:
+        if not self.targets or len(set(self.targets)) != len(self.targets):
+            raise ValueError("targets: give one or more distinct property names")
+        if self.mode == "replay":
+            if not self.replay.pool or not self.replay.target:
+                raise ValueError("replay mode needs replay.pool (a data set spec) and replay.target (an expression)")
+        elif self.targets != ("formation_energy_per_atom",):
+            raise ValueError("discovery mode learns targets ['formation_energy_per_atom'] (the oracle's label)")
+        return self
 
     @field_validator("seeds")
     @classmethod

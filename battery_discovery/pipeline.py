@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pymatgen.core import Structure
 
-from acquisition import select_batch
+from acquisition import select
 from battery_discovery import __version__
 from battery_discovery.config import LoopConfig
 from battery_discovery.errors import ModelNotFoundError
@@ -119,11 +119,28 @@ def _insert_new(
 
 # ------------------------------------------------------------------------------------- seed
 def seed_stage(store: CandidateStore, config: LoopConfig) -> list[str]:
-    """Round 0: store the seed structures as candidates; returns their ids (input order)."""
+    """Round 0: store the seed structures as candidates; returns their ids (input order).
+
+    Replay mode: the whole pool becomes the candidate set (labels kept on the candidates, hidden from
+    the loop until the replay oracle reveals them) and ``replay.initial`` of them, drawn with
+    ``replay.seed``, are returned as round 0's batch.
+    """
+    if config.mode == "replay":
+        return _seed_pool(store, config)
     seeds = load_seeds(config.seeds)
     items = [(s.structure, {"source": "seed", "parent": s.name}) for s in seeds]
     ids, _ = register_structures(store, config, 0, items, limit=len(items))
     return list(dict.fromkeys(ids))  # two seed files with one structure count once
+
+
+def _seed_pool(store: CandidateStore, config: LoopConfig) -> list[str]:
+    from ingest import load_dataset
+    from ingest.seed import seed_store
+
+    seed_store(load_dataset(config.replay.pool), store, campaign=config.campaign)
+    pool = store.candidate_ids(config.campaign, "dataset")
+    order = np.random.default_rng(config.replay.seed).permutation(len(pool))
+    return [pool[i] for i in order[: config.replay.initial]]
 
 
 # --------------------------------------------------------------------------------- generate
@@ -138,13 +155,18 @@ class GenerateOutput:
 
 
 def generate_stage(store: CandidateStore, config: LoopConfig, round_index: int) -> GenerateOutput:
-    """Derive candidates from the seeds and the best evaluated structures; store the new ones."""
+    """Derive candidates from the seeds and the best evaluated structures; store the new ones.
+
+    Replay mode generates nothing: the pool is the candidate set.
+    """
     start = time.perf_counter()
+    if config.mode == "replay":
+        return GenerateOutput(n_candidates=0, new_ids=[], n_parents=0, elapsed_s=time.perf_counter() - start)
     parents = [(s.name, s.structure) for s in load_seeds(config.seeds)]
     seed_ids = {c.id for c in store.find_seeds(config.campaign)}
     labelled = [
         e
-        for e in store.labelled(config.campaign, config.oracle.key())
+        for e in store.labelled(config.campaign, config.oracle_key())
         if e.relaxed_structure and e.candidate_id not in seed_ids
     ]  # the seeds are parents already
     best = sorted(labelled, key=lambda e: e.formation_energy_per_atom)[: config.generate.parents_per_round]
@@ -176,19 +198,24 @@ def generate_stage(store: CandidateStore, config: LoopConfig, round_index: int) 
 # ---------------------------------------------------------------------------------- predict
 @dataclass(frozen=True, kw_only=True)
 class PredictOutput:
-    """Member predictions on the pool: ``members`` is K x n (target units), or empty without a model."""
+    """Member predictions on the pool: ``members`` is K x n x m (m = len(config.targets), target units),
+    or empty without a model."""
 
     pool_ids: list[str]
-    members: list[list[float]]
+    members: list[list[list[float]]]
     model_version: str | None
     elapsed_s: float
 
 
-def load_ensemble(model: ModelDoc):  # type: ignore[no-untyped-def]
-    """Load a registered ensemble from its folder."""
+def load_ensembles(model: ModelDoc, targets: tuple[str, ...]) -> list[Any]:
+    """The registered ensembles of ``model``, one per target: its folder holds one ensemble (a single
+    target) or one subfolder per target."""
     from surrogates import GNNEnsemble
 
-    return GNNEnsemble.load(model.path)
+    root = Path(model.path)
+    if len(targets) == 1 and (root / "ensemble.json").is_file():
+        return [GNNEnsemble.load(root)]
+    return [GNNEnsemble.load(root / target) for target in targets]
 
 
 def predict_stage(store: CandidateStore, config: LoopConfig, round_index: int) -> PredictOutput:
@@ -204,7 +231,7 @@ def predict_stage(store: CandidateStore, config: LoopConfig, round_index: int) -
             elapsed_s=time.perf_counter() - start,
         )
     try:
-        ensemble = load_ensemble(model)
+        ensembles = load_ensembles(model, config.targets)
     except ModelNotFoundError:
         return PredictOutput(
             pool_ids=[c.id for c in pool],
@@ -212,10 +239,12 @@ def predict_stage(store: CandidateStore, config: LoopConfig, round_index: int) -
             model_version=None,
             elapsed_s=time.perf_counter() - start,
         )
-    members = ensemble.predict_members([Structure.from_dict(c.structure) for c in pool])
+    structures = [Structure.from_dict(c.structure) for c in pool]
+    with torch_threads(config.surrogate.num_threads):
+        members = np.stack([e.predict_members(structures) for e in ensembles], axis=-1)  # K x n x m
     return PredictOutput(
         pool_ids=[c.id for c in pool],
-        members=np.asarray(members, dtype=float).tolist(),
+        members=members.astype(float).tolist(),
         model_version=model.id,
         elapsed_s=time.perf_counter() - start,
     )
@@ -243,26 +272,33 @@ def acquire_stage(
     pool = store.get_candidates(prediction.pool_ids)
     if not pool:
         return AcquireOutput(entries=[], strategy=config.acquisition.strategy, elapsed_s=time.perf_counter() - start)
-    labels = [e.formation_energy_per_atom for e in store.labelled(config.campaign, config.oracle.key())]
-    best_f = (max(labels) if config.acquisition.maximize else min(labels)) if labels else None
+    _, observed = training_data(store, config)
+    m = len(config.targets)
     usable = bool(prediction.members) and bool(np.all(np.isfinite(np.asarray(prediction.members))))
     if usable:
-        members = np.asarray(prediction.members)
-        strategy = config.acquisition
-        if strategy.strategy == "logei" and best_f is None:
-            strategy = strategy.model_copy(update={"strategy": "ucb"})
+        members = np.asarray(prediction.members, dtype=float).reshape(-1, len(pool), m)
+        strategy = config.acquisition  # select() falls back from logei to ucb without labels (and notes it)
     else:  # no model yet, or one predicting NaN/inf: nothing to exploit
-        members = np.zeros((1, len(pool)))
+        members = np.zeros((1, len(pool), m))
         strategy = config.acquisition.model_copy(update={"strategy": "random"})
-    selection = select_batch(members, config.batch_size, strategy, best_f)
-    mean, std = members.mean(0), members.std(0)
+    selection = select(
+        members,
+        config.batch_size,
+        strategy,
+        outcome_names=config.targets,
+        observed=observed if len(observed) else None,
+        keys=[c.formula for c in pool],
+    )
+    mean, std = members.mean(0), members.std(0)  # n x m
     entries = [
         BatchEntry(
             candidate_id=pool[i].id,
             formula=pool[i].formula,
             n_sites=pool[i].n_sites,
-            mean=float(mean[i]) if usable else None,
-            std=float(std[i]) if usable else None,
+            mean=float(mean[i, 0]) if usable else None,
+            std=float(std[i, 0]) if usable else None,
+            means={t: float(mean[i, j]) for j, t in enumerate(config.targets)} if usable else {},
+            stds={t: float(std[i, j]) for j, t in enumerate(config.targets)} if usable else {},
             acquisition_value=value,
         )
         for i, value in zip(selection.indices, selection.values, strict=True)
@@ -270,7 +306,14 @@ def acquire_stage(
     store.set_status([e.candidate_id for e in entries], "acquired")
     doc = existing or RoundDoc(_id=f"{config.campaign}:{round_index}", campaign=config.campaign, round=round_index)
     store.save_round(
-        doc.model_copy(update={"acquired": entries, "n_pool": len(pool), "prediction_model": prediction.model_version})
+        doc.model_copy(
+            update={
+                "acquired": entries,
+                "n_pool": len(pool),
+                "prediction_model": prediction.model_version,
+                "acquisition_notes": list(selection.notes),
+            }
+        )
     )
     return AcquireOutput(entries=entries, strategy=selection.strategy, elapsed_s=time.perf_counter() - start)
 
@@ -308,12 +351,14 @@ def evaluate_stage(
     from oracle import get_potential, relax_many
 
     start = time.perf_counter()
-    key = config.oracle.key()
+    key = config.oracle_key()
     done = store.evaluated_ids(key, candidate_ids)
     todo = [c for c in store.get_candidates(candidate_ids) if c.id not in done]
     relax_cfg = config.oracle.relax_config(seeds=seeds)
     stored = 0
-    if todo:
+    if todo and config.mode == "replay":
+        stored = _replay(store, config, round_index, todo, model_version, seeds, progress)
+    elif todo:
         potential = get_potential(config.oracle.potential)
         # a missing reference is a set-up problem, not a property of the material: fail the round
         # before any result is written, so nothing is stored as a permanent failure
@@ -362,6 +407,53 @@ def evaluate_stage(
     )
 
 
+def _replay(
+    store: CandidateStore,
+    config: LoopConfig,
+    round_index: int,
+    todo: list[CandidateDoc],
+    model_version: str | None,
+    seeds: bool,
+    progress: Any,
+) -> int:
+    """The replay oracle: reveal each candidate's known labels (its structure counts as relaxed)."""
+    key = config.oracle_key()
+    provenance = _provenance(
+        config,
+        round_index,
+        model_version=model_version,
+        acquisition=None if seeds else config.acquisition.model_dump(),
+        oracle="replay",
+        oracle_version=config.replay.pool,
+    )
+    for k, cand in enumerate(todo):
+        labels = {t: float(v) for t, v in cand.labels.items() if isinstance(v, int | float) and math.isfinite(v)}
+        missing = [t for t in config.targets if t not in labels]
+        store.put_evaluation(
+            EvaluationDoc(
+                _id=f"{cand.id}:{key}",
+                candidate_id=cand.id,
+                campaign=config.campaign,
+                oracle_key=key,
+                formula=cand.formula,
+                elements=cand.elements,
+                status="failed" if len(missing) == len(config.targets) else "converged",
+                reason=f"no label for {', '.join(missing)} in the pool" if missing else "",
+                labels=labels,
+                relaxed_structure=cand.structure,
+                potential="replay",
+                potential_version=config.replay.pool,
+                fmax=0.0,
+                max_steps=0,
+                elapsed_s=0.0,
+                provenance=provenance,
+            )
+        )
+        if progress is not None:
+            progress(k, len(todo), cand.formula)
+    return len(todo)
+
+
 def _label(
     result: RelaxationResult,
     cand: CandidateDoc,
@@ -398,6 +490,24 @@ def _label(
     return fields
 
 
+def label_value(evaluation: EvaluationDoc, prop: str) -> float:
+    """The value of target ``prop`` in an evaluation: a replayed label or a field such as
+    ``formation_energy_per_atom``; NaN when it has none."""
+    if prop in evaluation.labels:
+        return float(evaluation.labels[prop])
+    value = getattr(evaluation, prop, None)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+
+
+def training_data(store: CandidateStore, config: LoopConfig) -> tuple[list[EvaluationDoc], np.ndarray]:
+    """Evaluations with a structure and at least one finite target, and their targets ``n x m`` (NaN: missing)."""
+    evaluations = [e for e in store.evaluated(config.campaign, config.oracle_key()) if e.relaxed_structure]
+    values = np.array([[label_value(e, t) for t in config.targets] for e in evaluations], dtype=float)
+    values = values.reshape(len(evaluations), len(config.targets))
+    keep = np.isfinite(values).any(axis=1)
+    return [e for e, k in zip(evaluations, keep, strict=True) if k], values[keep]
+
+
 # ---------------------------------------------------------------------------------- retrain
 @dataclass(frozen=True, kw_only=True)
 class RetrainOutput:
@@ -409,14 +519,34 @@ class RetrainOutput:
     elapsed_s: float = 0.0
 
 
+def _model_folders(root: Path, targets: tuple[str, ...]) -> list[Path]:
+    """Where each target's ensemble lives: the model folder itself for one target, else a subfolder each."""
+    return [root] if len(targets) == 1 else [root / t for t in targets]
+
+
+def _previous_ensembles(store: CandidateStore, config: LoopConfig, round_index: int) -> list[Any]:
+    """The ensembles of the campaign's newest model before ``round_index`` (empty when none or unreadable)."""
+    if not config.surrogate.warm_start:
+        return []
+    model = store.latest_model(config.campaign, before_round=round_index)
+    if model is None:
+        return []
+    try:
+        return load_ensembles(model, config.targets)
+    except (ModelNotFoundError, OSError, ValueError):
+        return []
+
+
 def retrain_stage(store: CandidateStore, config: LoopConfig, round_index: int) -> RetrainOutput:
-    """Train the ensemble on every label so far and register it as ``<campaign>-r<round>``."""
+    """Train one ensemble per target on every label so far; register them as ``<campaign>-r<round>``."""
     from surrogates import GNNEnsemble
 
     start = time.perf_counter()
     version = f"{config.campaign}-r{round_index}"
     existing = store.get_model(version)
-    if existing is not None and (Path(existing.path) / "ensemble.json").is_file():
+    if existing is not None and all(
+        (f / "ensemble.json").is_file() for f in _model_folders(Path(existing.path), config.targets)
+    ):
         # a re-run of a finished round keeps the model later rounds were predicted with
         return RetrainOutput(
             model_version=version,
@@ -424,27 +554,40 @@ def retrain_stage(store: CandidateStore, config: LoopConfig, round_index: int) -
             n_train=existing.n_train,
             elapsed_s=time.perf_counter() - start,
         )
-    labelled = [e for e in store.labelled(config.campaign, config.oracle.key()) if e.relaxed_structure]
-    if len(labelled) < 2:
+    labelled, values = training_data(store, config)
+    counts = np.isfinite(values).sum(axis=0) if len(labelled) else np.zeros(len(config.targets))
+    if len(labelled) < 2 or counts.min() < 2:
         return RetrainOutput(model_version=None, n_train=len(labelled), elapsed_s=time.perf_counter() - start)
     structures = [Structure.from_dict(e.relaxed_structure) for e in labelled]
-    targets = [float(e.formation_energy_per_atom) for e in labelled]
-    ensemble = GNNEnsemble.fit(
-        structures, targets, config=config.surrogate, property_name=config.target, version=version
-    )
-    metrics = {k: v for k, v in ensemble.metrics.items() if isinstance(v, int | float | str | bool | list)}
-    if not all(math.isfinite(v) for v in metrics.values() if isinstance(v, float)):
-        raise ModelNotFoundError(f"training {version} diverged (non-finite metrics {metrics}); not registered")
-    path = ensemble.save(subdir("models") / config.database / version)
+    root = subdir("models") / config.database / version
+    previous = _previous_ensembles(store, config, round_index)  # warm start (surrogate.warm_start)
+    per_target: dict[str, dict[str, Any]] = {}
+    for j, (target, folder) in enumerate(zip(config.targets, _model_folders(root, config.targets), strict=True)):
+        rows = np.flatnonzero(np.isfinite(values[:, j]))
+        with torch_threads(config.surrogate.num_threads):
+            ensemble = GNNEnsemble.fit(
+                [structures[i] for i in rows],
+                values[rows, j].tolist(),
+                config=config.surrogate,
+                property_name=target,
+                version=version,
+                init_from=previous[j] if previous else None,
+            )
+        metrics = {k: v for k, v in ensemble.metrics.items() if isinstance(v, int | float | str | bool | list)}
+        if not all(math.isfinite(v) for v in metrics.values() if isinstance(v, float)):
+            raise ModelNotFoundError(f"training {version} ({target}) diverged (non-finite metrics {metrics})")
+        ensemble.save(folder)
+        per_target[target] = metrics
+    metrics = per_target[config.targets[0]] if len(config.targets) == 1 else per_target
     store.register_model(
         ModelDoc(
             _id=version,
             campaign=config.campaign,
             round=round_index,
-            property_name=config.target,
+            property_name=",".join(config.targets),
             architecture=config.surrogate.architecture,
             n_members=config.surrogate.n_members,
-            path=str(path),
+            path=str(root),
             n_train=len(labelled),
             metrics=metrics,
             config=config.surrogate.model_dump(),
@@ -473,9 +616,34 @@ def begin_round(store: CandidateStore, config: LoopConfig, round_index: int) -> 
     return doc
 
 
+def replay_metrics(store: CandidateStore, config: LoopConfig) -> dict[str, Any]:
+    """Replay mode: targets found among the labelled candidates (cumulative) and in the whole pool."""
+    from battery_discovery.replay import parse_target
+
+    target = parse_target(config.replay.target)
+    evaluated = store.evaluated(config.campaign, config.oracle_key())
+    found = sorted(e.candidate_id for e in evaluated if target.holds(e.labels))
+    pool = store.get_candidates(store.candidate_ids(config.campaign, "dataset"))
+    return {
+        "target": target.text,
+        "n_targets_found": len(found),
+        "n_targets_pool": sum(target.holds(c.labels) for c in pool),
+        "n_labelled": len(evaluated),
+        "n_pool": len(pool),
+        "found": found,
+    }
+
+
 def best_so_far(store: CandidateStore, config: LoopConfig, n: int = 5) -> list[dict[str, Any]]:
-    """The ``n`` lowest formation energies among all labels (formula, id, eV/atom)."""
-    labelled = sorted(store.labelled(config.campaign, config.oracle.key()), key=lambda e: e.formation_energy_per_atom)
+    """The ``n`` lowest formation energies among all labels (formula, id, eV/atom); in replay mode the
+    targets found so far (formula, id, labels)."""
+    if config.mode == "replay":
+        from battery_discovery.replay import parse_target
+
+        target = parse_target(config.replay.target)
+        hits = [e for e in store.evaluated(config.campaign, config.oracle_key()) if target.holds(e.labels)]
+        return [{"candidate_id": e.candidate_id, "formula": e.formula, **e.labels} for e in hits[:n]]
+    labelled = sorted(store.labelled(config.campaign, config.oracle_key()), key=lambda e: e.formation_energy_per_atom)
     return [
         {
             "candidate_id": e.candidate_id,
@@ -501,7 +669,11 @@ def complete_round(
     ``timings['store']`` records how long this final write took (s).
     """
     start = time.perf_counter()
-    update_hull(store, config)
+    metrics: dict[str, Any] = {}
+    if config.mode == "replay":
+        metrics = replay_metrics(store, config)
+    else:
+        update_hull(store, config)
     doc = store.get_round(config.campaign, round_index) or begin_round(store, config, round_index)
     entries = [
         e.model_copy(
@@ -525,6 +697,7 @@ def complete_round(
             "model_metrics": retrain.metrics,
             "timings": dict(timings),
             "best": best_so_far(store, config),
+            "metrics": metrics,
         }
     )
     store.save_round(doc)
@@ -613,9 +786,9 @@ def transport_stage(store: CandidateStore, config: LoopConfig, round_index: int)
 
     start = time.perf_counter()
     md = config.oracle.md
-    if not md.enabled:
+    if not md.enabled or config.mode == "replay":
         return TransportOutput(results={}, elapsed_s=0.0)
-    labelled = [e for e in store.labelled(config.campaign, config.oracle.key()) if e.relaxed_structure]
+    labelled = [e for e in store.labelled(config.campaign, config.oracle_key()) if e.relaxed_structure]
     ranked = sorted(
         labelled,
         key=lambda e: (
@@ -666,7 +839,7 @@ def update_hull(store: CandidateStore, config: LoopConfig) -> int:
     """
     from oracle.hull import hull_energies
 
-    labelled = store.labelled(config.campaign, config.oracle.key())
+    labelled = store.labelled(config.campaign, config.oracle_key())
     usable = [e for e in labelled if e.energy_per_atom is not None]
     if not usable:
         return 0

@@ -15,6 +15,7 @@ from acquisition.config import AcquisitionConfig
 from battery_discovery.config import LoopConfig, OracleConfig, RunnerConfig, build_config
 from battery_discovery.pipeline import chunk_ids as pipeline_chunks
 from battery_discovery.pipeline import merge_evaluations
+from battery_discovery.replay import ReplayConfig
 from generation.config import GenerateConfig
 from store.documents import RoundDoc
 from surrogates.config import EnsembleConfig
@@ -39,8 +40,20 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
     return "" if value is None else format(value, spec)
 
 
-def batch_table(doc: RoundDoc) -> list[dict[str, Any]]:
-    """Rows of the round's batch artifact (energies in eV/atom)."""
+def batch_table(doc: RoundDoc, config: LoopConfig) -> list[dict[str, Any]]:
+    """Rows of the round's batch artifact (energies in eV/atom; replay: predicted mean and std per target)."""
+    if config.mode == "replay":
+        return [
+            {
+                "formula": e.formula,
+                "candidate_id": e.candidate_id,
+                **{f"{t}_mean": _fmt(e.means.get(t)) for t in config.targets},
+                **{f"{t}_std": _fmt(e.stds.get(t)) for t in config.targets},
+                "acquisition_value": _fmt(e.acquisition_value, ".4g"),
+                "oracle_status": e.status,
+            }
+            for e in doc.acquired
+        ]
     return [
         {
             "formula": e.formula,
@@ -56,6 +69,31 @@ def batch_table(doc: RoundDoc) -> list[dict[str, Any]]:
     ]
 
 
+def _best_section(doc: RoundDoc, config: LoopConfig) -> str:
+    if config.mode == "replay":
+        m = doc.metrics
+        rows = "\n".join(
+            f"| {b['formula']} | {b['candidate_id']} | "
+            + ", ".join(f"{t} = {b.get(t, float('nan')):.3g}" for t in config.targets)
+            + " |"
+            for b in doc.best
+        )
+        return f"""## Targets found: {m.get("n_targets_found", 0)} of {m.get("n_targets_pool", 0)} in a pool of \
+{m.get("n_pool", 0)} ({m.get("n_labelled", 0)} labelled; `{config.replay.target}`)
+| formula | id | labels |
+| --- | --- | --- |
+{rows}
+"""
+    rows = "\n".join(
+        f"| {b['formula']} | {b['candidate_id']} | {b['formation_energy_per_atom']:.3f} |" for b in doc.best
+    )
+    return f"""## Lowest formation energies so far (eV/atom)
+| formula | id | formation energy |
+| --- | --- | --- |
+{rows}
+"""
+
+
 def round_markdown(doc: RoundDoc, config: LoopConfig) -> str:
     """The round's summary artifact."""
     t = doc.timings
@@ -65,9 +103,7 @@ def round_markdown(doc: RoundDoc, config: LoopConfig) -> str:
         for k, v in doc.model_metrics.items()
         if not isinstance(v, list)
     )
-    best = "\n".join(
-        f"| {b['formula']} | {b['candidate_id']} | {b['formation_energy_per_atom']:.3f} |" for b in doc.best
-    )
+    notes = "".join(f"\n- {n}" for n in doc.acquisition_notes)
     return f"""# {doc.campaign} · round {doc.round}
 
 | metric | value |
@@ -83,15 +119,11 @@ def round_markdown(doc: RoundDoc, config: LoopConfig) -> str:
 
 **Model validation:** {metrics or "n/a"}
 
-**Acquisition:** `{config.acquisition.model_dump_json()}`
+**Acquisition:** `{config.acquisition.model_dump_json()}`{notes}
 
-**Oracle:** `{config.oracle.key()}`
+**Oracle:** `{config.oracle_key()}`
 
-## Lowest formation energies so far (eV/atom)
-| formula | id | formation energy |
-| --- | --- | --- |
-{best}
-"""
+{_best_section(doc, config)}"""
 
 
 @flow(name="discovery-round", flow_run_name="round-{round_index}", log_prints=True)
@@ -140,7 +172,7 @@ def discovery_round(config: LoopConfig, round_index: int) -> dict[str, Any]:
     doc = record_timings_task(config, round_index, timings)
     create_table_artifact(
         key=f"{config.campaign}-round-{round_index}-batch",
-        table=batch_table(doc),
+        table=batch_table(doc, config),
         description=f"Round {round_index} batch: predictions, acquisition values and oracle results",
     )
     create_markdown_artifact(
@@ -166,7 +198,9 @@ def discovery_loop(
     batch_size: int = 4,
     candidates_per_round: int = 100,
     seeds: tuple[str, ...] = ("pymatgen:default",),
-    target: str = "formation_energy_per_atom",
+    mode: str = "discovery",
+    targets: tuple[str, ...] = ("formation_energy_per_atom",),
+    replay: ReplayConfig = ReplayConfig(),  # noqa: B008
     generate: GenerateConfig = GenerateConfig(),  # noqa: B008  (frozen models: safe defaults)
     surrogate: EnsembleConfig = EnsembleConfig(),  # noqa: B008
     acquisition: AcquisitionConfig = AcquisitionConfig(),  # noqa: B008
@@ -186,7 +220,9 @@ def discovery_loop(
             "batch_size": batch_size,
             "candidates_per_round": candidates_per_round,
             "seeds": seeds,
-            "target": target,
+            "mode": mode,
+            "targets": targets,
+            "replay": replay,
             "generate": generate,
             "surrogate": surrogate,
             "acquisition": acquisition,
@@ -232,19 +268,12 @@ def run_rounds(config: LoopConfig) -> dict[str, Any]:
         summaries.append(round_flow(config=config, round_index=n))
     rounds = store.list_rounds(config.campaign)
     best = rounds[-1].best if rounds else []
-    create_markdown_artifact(
-        key=f"{config.campaign}-campaign-summary",
-        markdown="\n".join(
-            [
-                f"# Campaign {config.campaign}: {len(rounds)} rounds",
-                "",
-                "| formula | id | E_f (eV/atom) |",
-                "|---|---|---|",
-            ]
-            + [f"| {b['formula']} | {b['candidate_id']} | {b['formation_energy_per_atom']:.3f} |" for b in best]
-        ),
-        description="Best candidates after the last round",
-    )
+    if rounds:
+        create_markdown_artifact(
+            key=f"{config.campaign}-campaign-summary",
+            markdown=f"# Campaign {config.campaign}: {len(rounds)} rounds\n\n{_best_section(rounds[-1], config)}",
+            description="Best candidates after the last round",
+        )
     return {
         "campaign": config.campaign,
         "rounds_run": [s["round"] for s in summaries],

@@ -107,6 +107,11 @@ class EvaluationDoc(_Doc):
     decomposition: dict[str, float] = Field(
         default_factory=dict, description="Hull phases (reduced formula -> atom fraction) it decomposes into."
     )
+    labels: dict[str, float] = Field(
+        default_factory=dict,
+        description="Known labels revealed by the replay oracle (property -> value, the pool's units); empty "
+        "in discovery mode.",
+    )
     transport: dict[str, Any] | None = Field(
         None,
         description="Molecular-dynamics diffusion result (oracle.md.DiffusionResult: D in cm²/s, Nernst-Einstein "
@@ -135,6 +140,10 @@ class BatchEntry(BaseModel):
     mean: float | None = Field(None, description="Ensemble mean of the target (eV/atom); None before a model.")
     std: float | None = Field(None, description="Ensemble standard deviation (eV/atom).")
     acquisition_value: float | None = Field(None, description="Acquisition function value at selection.")
+    means: dict[str, float] = Field(
+        default_factory=dict, description="Ensemble mean per target (target units); empty before a model."
+    )
+    stds: dict[str, float] = Field(default_factory=dict, description="Ensemble standard deviation per target.")
     status: str = Field("acquired", description="Oracle status once evaluated.")
     formation_energy_per_atom: float | None = Field(None, description="Oracle formation energy (eV/atom).")
 
@@ -154,12 +163,22 @@ class RoundDoc(_Doc):
     n_pool: int = Field(0, description="Unevaluated candidates the batch was chosen from.")
     acquired: list[BatchEntry] = Field(default_factory=list)
     prediction_model: str | None = Field(None, description="Model version that made the predictions.")
+    acquisition_notes: list[str] = Field(
+        default_factory=list, description="What acquisition fell back to or left out (e.g. logei -> ucb, diversity)."
+    )
     n_evaluated: int = 0
     n_failed: int = 0
     trained_model: str | None = Field(None, description="Model version trained at the end of the round.")
     model_metrics: dict[str, Any] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict, description="Seconds per stage.")
-    best: list[dict[str, Any]] = Field(default_factory=list, description="Lowest formation energies so far.")
+    best: list[dict[str, Any]] = Field(
+        default_factory=list, description="Best so far: lowest formation energies (discovery) or targets (replay)."
+    )
+    metrics: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Campaign metrics after the round, e.g. in replay mode n_targets_found (cumulative), "
+        "n_targets_pool, n_labelled.",
+    )
 
 
 class ModelDoc(_Doc):

@@ -106,6 +106,11 @@ class CandidateStore:
         return [CandidateDoc.model_validate(d) for d in self.candidates.find({"campaign": campaign, "source": "seed"})]
 
     @_guard
+    def candidate_ids(self, campaign: str, source: str) -> list[str]:
+        """Sorted ids of the candidates of ``campaign`` made by ``source`` ('seed', 'dataset', ...)."""
+        return sorted(d["_id"] for d in self.candidates.find({"campaign": campaign, "source": source}, {"_id": 1}))
+
+    @_guard
     def insert_candidate(self, doc: CandidateDoc) -> bool:
         """Insert one candidate; False (nothing written) if its id is taken, e.g. by another process."""
         try:
@@ -184,6 +189,14 @@ class CandidateStore:
                 "status": {"$ne": "failed"},
                 "formation_energy_per_atom": {"$type": "number"},
             }
+        ).sort("_id", 1)
+        return [EvaluationDoc.model_validate(d) for d in cursor]
+
+    @_guard
+    def evaluated(self, campaign: str, oracle_key: str) -> list[EvaluationDoc]:
+        """Every evaluation of ``campaign`` under ``oracle_key`` that did not fail (any labels)."""
+        cursor = self.evaluations.find(
+            {"campaign": campaign, "oracle_key": oracle_key, "status": {"$ne": "failed"}}
         ).sort("_id", 1)
         return [EvaluationDoc.model_validate(d) for d in cursor]
 

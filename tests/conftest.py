@@ -41,3 +41,12 @@ def _stop_session_store() -> object:
     from store.embedded import stop_embedded_server
 
     stop_embedded_server()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> object:
+    """Run flows against a temporary Prefect server (started once per session, ~10-20 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -319,3 +319,19 @@ def test_cli_train_evaluate_predict(
     assert _cli(monkeypatch, "train", *args[:-4], "--name", "bad name!", "--store-uri", uri) == 2
     assert _cli(monkeypatch, "train", "--dataset", "perov5:/no/such.csv", "--property", "heat_all", "--name", "x",
                 "--store-uri", uri) == 2  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("architecture", ["m3gnet", "tensornet"])
+def test_other_architectures_train_save_load(
+    architecture: str, perov: tuple[list[Structure], np.ndarray], tmp_path: Path
+) -> None:
+    from surrogates import EnsembleConfig, GNNEnsemble
+
+    structures, y = perov
+    cfg = EnsembleConfig(architecture=architecture, n_members=2, epochs=1, batch_size=16, cutoff=5.0)
+    ens = GNNEnsemble.fit(structures[:24], y[:24], config=cfg, property_name="heat_all", version="a")
+    pred = ens.predict_members(structures[24:30])
+    assert pred.shape == (2, 6) and np.isfinite(pred).all()
+    loaded = GNNEnsemble.load(ens.save(tmp_path / architecture))
+    np.testing.assert_allclose(loaded.predict_members(structures[24:30]), pred, rtol=1e-6)

@@ -1,0 +1,213 @@
+"""The replay benchmark: how many targets each acquisition strategy finds per oracle call.
+
+Every (strategy, seed) pair is a replay-mode campaign of the ordinary discovery loop - the same
+Prefect flow, store, retraining and acquisition - on a labelled pool whose oracle reveals known
+labels. Each seed draws the same initial set for every strategy. Campaigns live in the store under a
+database named after a hash of the settings, so an interrupted benchmark resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from battery_discovery.replay import parse_target
+
+
+class BenchmarkConfig(BaseModel):
+    """What to replay and how."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pool: str = Field(
+        description="Labelled pool: a perovskite-format CSV path, or any ingest spec (perov5:..., csv:...)."
+    )
+    target: str = Field(description="Target expression over label columns, e.g. 'ind_gap >= 1.5 and heat_all <= 0.5'.")
+    initial: int = Field(100, ge=1, description="Random initial labels per seed.")
+    batch: int = Field(32, ge=1, description="Oracle calls per round.")
+    rounds: int = Field(10, ge=1, description="Rounds after the initial set.")
+    seeds: int = Field(3, ge=1, description="Repetitions with different initial sets (seeds 0..seeds-1).")
+    strategies: tuple[str, ...] = Field(("random", "greedy", "ucb", "logei", "target_probability"))
+    surrogate: dict[str, Any] = Field(default_factory=dict, description="EnsembleConfig overrides for every run.")
+    acquisition: dict[str, Any] = Field(default_factory=dict, description="AcquisitionConfig overrides (beta, ...).")
+    store_uri: str = Field("embedded", description="Store for the replay campaigns.")
+
+    def pool_spec(self) -> str:
+        """The ingest spec of the pool (a bare path is read as the perovskite CSV format)."""
+        return self.pool if ":" in self.pool.split("/")[0] else f"perov5:{self.pool}"
+
+    def database(self) -> str:
+        """A database per benchmark setting (same settings resume, new settings start fresh)."""
+        doc = self.model_dump(exclude={"strategies", "seeds", "store_uri"})
+        return "replay_" + hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def objectives_from_target(target: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The acquisition objective (the first condition, with its threshold) and constraints (the rest)."""
+    conditions = parse_target(target).conditions
+    objectives, constraints = [], []
+    for k, c in enumerate(conditions):
+        if k == 0:
+            if c.op in (">=", ">"):
+                objectives.append({"name": c.name, "direction": "max", "low": c.value})
+            else:
+                objectives.append({"name": c.name, "direction": "min", "high": c.value})
+        else:
+            constraints.append({"name": c.name, "op": c.op, "value": c.value})
+    return objectives, constraints
+
+
+def campaign_name(strategy: str, seed: int) -> str:
+    """A valid campaign name for one run."""
+    return f"replay-{strategy.replace('_', '-')}-s{seed}"
+
+
+def loop_parameters(bench: BenchmarkConfig, strategy: str, seed: int, rounds: int) -> dict[str, Any]:
+    """The discovery-loop flow parameters of one (strategy, seed) run up to round ``rounds``."""
+    objectives, constraints = objectives_from_target(bench.target)
+    return {
+        "campaign": campaign_name(strategy, seed),
+        "mode": "replay",
+        "targets": parse_target(bench.target).names,
+        "rounds": rounds,
+        "batch_size": bench.batch,
+        "replay": {"pool": bench.pool_spec(), "target": bench.target, "initial": bench.initial, "seed": seed},
+        "surrogate": {"seed": seed, **bench.surrogate},
+        "acquisition": {
+            "strategy": strategy,
+            "seed": seed,
+            "objectives": objectives,
+            "constraints": constraints,
+            **bench.acquisition,
+        },
+        "store_uri": bench.store_uri,
+        "database": bench.database(),
+    }
+
+
+def run_benchmark(
+    bench: BenchmarkConfig, progress: Callable[[str, int, int, dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    """Run (or resume) every campaign one round at a time; returns the results document.
+
+    Args:
+        progress: called as ``progress(strategy, seed, round, metrics)`` after every round.
+    """
+    from battery_discovery.config import build_config
+    from flows.discovery_loop import discovery_loop
+    from store import open_store
+
+    per_seed: dict[str, list[list[int]]] = {s: [] for s in bench.strategies}
+    wall: dict[str, float] = dict.fromkeys(bench.strategies, 0.0)
+    pool_size = n_targets = 0
+    store = open_store(bench.store_uri, bench.database())
+    for seed in range(bench.seeds):
+        for strategy in bench.strategies:
+            curve: list[int] = []
+            for r in range(bench.rounds + 1):
+                params = loop_parameters(bench, strategy, seed, r)
+                build_config(params)  # one clear error for a bad strategy/target before Prefect starts
+                start = time.perf_counter()
+                discovery_loop(**params)
+                wall[strategy] += time.perf_counter() - start
+                doc = store.get_round(params["campaign"], r)
+                metrics = doc.metrics if doc is not None else {}
+                curve.append(int(metrics.get("n_targets_found", 0)))
+                pool_size, n_targets = int(metrics.get("n_pool", 0)), int(metrics.get("n_targets_pool", 0))
+                if progress is not None:
+                    progress(strategy, seed, r, metrics)
+            per_seed[strategy].append(curve)
+    return results_document(bench, per_seed, pool_size, n_targets, wall)
+
+
+def random_expectation(n_pool: int, n_targets: int, initial: int, batch: int, rounds: int) -> list[float]:
+    """Expected targets found by uniform random choice after the initial set and each round."""
+    return [n_targets * min(1.0, (initial + r * batch) / n_pool) if n_pool else 0.0 for r in range(rounds + 1)]
+
+
+def results_document(
+    bench: BenchmarkConfig,
+    per_seed: dict[str, list[list[int]]],
+    n_pool: int,
+    n_targets: int,
+    wall: dict[str, float],
+) -> dict[str, Any]:
+    """``results.json``: mean and per-seed cumulative targets found, enrichment over random."""
+    expectation = random_expectation(n_pool, n_targets, bench.initial, bench.batch, bench.rounds)
+    strategies: dict[str, Any] = {}
+    for name, curves in per_seed.items():
+        mean = np.mean(np.asarray(curves, dtype=float), axis=0).tolist() if curves else []
+        strategies[name] = {
+            "found_per_round": mean,
+            "per_seed": curves,
+            "found_after_acquisition": (mean[-1] - mean[0]) if mean else 0.0,
+            "wall_s": round(wall.get(name, 0.0), 1),
+        }
+    random_final = strategies.get("random", {}).get("found_per_round", [math.nan])[-1]
+    for entry in strategies.values():
+        final = entry["found_per_round"][-1] if entry["found_per_round"] else math.nan
+        entry["enrichment_vs_random"] = final / random_final if random_final and random_final > 0 else None
+        entry["enrichment_vs_expectation"] = final / expectation[-1] if expectation[-1] > 0 else None
+    return {
+        "pool": bench.pool,
+        "target": bench.target,
+        "n_pool": n_pool,
+        "n_targets": n_targets,
+        "initial": bench.initial,
+        "batch": bench.batch,
+        "rounds": bench.rounds,
+        "seeds": bench.seeds,
+        "oracle_calls": [bench.initial + r * bench.batch for r in range(bench.rounds + 1)],
+        "random_expectation": expectation,
+        "strategies": strategies,
+        "settings": bench.model_dump(),
+        "database": bench.database(),
+    }
+
+
+def plot_curves(results: dict[str, Any], path: Path | str) -> Path:
+    """Targets found vs oracle calls, one line per strategy (mean, seeds shaded), random expectation dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    calls = results["oracle_calls"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, entry in results["strategies"].items():
+        curves = np.asarray(entry["per_seed"], dtype=float)
+        if not curves.size:
+            continue
+        (line,) = ax.plot(calls, curves.mean(0), marker="o", ms=3, label=name)
+        ax.fill_between(calls, curves.min(0), curves.max(0), color=line.get_color(), alpha=0.15)
+    ax.plot(calls, results["random_expectation"], "k--", lw=1, label="random (expected)")
+    ax.set_xlabel("oracle calls (labels revealed)")
+    ax.set_ylabel("targets found")
+    ax.set_title(f"{results['target']}  ({results['n_targets']} targets in {results['n_pool']})", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def summary_rows(results: dict[str, Any]) -> Sequence[tuple[str, str, str, str]]:
+    """(strategy, targets found after all rounds, enrichment vs random, vs expectation) per strategy."""
+    rows = []
+    for name, entry in results["strategies"].items():
+        final = entry["found_per_round"][-1] if entry["found_per_round"] else float("nan")
+        er, ee = entry["enrichment_vs_random"], entry["enrichment_vs_expectation"]
+        rows.append(
+            (name, f"{final:.1f}", f"{er:.2f}x" if er is not None else "-", f"{ee:.2f}x" if ee is not None else "-")
+        )
+    return rows
