@@ -538,7 +538,10 @@ def _previous_ensembles(store: CandidateStore, config: LoopConfig, round_index: 
 
 
 def retrain_stage(store: CandidateStore, config: LoopConfig, round_index: int) -> RetrainOutput:
-    """Train one ensemble per target on every label so far; register them as ``<campaign>-r<round>``."""
+    """Train one ensemble per target on every label so far; register them as ``<campaign>-r<round>``.
+
+    Nothing is trained for the ``random`` strategy, which never reads predictions.
+    """
     from surrogates import GNNEnsemble
 
     start = time.perf_counter()
@@ -554,6 +557,8 @@ def retrain_stage(store: CandidateStore, config: LoopConfig, round_index: int) -
             n_train=existing.n_train,
             elapsed_s=time.perf_counter() - start,
         )
+    if config.acquisition.strategy == "random":  # random acquisition never reads a model: none is trained
+        return RetrainOutput(model_version=None, n_train=0, elapsed_s=time.perf_counter() - start)
     labelled, values = training_data(store, config)
     counts = np.isfinite(values).sum(axis=0) if len(labelled) else np.zeros(len(config.targets))
     if len(labelled) < 2 or counts.min() < 2:
