@@ -111,6 +111,12 @@ class CandidateStore:
         return sorted(d["_id"] for d in self.candidates.find({"campaign": campaign, "source": source}, {"_id": 1}))
 
     @_guard
+    def candidate_labels(self, campaign: str, source: str) -> dict[str, dict[str, float]]:
+        """Known labels of the candidates of ``campaign`` made by ``source``, by id (structures not read)."""
+        cursor = self.candidates.find({"campaign": campaign, "source": source}, {"_id": 1, "labels": 1})
+        return {d["_id"]: dict(d.get("labels") or {}) for d in cursor}
+
+    @_guard
     def insert_candidate(self, doc: CandidateDoc) -> bool:
         """Insert one candidate; False (nothing written) if its id is taken, e.g. by another process."""
         try:
