@@ -174,7 +174,9 @@ def _train_joint(
     start_time = time.perf_counter()
     model = _joint_model(members, config.architecture)
     k = len(members)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, foreach=True
+    )
     steps_per_epoch = max(1, math.ceil(len(train_idx) / config.batch_size))
     planned_epochs = config.epochs  # shrunk after the first epoch to what the time budget allows
     step = 0

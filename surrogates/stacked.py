@@ -54,6 +54,11 @@ class StackedMEGNet(nn.Module):
         self.centers = nn.Parameter(template.bond_expansion.rbf.centers.detach().clone(), requires_grad=False)  # type: ignore[union-attr]
         self.width = float(template.bond_expansion.rbf.width)  # type: ignore[union-attr]
         self.trainable_names = [n for n, p in template.named_parameters() if p.requires_grad]
+        self._n_linear: dict[str, int] = {}  # MLP prefix -> number of linear layers
+        for n in self.trainable_names:
+            if ".layers." in n and n.endswith(".weight"):
+                prefix = n.split(".layers.")[0]
+                self._n_linear[prefix] = self._n_linear.get(prefix, 0) + 1
         self.params = nn.ParameterDict(
             {
                 name.replace(".", "__"): nn.Parameter(
@@ -100,7 +105,7 @@ class StackedMEGNet(nn.Module):
     # ---------------------------------------------------------------- primitives
 
     def _w(self, name: str) -> torch.Tensor:
-        return self.params[name.replace(".", "__")]
+        return self.params[name.replace(".", "__")]  # ParameterDict keys cannot contain '.'
 
     def _linear(self, x: torch.Tensor, name: str, bias: bool = True) -> torch.Tensor:
         """``(K, M, in)`` or shared ``(M, in)`` -> ``(K, M, out)``."""
@@ -114,7 +119,7 @@ class StackedMEGNet(nn.Module):
 
     def _mlp(self, x: torch.Tensor, prefix: str, activate_last: bool, start: int = 0) -> torch.Tensor:
         """matgl ``MLP`` (linear layers at indices 0, 2, 4, ... of ``layers``), starting at layer ``start``."""
-        n_linear = sum(1 for n in self.trainable_names if n.startswith(f"{prefix}.layers.") and n.endswith(".weight"))
+        n_linear = self._n_linear[prefix]
         for i in range(start, n_linear):
             x = self._linear(x, f"{prefix}.layers.{2 * i}")
             if i < n_linear - 1 or activate_last:
