@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from battery_discovery.errors import ConfigError
@@ -303,12 +302,9 @@ def load_acquisition_config(path: str | Path) -> AcquisitionConfig:
         file = Path(path)
         if not file.is_file():
             raise ConfigError(f"acquisition config file not found: {file}")
-    try:
-        data = yaml.safe_load(file.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{file}: expected a mapping of acquisition config keys at the top level")
+    from battery_discovery.yamlfile import read_mapping
+
+    data = read_mapping(file, "acquisition config keys")
     if set(data) == {"acquisition"} and isinstance(data["acquisition"], dict):
         data = data["acquisition"]
     try:

@@ -232,15 +232,9 @@ def build_config(data: dict[str, Any]) -> LoopConfig:
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> LoopConfig:
     """Read a YAML file into a LoopConfig; ``overrides`` (top-level keys) win over the file."""
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"config file not found: {file}")
-    try:
-        data = yaml.safe_load(file.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{file}: expected a mapping of config keys at the top level")
+    from battery_discovery.yamlfile import read_mapping
+
+    data = read_mapping(Path(path))
     data.update(overrides or {})
     return build_config(data)
 

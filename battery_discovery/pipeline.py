@@ -405,18 +405,8 @@ def evaluate_stage(
         def store_result(i: int, result: RelaxationResult) -> None:
             nonlocal stored
             cand = todo[i]
-            result = _label(result, cand, config, references, potential.energy_scale)
-            store.put_evaluation(
-                EvaluationDoc(
-                    _id=f"{cand.id}:{key}",
-                    candidate_id=cand.id,
-                    campaign=config.campaign,
-                    oracle_key=key,
-                    elements=cand.elements,
-                    provenance=provenance,
-                    **result,
-                )
-            )
+            fields = _label(result, cand, config, references, potential.energy_scale)
+            store.put_evaluation(_evaluation_doc(cand, config, provenance, **fields))
             stored += 1
             if progress is not None:
                 progress(stored - 1, len(todo), cand.formula)
@@ -437,6 +427,20 @@ def evaluate_stage(
     )
 
 
+def _evaluation_doc(cand: CandidateDoc, config: LoopConfig, provenance: Provenance, **fields: Any) -> EvaluationDoc:
+    """The evaluation of ``cand`` by this campaign's oracle (id ``<candidate id>:<oracle key>``)."""
+    key = config.oracle_key()
+    return EvaluationDoc(
+        _id=f"{cand.id}:{key}",
+        candidate_id=cand.id,
+        campaign=config.campaign,
+        oracle_key=key,
+        elements=cand.elements,
+        provenance=provenance,
+        **fields,
+    )
+
+
 def _replay(
     store: CandidateStore,
     config: LoopConfig,
@@ -447,7 +451,6 @@ def _replay(
     progress: Any,
 ) -> int:
     """The replay oracle: reveal each candidate's known labels (its structure counts as relaxed)."""
-    key = config.oracle_key()
     provenance = _provenance(
         config,
         round_index,
@@ -460,13 +463,11 @@ def _replay(
         labels = {t: float(v) for t, v in cand.labels.items() if isinstance(v, int | float) and math.isfinite(v)}
         missing = [t for t in config.targets if t not in labels]
         store.put_evaluation(
-            EvaluationDoc(
-                _id=f"{cand.id}:{key}",
-                candidate_id=cand.id,
-                campaign=config.campaign,
-                oracle_key=key,
+            _evaluation_doc(
+                cand,
+                config,
+                provenance,
                 formula=cand.formula,
-                elements=cand.elements,
                 status="failed" if len(missing) == len(config.targets) else "converged",
                 reason=f"no label for {', '.join(missing)} in the pool" if missing else "",
                 labels=labels,
@@ -476,7 +477,6 @@ def _replay(
                 fmax=0.0,
                 max_steps=0,
                 elapsed_s=0.0,
-                provenance=provenance,
             )
         )
         if progress is not None:
