@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -247,25 +248,20 @@ def _pool_graphs(store: CandidateStore, config: LoopConfig, ids: list[str], ense
 def predict_stage(store: CandidateStore, config: LoopConfig, round_index: int) -> PredictOutput:
     """Predict the target for every unevaluated candidate with the newest model of the campaign."""
     start = time.perf_counter()
-    pool = store.pending_candidates(config.campaign)
+    if config.mode == "replay":  # the pool's graphs are cached: ids are enough
+        pool_ids = store.pending_ids(config.campaign)
+        pool = []
+    else:
+        pool = store.pending_candidates(config.campaign)
+        pool_ids = [c.id for c in pool]
     model = store.latest_model(config.campaign, before_round=round_index)
-    if model is None or not pool:
-        return PredictOutput(
-            pool_ids=[c.id for c in pool],
-            members=[],
-            model_version=None,
-            elapsed_s=time.perf_counter() - start,
-        )
     try:
-        ensembles = load_ensembles(model, config.targets)
+        ensembles = load_ensembles(model, config.targets) if model is not None and pool_ids else []
     except ModelNotFoundError:
-        return PredictOutput(
-            pool_ids=[c.id for c in pool],
-            members=[],
-            model_version=None,
-            elapsed_s=time.perf_counter() - start,
-        )
-    graphs = _pool_graphs(store, config, [c.id for c in pool], ensembles[0])
+        ensembles = []
+    if not ensembles:
+        return PredictOutput(pool_ids=pool_ids, members=[], model_version=None, elapsed_s=time.perf_counter() - start)
+    graphs = _pool_graphs(store, config, pool_ids, ensembles[0])
     with torch_threads(config.surrogate.num_threads):
         if graphs is not None:
             members = np.stack([e.predict_graphs(graphs) for e in ensembles], axis=-1)  # K x n x m
@@ -273,9 +269,9 @@ def predict_stage(store: CandidateStore, config: LoopConfig, round_index: int) -
             structures = [Structure.from_dict(c.structure) for c in pool]
             members = np.stack([e.predict_members(structures) for e in ensembles], axis=-1)
     return PredictOutput(
-        pool_ids=[c.id for c in pool],
+        pool_ids=pool_ids,
         members=members.astype(float).tolist(),
-        model_version=model.id,
+        model_version=model.id,  # type: ignore[union-attr]
         elapsed_s=time.perf_counter() - start,
     )
 
@@ -299,10 +295,10 @@ def acquire_stage(
     existing = store.get_round(config.campaign, round_index)
     if existing is not None and existing.acquired:
         return AcquireOutput(entries=existing.acquired, strategy="resumed", elapsed_s=time.perf_counter() - start)
-    pool = store.get_candidates(prediction.pool_ids)
+    pool = store.candidate_briefs(prediction.pool_ids)
     if not pool:
         return AcquireOutput(entries=[], strategy=config.acquisition.strategy, elapsed_s=time.perf_counter() - start)
-    _, observed = training_data(store, config)
+    observed = observed_targets(store, config)
     m = len(config.targets)
     usable = bool(prediction.members) and bool(np.all(np.isfinite(np.asarray(prediction.members))))
     if usable:
@@ -317,14 +313,14 @@ def acquire_stage(
         strategy,
         outcome_names=config.targets,
         observed=observed if len(observed) else None,
-        keys=[c.formula for c in pool],
+        keys=[c["formula"] for c in pool],
     )
     mean, std = members.mean(0), members.std(0)  # n x m
     entries = [
         BatchEntry(
-            candidate_id=pool[i].id,
-            formula=pool[i].formula,
-            n_sites=pool[i].n_sites,
+            candidate_id=pool[i]["_id"],
+            formula=pool[i]["formula"],
+            n_sites=pool[i]["n_sites"],
             mean=float(mean[i, 0]) if usable else None,
             std=float(std[i, 0]) if usable else None,
             means={t: float(mean[i, j]) for j, t in enumerate(config.targets)} if usable else {},
@@ -520,13 +516,23 @@ def _label(
     return fields
 
 
-def label_value(evaluation: EvaluationDoc, prop: str) -> float:
-    """The value of target ``prop`` in an evaluation: a replayed label or a field such as
-    ``formation_energy_per_atom``; NaN when it has none."""
-    if prop in evaluation.labels:
-        return float(evaluation.labels[prop])
-    value = getattr(evaluation, prop, None)
+def label_value(evaluation: EvaluationDoc | Mapping[str, Any], prop: str) -> float:
+    """The value of target ``prop`` in an evaluation (a document or a projected row): a replayed label or a
+    field such as ``formation_energy_per_atom``; NaN when it has none."""
+    if isinstance(evaluation, Mapping):
+        labels, other = evaluation.get("labels") or {}, evaluation.get(prop)
+    else:
+        labels, other = evaluation.labels, getattr(evaluation, prop, None)
+    value = labels.get(prop, other)
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+
+
+def observed_targets(store: CandidateStore, config: LoopConfig) -> np.ndarray:
+    """``n_obs x m`` target values of the campaign's evaluations (NaN: missing), without reading structures."""
+    fields = ["labels", *[t for t in config.targets if t in EvaluationDoc.model_fields]]
+    rows = store.evaluation_rows(config.campaign, config.oracle_key(), fields)
+    values = [[label_value(r, t) for t in config.targets] for r in rows]
+    return np.asarray(values, dtype=float).reshape(len(rows), len(config.targets))
 
 
 def training_data(store: CandidateStore, config: LoopConfig) -> tuple[list[EvaluationDoc], np.ndarray]:
@@ -656,8 +662,8 @@ def replay_metrics(store: CandidateStore, config: LoopConfig) -> dict[str, Any]:
     from battery_discovery.replay import parse_target
 
     target = parse_target(config.replay.target)
-    evaluated = store.evaluated(config.campaign, config.oracle_key())
-    found = sorted(e.candidate_id for e in evaluated if target.holds(e.labels))
+    evaluated = store.evaluation_rows(config.campaign, config.oracle_key(), ["labels"])
+    found = sorted(e["candidate_id"] for e in evaluated if target.holds(e.get("labels", {})))
     pool = store.candidate_labels(config.campaign, "dataset")
     return {
         "target": target.text,
@@ -676,8 +682,9 @@ def best_so_far(store: CandidateStore, config: LoopConfig, n: int = 5) -> list[d
         from battery_discovery.replay import parse_target
 
         target = parse_target(config.replay.target)
-        hits = [e for e in store.evaluated(config.campaign, config.oracle_key()) if target.holds(e.labels)]
-        return [{"candidate_id": e.candidate_id, "formula": e.formula, **e.labels} for e in hits[:n]]
+        rows = store.evaluation_rows(config.campaign, config.oracle_key(), ["formula", "labels"])
+        hits = [e for e in rows if target.holds(e.get("labels", {}))]
+        return [{"candidate_id": e["candidate_id"], "formula": e["formula"], **e["labels"]} for e in hits[:n]]
     labelled = sorted(store.labelled(config.campaign, config.oracle_key()), key=lambda e: e.formation_energy_per_atom)
     return [
         {

@@ -137,6 +137,19 @@ class CandidateStore:
         return [CandidateDoc.model_validate(found[i]) for i in ids if i in found]
 
     @_guard
+    def pending_ids(self, campaign: str) -> list[str]:
+        """Sorted ids of the candidates of ``campaign`` not yet evaluated (structures not read)."""
+        cursor = self.candidates.find({"campaign": campaign, "status": {"$in": ["generated", "acquired"]}}, {"_id": 1})
+        return sorted(d["_id"] for d in cursor)
+
+    @_guard
+    def candidate_briefs(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """``_id``, ``formula`` and ``n_sites`` of candidates, in the order of ``ids`` (missing ids skipped)."""
+        cursor = self.candidates.find({"_id": {"$in": list(ids)}}, {"_id": 1, "formula": 1, "n_sites": 1})
+        found = {d["_id"]: dict(d) for d in cursor}
+        return [found[i] for i in ids if i in found]
+
+    @_guard
     def pending_candidates(self, campaign: str, limit: int = 0) -> list[CandidateDoc]:
         """Candidates of ``campaign`` not yet evaluated, by id (``limit`` 0: all)."""
         cursor = self.candidates.find({"campaign": campaign, "status": {"$in": ["generated", "acquired"]}}).sort(
@@ -205,6 +218,16 @@ class CandidateStore:
             {"campaign": campaign, "oracle_key": oracle_key, "status": {"$ne": "failed"}}
         ).sort("_id", 1)
         return [EvaluationDoc.model_validate(d) for d in cursor]
+
+    @_guard
+    def evaluation_rows(self, campaign: str, oracle_key: str, fields: Sequence[str]) -> list[dict[str, Any]]:
+        """Only ``fields`` (plus ``candidate_id``) of the evaluations that did not fail, by id: cheap when
+        structures are not needed."""
+        projection = {f: 1 for f in ("candidate_id", *fields)}
+        cursor = self.evaluations.find(
+            {"campaign": campaign, "oracle_key": oracle_key, "status": {"$ne": "failed"}}, projection
+        ).sort("_id", 1)
+        return [dict(d) for d in cursor]
 
     @_guard
     def set_hull(self, evaluation_id: str, e_above_hull: float, decomposition: dict[str, float]) -> None:
