@@ -89,10 +89,10 @@ def load_dataset(spec: str, *, cache_dir: Path | None = None, cleaning: Cleaning
 
 
 def split_ids(
-    dataset: Dataset, *, seed: int = 0, test_fraction: float = 0.2, official: bool = True
+    dataset: Dataset, *, seed: int = 0, test_fraction: float = 0.2, official: bool = False
 ) -> dict[str, list[str]]:
-    """``{"train": ids, "test": ids}``: the official split when the data set has one (and ``official``), else a
-    random split with a fixed seed (the same ids for the same data set, seed and fraction)."""
+    """``{"train": ids, "test": ids}``: a random split with a fixed seed (the same ids for the same data set, seed
+    and fraction), or, with ``official=True``, the data set's official split when it has one (OBELiX)."""
     if official and dataset.splits:
         return {k: list(v) for k, v in dataset.splits.items()}
     if not 0.0 < test_fraction < 1.0:

@@ -76,7 +76,8 @@ def _print_dataset(dataset: Dataset, cache_note: str) -> None:
     console.print(table)
     if dataset.splits:
         console.print("official splits: " + ", ".join(f"{k} {len(v)}" for k, v in dataset.splits.items()))
-    counts = Table(title=f"Cleaning: {report.n_input} rows read, {report.n_kept} kept, {report.n_dropped} dropped")
+    console.print(f"cleaning: {report.n_input} rows read, {report.n_kept} kept, {report.n_dropped} dropped")
+    counts = Table(title="Cleaning issues")
     for col in ("issue", "action", "records"):
         counts.add_column(col)
     for key, n in report.counts().items():
@@ -84,8 +85,6 @@ def _print_dataset(dataset: Dataset, cache_note: str) -> None:
         counts.add_row(kind, action, str(n))
     if report.issues:
         console.print(counts)
-    else:
-        console.print(counts.title + "; no issues")
 
 
 def _print_issues(dataset: Dataset) -> None:

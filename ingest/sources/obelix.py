@@ -63,8 +63,8 @@ def _conductivity(text: Any) -> tuple[float, bool]:
         value = float(s.lstrip("<").strip())
     except ValueError:
         return math.nan, False
-    if not value > 0:
-        return math.nan if value != value else -math.inf, censored  # log10 of 0 or negative: reported as invalid
+    if not value > 0:  # zero, negative or NaN: reported as an invalid label
+        return math.nan, censored
     return math.log10(value), censored
 
 

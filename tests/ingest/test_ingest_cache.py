@@ -89,5 +89,6 @@ def test_official_split_only_when_asked(tmp_path: Path) -> None:
         data_hash=ds.data_hash,
         splits={"train": ds.ids[:8], "test": ds.ids[8:]},
     )
-    assert split_ids(official) == {"train": ds.ids[:8], "test": ds.ids[8:]}
-    assert len(split_ids(official, official=False, test_fraction=0.5)["test"]) == 5
+    assert split_ids(official, official=True) == {"train": ds.ids[:8], "test": ds.ids[8:]}
+    assert len(split_ids(official, test_fraction=0.5)["test"]) == 5
+    assert split_ids(ds, official=True) == split_ids(ds)  # no official split: the random one

@@ -78,7 +78,7 @@ def test_cli_data_load_with_report(
     assert _cli(monkeypatch, "data", "load", f"folder:{labelled_folder}", "--report") == 0
     out = capsys.readouterr().out
     assert "folder-salts: 3 records" in out and "e_form" in out
-    assert "4 rows read, 3 kept, 1 dropped" in out and "malformed_structure" in out and "broken.cif" in out
+    assert "cleaning: 4 rows read, 3 kept, 1 dropped" in out and "malformed_structure" in out and "broken.cif" in out
 
 
 def test_cli_data_seed_twice(

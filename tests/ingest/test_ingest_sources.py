@@ -90,7 +90,8 @@ def test_obelix_official_split_and_labels_without_cifs(shared: Path, tmp_path: P
     assert "log10 S/cm" in ds.properties["log10_conductivity"]
     first = next(r for r in ds.records if r.id == "jqc")
     assert first.formula == "Li7BiO6" and first.labels["log10_conductivity"] == pytest.approx(np.log10(1.58489e-06))
-    assert split_ids(ds) == ds.splits
+    assert split_ids(ds, official=True) == ds.splits
+    assert split_ids(ds) != ds.splits and len(split_ids(ds)["test"]) == 120  # random unless asked
     with pytest.raises(DatasetError, match="have no structure"):
         ds.structures()
 
