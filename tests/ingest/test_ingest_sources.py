@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -260,3 +261,61 @@ def test_load_result_says_where_the_cache_is(home: Path, tmp_path: Path) -> None
     rocksalt(4.03).to(filename=str(tmp_path / "a.cif"))
     first = load(f"folder:{tmp_path}")
     assert first.cache_path.parent == home / "data" / "processed" and not first.reused
+
+
+def _fake_modules(monkeypatch: pytest.MonkeyPatch, **modules: object) -> None:
+    """Install stand-ins for optional client packages (whether or not they are installed)."""
+    import types
+
+    for name, attrs in modules.items():
+        module = types.ModuleType(name.replace("__", "."))
+        for key, value in dict(attrs).items():  # type: ignore[call-overload]
+            setattr(module, key, value)
+        monkeypatch.setitem(sys.modules, name.replace("__", "."), module)
+
+
+def test_mp_client_code_with_a_stand_in_rester(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = json.loads((FIXTURES / "mp_summary_Li-O.json").read_text())
+    seen: dict[str, object] = {}
+
+    class Doc:
+        def __init__(self, data: dict[str, object]) -> None:
+            self.data = {**data, "structure": Structure.from_dict(data["structure"])}  # type: ignore[arg-type]
+
+        def model_dump(self) -> dict[str, object]:
+            return self.data
+
+    class Summary:
+        def search(self, **kwargs: object) -> list[Doc]:
+            seen.update(kwargs)
+            return [Doc(d) for d in docs]
+
+    class FakeRester:
+        def __init__(self, api_key: str, mute_progress_bars: bool) -> None:
+            seen["api_key"] = api_key
+            self.materials = type("M", (), {"summary": Summary()})()
+
+        def __enter__(self) -> FakeRester:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    _fake_modules(monkeypatch, mp_api={}, mp_api__client={"MPRester": FakeRester})
+    monkeypatch.setenv("MP_API_KEY", "k" * 32)
+    ds = load_dataset("mp:elements=Li,O&is_stable=true", cache_dir=tmp_path)
+    assert seen["elements"] == ["Li", "O"] and seen["is_stable"] is True and seen["api_key"] == "k" * 32
+    assert "structure" in seen["fields"]  # type: ignore[operator]
+    assert ds.ids == ["mp-fixture-0", "mp-fixture-4"] and ds.records[0].structure.composition.reduced_formula == "Li2O"
+
+
+def test_matbench_client_code_with_a_stand_in_matminer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, str]] = []
+
+    def fake_load(name: str, data_home: str, download_if_missing: bool) -> None:
+        calls.append((name, data_home))
+        shutil.copy(FIXTURES / f"{name}.json.gz", Path(data_home) / f"{name}.json.gz")
+
+    _fake_modules(monkeypatch, matminer={}, matminer__datasets={"load_dataset": fake_load})
+    ds = load_dataset("matbench:mp_gap", cache_dir=tmp_path)
+    assert calls == [("matbench_mp_gap", str(tmp_path / "matbench"))] and len(ds) == 5
