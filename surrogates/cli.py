@@ -65,13 +65,15 @@ def train(
     architecture: Annotated[str, typer.Option(help="megnet (vectorised, fast), m3gnet, tensornet, or baseline.")] = (
         "megnet"
     ),
-    hidden_size: Annotated[str, typer.Option(help="small, medium or default (network width/depth).")] = "medium",
-    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs.")] = 40,
+    hidden_size: Annotated[str, typer.Option(help="small, medium or default (network width/depth).")] = "small",
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs (the cosine schedule spans them).")] = 50,
     batch_size: Annotated[int, typer.Option(min=1, help="Structures per step.")] = 64,
-    learning_rate: Annotated[float, typer.Option(help="Initial Adam learning rate (cosine decay).")] = 2e-3,
+    learning_rate: Annotated[float, typer.Option(help="Initial Adam learning rate (cosine decay).")] = 5e-3,
     cutoff: Annotated[float, typer.Option(help="Graph radius cutoff (Å).")] = 4.0,
     patience: Annotated[int | None, typer.Option(help="Early-stopping patience in epochs (default: none).")] = None,
-    time_budget: Annotated[float | None, typer.Option(help="Stop training after this many seconds.")] = None,
+    time_budget: Annotated[
+        float | None, typer.Option(help="Training wall-time budget (s): epochs are planned to fit it.")
+    ] = None,
     bootstrap: Annotated[bool, typer.Option(help="Bootstrap weights per member (else: seeds only).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the split, initialisation and batches.")] = 0,
     threads: Annotated[int, typer.Option(min=1, help="torch CPU threads.")] = 1,

@@ -1,4 +1,9 @@
-"""A bootstrap ensemble of small MatGL GNN regressors, trained with a plain torch loop on CPU.
+"""An ensemble of MatGL GNN regressors trained together on CPU (MEGNet members as one vectorised module).
+
+Members are independent models (own weights, seeds, optional bootstrap weights, own best epoch); for MEGNet
+they are stacked into :class:`surrogates.stacked.StackedMEGNet` so that one forward/backward pass serves all
+``K``, and saved as ordinary matgl models. Graphs come packed (:mod:`surrogates.graphs`), optionally from
+the on-disk cache.
 
 Shapes: ``n`` structures, ``K`` members, ``B`` structures per batch. Targets are standardised with the
 training split's mean and std; every public number is in the target's original units.
