@@ -87,6 +87,11 @@ class EnsembleConfig(BaseModel):
         "restore its best weights; None trains for all epochs. Ignored when there is no validation split.",
     )
     num_threads: int = Field(1, ge=1, description="torch intra-op CPU threads used during training and inference.")
+    loss: Literal["mse", "l1", "huber"] = Field(
+        "mse",
+        description="Training loss on standardised targets: mean squared error, mean absolute error (optimises "
+        "MAE directly), or Huber (quadratic below 1 target std, linear above).",
+    )
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant",
         description="Learning-rate schedule per optimisation step: 'constant', or 'cosine' decay from "

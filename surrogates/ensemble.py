@@ -170,8 +170,9 @@ def _train_joint(
 
     ``y_scaled`` is ``(n,)`` float32 for all graphs; ``weights`` is ``(K, n_train)`` float32, member ``k``'s
     weight of each training structure (bootstrap counts, or ones). The loss is the sum over members of the
-    weighted mean squared error on standardised targets, so members stay independent. With a validation
-    split every member keeps the weights of its best validation epoch; training stops once no member has
+    weighted mean ``config.loss`` (squared, absolute or Huber error) on standardised targets, so members
+    stay independent. With a validation split every member keeps the weights of its best validation epoch
+    (by mean squared error); training stops once no member has
     improved for ``patience`` epochs, or when ``time_budget_s`` is spent (with a budget, the epoch count is
     planned from the first epoch's duration so that the cosine schedule completes within it).
     ``progress(epoch, epochs)`` is called after every epoch.
@@ -201,7 +202,13 @@ def _train_joint(
             rows = order[s : s + config.batch_size]  # positions within train_idx
             idx = train_idx[rows]
             prediction = model(graphs.batch(idx))  # (K, B)
-            residual = (prediction - y_scaled[idx].unsqueeze(0)) ** 2
+            diff = prediction - y_scaled[idx].unsqueeze(0)
+            if config.loss == "mse":
+                residual = diff**2
+            elif config.loss == "l1":
+                residual = diff.abs()
+            else:
+                residual = torch.nn.functional.huber_loss(diff, torch.zeros_like(diff), reduction="none", delta=1.0)
             loss = (weights[:, rows] * residual).mean(dim=1).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
