@@ -99,11 +99,10 @@ def train(
     """
     from battery_discovery.paths import subdir
     from store import open_store
-    from store.documents import ModelDoc
 
     from .config import EnsembleConfig
     from .data import load_property_data
-    from .registry import campaign_of, check_name, model_id, next_version
+    from .registry import check_name, model_id, next_version, register_property_model
     from .workflow import train_property_model
 
     check_name(name)
@@ -163,31 +162,15 @@ def train(
             f"({'cache hit' if timings.get('graph_cache_hit') else 'built and cached' if cache else 'built'}), "
             f"std scale {meta['std_scale']:.2f}"
         )
-    store.register_model(
-        ModelDoc(
-            _id=model_id(name, version),
-            campaign=campaign_of(name),
-            round=version,
-            name=name,
-            version=version,
-            property_name=property_name,
-            unit=str(meta["unit"]),
-            architecture=str(meta["architecture"]),
-            n_members=ensemble if meta["kind"] == "gnn" else 0,
-            path=str(Path(directory).resolve()),
-            n_train=int(meta["split"]["n_train"]),
-            metrics={
-                **meta["metrics"]["test"],
-                "dummy_mae": meta["metrics"]["dummy_mae"],
-                "baseline_mae": meta["metrics"]["baseline_mae"],
-                "std_scale": meta["std_scale"],
-            },
-            config=meta["config"],
-            hyperparameters=meta["config"],
-            dataset=dataset,
-            data_hash=str(meta["data_hash"]),
-            split={**meta["split"], "ids_file": str(Path(directory).resolve() / "split.json")},
-        )
+    register_property_model(
+        store,
+        name=name,
+        version=version,
+        dataset=dataset,
+        property_name=property_name,
+        directory=Path(directory),
+        meta=meta,
+        n_members=ensemble,
     )
     console.print(f"registered [cyan]{model_id(name, version)}[/] at {directory}; plots in {Path(directory) / 'plots'}")
 

@@ -8,7 +8,8 @@ newest version is ``store.latest_model('models:NAME')``.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from battery_discovery.errors import ConfigError, ModelNotFoundError
 
@@ -63,3 +64,47 @@ def resolve_model(store: CandidateStore, ref: str) -> ModelDoc:
     raise ModelNotFoundError(
         f"no model {ref!r} in the registry{hint}; train one with 'battery-discovery train --name {ref}'"
     )
+
+
+def register_property_model(
+    store: CandidateStore,
+    *,
+    name: str,
+    version: int,
+    dataset: str,
+    property_name: str,
+    directory: Path,
+    meta: dict[str, Any],
+    n_members: int,
+) -> str:
+    """Register a trained property model (``meta`` from ``train_property_model``); returns its id."""
+    from store.documents import ModelDoc
+
+    folder = Path(directory).resolve()
+    store.register_model(
+        ModelDoc(
+            _id=model_id(name, version),
+            campaign=campaign_of(name),
+            round=version,
+            name=name,
+            version=version,
+            property_name=property_name,
+            unit=str(meta["unit"]),
+            architecture=str(meta["architecture"]),
+            n_members=n_members if meta["kind"] == "gnn" else 0,
+            path=str(folder),
+            n_train=int(meta["split"]["n_train"]),
+            metrics={
+                **meta["metrics"]["test"],
+                "dummy_mae": meta["metrics"]["dummy_mae"],
+                "baseline_mae": meta["metrics"]["baseline_mae"],
+                "std_scale": meta["std_scale"],
+            },
+            config=meta["config"],
+            hyperparameters=meta["config"],
+            dataset=dataset,
+            data_hash=str(meta["data_hash"]),
+            split={**meta["split"], "ids_file": str(folder / "split.json")},
+        )
+    )
+    return model_id(name, version)
