@@ -50,3 +50,21 @@ def prefect_harness() -> object:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run ``battery-discovery ARGS...`` in this process through its real entry point; returns the exit code."""
+    import sys
+
+    from battery_discovery.cli import main
+
+    def run(*args: str) -> int:
+        monkeypatch.setattr(sys, "argv", ["battery-discovery", *args])
+        try:
+            main()
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        return 0
+
+    return run

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -152,17 +152,6 @@ def test_loop_config_and_flow_parameter_accept_the_nested_config() -> None:
         build_config({"acquisition": {"objectives": [{"name": "g", "direction": "window", "low": 3, "high": 1}]}})
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    from battery_discovery.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["battery-discovery", *args])
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
-
 @pytest.mark.parametrize(
     ("option", "message"),
     [
@@ -172,17 +161,21 @@ def _cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
     ],
 )
 def test_cli_option_errors_are_one_line(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], option: str, message: str
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    option: str,
+    message: str,
+    cli: Callable[..., int],
 ) -> None:
-    assert _cli(monkeypatch, "run", "--acquisition-config", option, "--store-uri", "mongomock://acq") == 2
+    assert cli("run", "--acquisition-config", option, "--store-uri", "mongomock://acq") == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and "\n" not in err
 
 
-def test_cli_option_sets_the_flow_parameter(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_option_sets_the_flow_parameter(monkeypatch: pytest.MonkeyPatch, cli: Callable[..., int]) -> None:
     import importlib
 
-    import battery_discovery.cli as cli
+    import battery_discovery.cli as cli_module
 
     loop_module = importlib.import_module("flows.discovery_loop")  # the package re-exports the flow by that name
 
@@ -193,9 +186,9 @@ def test_cli_option_sets_the_flow_parameter(monkeypatch: pytest.MonkeyPatch) -> 
         return {"summaries": []}
 
     monkeypatch.setattr(loop_module, "discovery_loop", fake_loop)
-    monkeypatch.setattr(cli, "_print_summary", lambda *a, **k: None)
+    monkeypatch.setattr(cli_module, "_print_summary", lambda *a, **k: None)
     args = ("run", "--acquisition-config", "preset:exploration", "--strategy", "thompson")
-    assert _cli(monkeypatch, *args, "--store-uri", "mongomock://acq", "--rounds", "0") == 0
+    assert cli(*args, "--store-uri", "mongomock://acq", "--rounds", "0") == 0
     acquisition = seen["acquisition"]
     assert acquisition.strategy == "thompson" and acquisition.beta == 9.0  # --strategy wins over the file
     assert acquisition.diversity.max_per_key == 1

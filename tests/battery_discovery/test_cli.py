@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from battery_discovery.cli import main
 
-
-def _cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["battery-discovery", *args])
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
-
-def test_help_lists_commands(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _cli(monkeypatch, "--help") == 0
+def test_help_lists_commands(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cli: Callable[..., int]
+) -> None:
+    assert cli("--help") == 0
     out = capsys.readouterr().out
     for command in ("run", "query", "status", "config", "store"):
         assert command in out
@@ -41,33 +32,39 @@ def test_help_lists_commands(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     ],
 )
 def test_user_errors_are_one_line(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], message: str
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: tuple[str, ...],
+    message: str,
+    cli: Callable[..., int],
 ) -> None:
-    assert _cli(monkeypatch, *args) == 2
+    assert cli(*args) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and err.startswith("error:") and "\n" not in err and "Traceback" not in err
 
 
 def test_malformed_seed_file(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, cli: Callable[..., int]
 ) -> None:
     bad = tmp_path / "bad.cif"
     bad.write_text("not a cif at all")
-    assert _cli(monkeypatch, "run", "--seeds", str(bad), "--store-uri", "mongomock://cli") == 2
+    assert cli("run", "--seeds", str(bad), "--store-uri", "mongomock://cli") == 2
     assert "bad.cif: cannot read a structure" in capsys.readouterr().err
 
 
-def test_config_prints_every_knob(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _cli(monkeypatch, "config") == 0
+def test_config_prints_every_knob(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cli: Callable[..., int]
+) -> None:
+    assert cli("config") == 0
     out = capsys.readouterr().out
     for key in ("rounds: 3", "strategy: ucb", "potential: chgnet", "store_uri: embedded", "n_members: 5"):
         assert key in out
 
 
 def test_query_and_status_on_an_empty_store(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cli: Callable[..., int]
 ) -> None:
-    assert _cli(monkeypatch, "query", "--store-uri", "mongomock://cli-empty") == 0
+    assert cli("query", "--store-uri", "mongomock://cli-empty") == 0
     assert "0 evaluated candidates" in capsys.readouterr().out
-    assert _cli(monkeypatch, "status", "--store-uri", "mongomock://cli-empty") == 0
+    assert cli("status", "--store-uri", "mongomock://cli-empty") == 0
     assert "candidates 0" in capsys.readouterr().out

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from battery_discovery.cli import main
 from ingest import Dataset, load_dataset, seed_store
 from store import open_store
 from store.connection import close_all
@@ -62,32 +60,23 @@ def test_seed_store_limit_and_campaigns_apart(store: CandidateStore, labelled_fo
     assert len(seed_store(ds, store, campaign="two", limit=None).new_ids) == 3
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["battery-discovery", *args])
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
-
 def test_cli_data_load_with_report(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], labelled_folder: Path
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], labelled_folder: Path, cli: Callable[..., int]
 ) -> None:
     (labelled_folder / "broken.cif").write_text("data_x\n")
-    assert _cli(monkeypatch, "data", "load", f"folder:{labelled_folder}", "--report") == 0
+    assert cli("data", "load", f"folder:{labelled_folder}", "--report") == 0
     out = capsys.readouterr().out
     assert "folder-salts: 3 records" in out and "e_form" in out
     assert "cleaning: 4 rows read, 3 kept, 1 dropped" in out and "malformed_structure" in out and "broken.cif" in out
 
 
 def test_cli_data_seed_twice(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], labelled_folder: Path
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], labelled_folder: Path, cli: Callable[..., int]
 ) -> None:
     args = ("data", "seed", f"folder:{labelled_folder}", "--campaign", "cli-salts", "--store-uri", "mongomock://cli")
-    assert _cli(monkeypatch, *args) == 0
+    assert cli(*args) == 0
     assert "3 new candidates" in capsys.readouterr().out
-    assert _cli(monkeypatch, *args) == 0
+    assert cli(*args) == 0
     assert "0 new candidates" in capsys.readouterr().out and True
     close_all()
 
@@ -110,17 +99,20 @@ def test_cli_data_user_errors_are_one_line(
     tmp_path: Path,
     args: tuple[str, ...],
     message: str,
+    cli: Callable[..., int],
 ) -> None:
     rocksalt(4.0).to(filename=str(tmp_path / "a.cif"))
-    assert _cli(monkeypatch, *(a.format(tmp=tmp_path) for a in args)) == 2
+    assert cli(*(a.format(tmp=tmp_path) for a in args)) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and "\n" not in err and "Traceback" not in err
     if args[1] == "fetch" and args[2] != "jarvis":
         assert "--cache-dir" in err
 
 
-def test_cli_data_help(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _cli(monkeypatch, "data", "--help") == 0
+def test_cli_data_help(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cli: Callable[..., int]
+) -> None:
+    assert cli("data", "--help") == 0
     out = capsys.readouterr().out
     assert all(cmd in out for cmd in ("load", "fetch", "seed"))
-    assert _cli(monkeypatch, "--help") == 0 and "data" in capsys.readouterr().out
+    assert cli("--help") == 0 and "data" in capsys.readouterr().out

@@ -6,7 +6,7 @@ The slow tests train tiny ensembles on a few hundred perov_5 structures read fro
 from __future__ import annotations
 
 import math
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -248,27 +248,20 @@ def test_registry_round_trip() -> None:
 # ------------------------------------------------------------------------------------ CLI
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    from battery_discovery.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["battery-discovery", *args])
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
-
 @pytest.mark.slow
 def test_cli_train_evaluate_predict(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, perov_rows: pd.DataFrame
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    perov_rows: pd.DataFrame,
+    cli: Callable[..., int],
 ) -> None:
     csv_path = tmp_path / "tiny.csv"
     perov_rows.iloc[:120].to_csv(csv_path, index=False)
     uri = "mongomock://cli-models"
     args = ["--dataset", f"perov5:{csv_path}", "--property", "heat_all", "--name", "tiny", "--store-uri", uri]
     fast = ["--ensemble", "2", "--epochs", "3", "--hidden-size", "small", "--out", str(tmp_path / "model")]
-    assert _cli(monkeypatch, "train", *args, *fast) == 0
+    assert cli("train", *args, *fast) == 0
     out = capsys.readouterr().out
     assert "dummy mean" in out and "ensemble of 2" in out and "registered tiny-v1" in out
     assert sorted(p.name for p in (tmp_path / "model" / "plots").iterdir()) == [
@@ -277,15 +270,14 @@ def test_cli_train_evaluate_predict(
         "parity.png",
     ]
 
-    assert _cli(monkeypatch, "evaluate", "--model", "tiny", "--store-uri", uri) == 0
+    assert cli("evaluate", "--model", "tiny", "--store-uri", uri) == 0
     assert "ensemble of 2" in capsys.readouterr().out
 
     inputs = tmp_path / "inputs.csv"
     perov_rows.iloc[200:205].to_csv(inputs, index=False)
     pred_path = tmp_path / "pred.csv"
     assert (
-        _cli(
-            monkeypatch,
+        cli(
             "predict",
             "--model",
             "tiny",
@@ -309,15 +301,15 @@ def test_cli_train_evaluate_predict(
     folder.mkdir()
     for i in (0, 1):
         Structure.from_str(perov_rows["cif"].iloc[i], fmt="cif").to(filename=str(folder / f"s{i}.cif"))
-    assert _cli(monkeypatch, "predict", "-m", "tiny", "-i", str(folder), "-o", str(pred_path), "--store-uri", uri) == 0
+    assert cli("predict", "-m", "tiny", "-i", str(folder), "-o", str(pred_path), "--store-uri", uri) == 0
     assert list(pd.read_csv(pred_path)["id"]) == ["s0", "s1"]
 
     capsys.readouterr()
-    assert _cli(monkeypatch, "predict", "-m", "nope", "-i", str(folder), "--store-uri", uri) == 2
+    assert cli("predict", "-m", "nope", "-i", str(folder), "--store-uri", uri) == 2
     err = capsys.readouterr().err
     assert "error:" in err and "no model 'nope'" in err and len(err.strip().splitlines()) == 1
-    assert _cli(monkeypatch, "train", *args[:-4], "--name", "bad name!", "--store-uri", uri) == 2
-    assert _cli(monkeypatch, "train", "--dataset", "perov5:/no/such.csv", "--property", "heat_all", "--name", "x",
+    assert cli("train", *args[:-4], "--name", "bad name!", "--store-uri", uri) == 2
+    assert cli("train", "--dataset", "perov5:/no/such.csv", "--property", "heat_all", "--name", "x",
                 "--store-uri", uri) == 2  # fmt: skip
 
 
