@@ -150,3 +150,9 @@ def test_benchmark_command_writes_results_and_plot(pool: str, tmp_path: Path, pr
         curve = doc["strategies"][name]["found_per_round"]
         assert len(curve) == 2 and curve[0] <= curve[1] <= doc["n_targets"]
     assert png.stat().st_size > 10_000
+    store = open_store("embedded", doc["database"])  # the replay campaigns' store holds every round
+    for campaign in ("replay-random-s0", "replay-greedy-s0"):
+        rounds = store.list_rounds(campaign)
+        assert [(r.round, r.status) for r in rounds] == [(0, "completed"), (1, "completed")]
+        assert rounds[-1].metrics["n_labelled"] == 28 and len(rounds[-1].acquired) == 8
+    assert store.get_model("replay-random-s0-r1") is None and store.get_model("replay-greedy-s0-r1") is not None
