@@ -311,7 +311,7 @@ def benchmark(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from battery_discovery.benchmark import BenchmarkConfig, plot_curves, run_benchmark, summary_rows
+    from battery_discovery.benchmark import BenchmarkConfig, loop_parameters, plot_curves, run_benchmark, summary_rows
     from battery_discovery.config import build_config
 
     names = tuple(s.strip() for s in strategies.split(",") if s.strip())
@@ -330,8 +330,6 @@ def benchmark(
         )
     except ValueError as exc:
         raise DiscoveryError(f"invalid benchmark settings: {str(exc).splitlines()[-1].strip()}") from None
-    from battery_discovery.benchmark import loop_parameters
-
     for name in names:  # every strategy and the target checked before anything runs
         build_config(loop_parameters(bench, name, 0, rounds))
     _quiet_prefect_env()
