@@ -3,11 +3,12 @@
 Baseline: CHGNet's own ``StructOptimizer`` (FIRE + FrechetCellFilter) relaxing the structures one
 after another in this process, with torch's default threads. Project: ``oracle.relax_many`` (the
 same per-structure FIRE + FrechetCellFilter, but all unfinished structures evaluated in one batched
-CHGNet call per step) run on a local Dask cluster of ``--workers`` one-thread processes, each taking
-an interleaved share of the structures. Both relax the same right-handed, strained and rattled
-cells. Prints a table, the last line ``speedup=<x> max_abs_dE_meV_per_atom=<y>``, and writes JSON.
+CHGNet call per step, one forward and one backward pass) in this process with ``--threads`` torch
+threads (the default), or on a local Dask cluster of ``--workers`` one-thread processes, each taking an
+interleaved share of the structures. Both relax the same right-handed, strained and rattled cells.
+Prints a table, the last line ``speedup=<x> max_abs_dE_meV_per_atom=<y>``, and writes JSON.
 
-    .venv/bin/python benchmarks/oracle.py [--workers 2] [--batch-size 8] [--fmax 0.05] [--steps 300]
+    .venv/bin/python benchmarks/oracle.py [--workers 0] [--threads 2] [--batch-size 16] [--fmax 0.05] [--steps 300]
 """
 
 from __future__ import annotations
@@ -96,23 +97,28 @@ def baseline(cells: list, fmax: float, steps: int) -> tuple[float, list[float], 
     return time.perf_counter() - start, energies, n_steps
 
 
-def _relax_share(cells: list, fmax: float, steps: int, batch_size: int) -> list[tuple[float | None, int, str]]:
-    """Worker side: relax a share of the cells with the project's oracle (one torch thread)."""
+def _relax_share(
+    cells: list, fmax: float, steps: int, batch_size: int, threads: int = 1
+) -> list[tuple[float | None, int, str]]:
+    """Worker side: relax a share of the cells with the project's oracle (``threads`` torch threads)."""
     import torch
 
     from oracle.relax import RelaxConfig, relax_many
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     config = RelaxConfig(fmax=fmax, max_steps=steps, timeout_s=3600)
     results = relax_many([s for _, s in cells], config, batch_size=batch_size)
     return [(r.energy_per_atom, r.n_steps, r.status) for r in results]
 
 
-def project(cells: list, fmax: float, steps: int, workers: int, batch_size: int) -> tuple[float, float, list, list]:
-    """The oracle on a local Dask cluster: returns (wall s, cluster start s, energies, steps)."""
+def project(
+    cells: list, fmax: float, steps: int, workers: int, batch_size: int, threads: int
+) -> tuple[float, float, list, list]:
+    """The oracle in this process (``workers=0``, ``threads`` torch threads) or on a local Dask cluster of
+    one-thread workers: returns (wall s, cluster start s, energies, steps)."""
     if workers == 0:
         start = time.perf_counter()
-        out = _relax_share(cells, fmax, steps, batch_size)
+        out = _relax_share(cells, fmax, steps, batch_size, threads)
         return time.perf_counter() - start, 0.0, [e for e, _, _ in out], [n for _, n, _ in out]
     from dask.distributed import Client, LocalCluster
 
@@ -139,8 +145,11 @@ def project(cells: list, fmax: float, steps: int, workers: int, batch_size: int)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=2, help="Dask worker processes, 1 thread each (0: in process)")
-    parser.add_argument("--batch-size", type=int, default=8, help="structures per batched CHGNet call per worker")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="Dask worker processes, 1 thread each (0: in this process)"
+    )
+    parser.add_argument("--threads", type=int, default=2, help="torch threads with --workers 0")
+    parser.add_argument("--batch-size", type=int, default=16, help="structures per batched CHGNet call per worker")
     parser.add_argument("--fmax", type=float, default=0.05, help="force convergence (eV/Å), both sides")
     parser.add_argument("--steps", type=int, default=300, help="step limit, both sides")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/oracle.json"))
@@ -150,7 +159,9 @@ def main() -> None:
 
     cells = structures()
     base_s, base_e, base_n = baseline(cells, args.fmax, args.steps)
-    ours_s, cluster_s, ours_e, ours_n = project(cells, args.fmax, args.steps, args.workers, args.batch_size)
+    ours_s, cluster_s, ours_e, ours_n = project(
+        cells, args.fmax, args.steps, args.workers, args.batch_size, args.threads
+    )
 
     print(f"{'structure':<10} {'atoms':>5} {'E base':>10} {'E ours':>10} {'dE meV/at':>10} {'steps b/o':>10}")
     diffs = []
@@ -160,15 +171,21 @@ def main() -> None:
         shown = eo if eo is not None else float("nan")
         print(f"{name:<10} {len(s):>5} {eb:>10.4f} {shown:>10.4f} {d:>10.3f} {nb:>4}/{no:<5}")
     speedup = base_s / ours_s
+    where = f"{args.workers} Dask workers x 1 thread" if args.workers else f"in process, {args.threads} threads"
     print(
         f"baseline (StructOptimizer loop, {os.cpu_count()} cpus): {base_s:.1f} s; "
-        f"oracle ({args.workers} Dask workers x 1 thread, batch {args.batch_size}): {ours_s:.1f} s "
-        f"(+{cluster_s:.1f} s cluster start, not counted)"
+        f"oracle ({where}, batch {args.batch_size}): {ours_s:.1f} s (+{cluster_s:.1f} s cluster start, not counted)"
     )
     result = {
         "benchmark": "oracle",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "settings": {"fmax": args.fmax, "steps": args.steps, "workers": args.workers, "batch_size": args.batch_size},
+        "settings": {
+            "fmax": args.fmax,
+            "steps": args.steps,
+            "workers": args.workers,
+            "threads": args.threads,
+            "batch_size": args.batch_size,
+        },
         "baseline_s": round(base_s, 2),
         "oracle_s": round(ours_s, 2),
         "cluster_start_s": round(cluster_s, 2),

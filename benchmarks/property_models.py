@@ -200,6 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--budget", type=float, default=165.0, help="ensemble training wall-time budget (s)")
     parser.add_argument("--quick", action="store_true", help="400 structures, 20 s budget: a smoke test")
+    parser.add_argument("--loss", choices=("mse", "l1", "huber"), default="mse", help="training loss of the GNNs")
+    parser.add_argument(
+        "--hidden-size", choices=("small", "medium", "default"), default="small", help="MEGNet width preset"
+    )
+    parser.add_argument(
+        "--properties", default="heat_all,ind_gap", help="perov_5 properties to run, comma separated"
+    )
+    parser.add_argument("--no-obelix", action="store_true", help="skip the OBELiX block")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "property_models.json")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -208,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
 
     config = EnsembleConfig(
         architecture="megnet",
-        hidden_size="small",
+        hidden_size=args.hidden_size,
+        loss=args.loss,
         n_members=5,
         epochs=200,
         batch_size=64,
@@ -221,8 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         seed=0,
     )
     start = time.perf_counter()
-    tasks = [_perov(prop, config, args.threads, args.quick) for prop in ("heat_all", "ind_gap")]
-    tasks.append(_obelix())
+    tasks = [_perov(prop, config, args.threads, args.quick) for prop in args.properties.split(",")]
+    if not args.no_obelix:
+        tasks.append(_obelix())
     results = {
         "config": config.model_dump(mode="json"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},

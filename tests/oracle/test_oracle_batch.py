@@ -42,6 +42,27 @@ def test_chgnet_batch_reproduces_sequential_relaxations() -> None:
         np.testing.assert_allclose(point.stress, cell.get_stress(), atol=1e-5)
 
 
+@pytest.mark.slow
+def test_chgnet_single_backward_matches_the_calculator_on_sheared_rattled_cells() -> None:
+    """One forward + one backward pass gives CHGNet's own energies, forces and (off-diagonal) stress."""
+    rng = np.random.default_rng(1)
+    cells = []
+    for formula, a in ((("Li", "F"), 4.03), (("Na", "Cl"), 5.64), (("Li", "Br"), 5.5)):
+        s = _strained(formula, a) * (2, 1, 1)
+        shear = np.eye(3) + rng.normal(0, 0.03, (3, 3))
+        s = Structure(Lattice(s.lattice.matrix @ shear), s.species, s.frac_coords)
+        s.perturb(0.1, min_distance=0.02)
+        cells.append(s.to_ase_atoms())
+    potential = get_potential("chgnet")
+    points = potential.evaluate(cells)
+    for cell, point in zip(cells, points, strict=True):
+        cell.calc = potential.calculator()
+        assert point.energy == pytest.approx(cell.get_potential_energy(), abs=1e-4)
+        np.testing.assert_allclose(point.forces, cell.get_forces(), atol=2e-4)
+        np.testing.assert_allclose(point.stress, cell.get_stress(), atol=1e-5)
+        assert np.abs(point.stress[3:]).max() > 1e-4  # the shear reached the off-diagonal terms
+
+
 ENERGIES = {"Li": -1.5, "F": -2.0, "Na": -1.0, "Cl": -1.75}
 
 
