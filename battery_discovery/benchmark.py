@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,39 +95,140 @@ def loop_parameters(bench: BenchmarkConfig, strategy: str, seed: int, rounds: in
     }
 
 
-def run_benchmark(
-    bench: BenchmarkConfig, progress: Callable[[str, int, int, dict[str, Any]], None] | None = None
-) -> dict[str, Any]:
-    """Run (or resume) every campaign one round at a time; returns the results document.
+RoundCallback = Callable[[str, int, int, dict[str, Any]], None]
 
-    Args:
-        progress: called as ``progress(strategy, seed, round, metrics)`` after every round.
+
+def run_campaign(
+    bench: BenchmarkConfig, strategy: str, seed: int, on_round: RoundCallback | None = None
+) -> tuple[list[int], float, int, int]:
+    """Run (or resume) one replay campaign one round at a time.
+
+    Returns:
+        (cumulative targets found after each round, length ``rounds + 1``; flow wall time in s; pool size;
+        targets in the pool).
     """
     from battery_discovery.config import build_config
     from flows.discovery_loop import discovery_loop
     from store import open_store
 
-    per_seed: dict[str, list[list[int]]] = {s: [] for s in bench.strategies}
+    store = open_store(bench.store_uri, bench.database())
+    curve: list[int] = []
+    wall = 0.0
+    pool_size = n_targets = 0
+    for r in range(bench.rounds + 1):
+        params = loop_parameters(bench, strategy, seed, r)
+        build_config(params)  # one clear error for a bad strategy/target before Prefect starts
+        start = time.perf_counter()
+        discovery_loop(**params)
+        wall += time.perf_counter() - start
+        doc = store.get_round(params["campaign"], r)
+        metrics = doc.metrics if doc is not None else {}
+        curve.append(int(metrics.get("n_targets_found", 0)))
+        pool_size, n_targets = int(metrics.get("n_pool", 0)), int(metrics.get("n_targets_pool", 0))
+        if on_round is not None:
+            on_round(strategy, seed, r, metrics)
+    return curve, wall, pool_size, n_targets
+
+
+def _campaign_worker(
+    bench_doc: dict[str, Any], strategy: str, seed: int, threads: int, events: Any
+) -> tuple[list[int], float, int, int]:
+    """One campaign in a worker process; rounds are reported through the ``events`` queue."""
+    import torch
+
+    torch.set_num_threads(threads)
+    bench = BenchmarkConfig.model_validate(bench_doc)
+
+    def on_round(strategy: str, seed: int, r: int, metrics: dict[str, Any]) -> None:
+        events.put((strategy, seed, r, {k: v for k, v in metrics.items() if k in _PROGRESS_KEYS}))
+
+    return run_campaign(bench, strategy, seed, on_round)
+
+
+_PROGRESS_KEYS = ("n_targets_found", "n_targets_pool", "n_pool", "n_labelled")
+
+
+def run_benchmark(
+    bench: BenchmarkConfig,
+    progress: RoundCallback | None = None,
+    *,
+    workers: int = 1,
+) -> dict[str, Any]:
+    """Run (or resume) every campaign; returns the results document.
+
+    Args:
+        progress: called as ``progress(strategy, seed, round, metrics)`` after every round.
+        workers: campaigns run at the same time, each in its own process with one torch thread (1: all in
+            this process, one after another). Campaigns are independent (own name in the store, own
+            seeded models), so the results do not depend on ``workers``; wall times per strategy do.
+    """
+    started = time.perf_counter()
+    campaigns = [(strategy, seed) for seed in range(bench.seeds) for strategy in bench.strategies]
+    per_seed: dict[str, list[list[int]]] = {s: [[] for _ in range(bench.seeds)] for s in bench.strategies}
     wall: dict[str, float] = dict.fromkeys(bench.strategies, 0.0)
     pool_size = n_targets = 0
-    store = open_store(bench.store_uri, bench.database())
-    for seed in range(bench.seeds):
-        for strategy in bench.strategies:
-            curve: list[int] = []
-            for r in range(bench.rounds + 1):
-                params = loop_parameters(bench, strategy, seed, r)
-                build_config(params)  # one clear error for a bad strategy/target before Prefect starts
-                start = time.perf_counter()
-                discovery_loop(**params)
-                wall[strategy] += time.perf_counter() - start
-                doc = store.get_round(params["campaign"], r)
-                metrics = doc.metrics if doc is not None else {}
-                curve.append(int(metrics.get("n_targets_found", 0)))
-                pool_size, n_targets = int(metrics.get("n_pool", 0)), int(metrics.get("n_targets_pool", 0))
-                if progress is not None:
-                    progress(strategy, seed, r, metrics)
-            per_seed[strategy].append(curve)
-    return results_document(bench, per_seed, pool_size, n_targets, wall)
+    if workers <= 1:
+        for strategy, seed in campaigns:
+            curve, seconds, pool_size, n_targets = run_campaign(bench, strategy, seed, progress)
+            per_seed[strategy][seed] = curve
+            wall[strategy] += seconds
+    else:
+        import multiprocessing
+        import queue
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        context = multiprocessing.get_context("spawn")  # torch and Prefect do not survive fork
+        with _prefect_api_for_workers(), context.Manager() as manager:
+            events = manager.Queue()
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                futures = {
+                    pool.submit(_campaign_worker, bench.model_dump(), strategy, seed, 1, events): (strategy, seed)
+                    for strategy, seed in campaigns
+                }
+                pending = set(futures)
+                while pending:
+                    done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                    while True:
+                        try:
+                            event = events.get_nowait()
+                        except queue.Empty:
+                            break
+                        if progress is not None:
+                            progress(*event)
+                    for future in done:
+                        strategy, seed = futures[future]
+                        curve, seconds, pool_size, n_targets = future.result()  # a failed campaign raises here
+                        per_seed[strategy][seed] = curve
+                        wall[strategy] += seconds
+    results = results_document(bench, per_seed, pool_size, n_targets, wall)
+    results["workers"] = max(1, workers)
+    results["total_wall_s"] = round(time.perf_counter() - started, 1)
+    return results
+
+
+@contextmanager
+def _prefect_api_for_workers() -> Iterator[None]:
+    """Worker processes share one Prefect API: the configured one (environment or settings context), or a
+    temporary local server started for the run."""
+    from prefect.settings import get_current_settings
+
+    before = os.environ.get("PREFECT_API_URL")
+    url = before or get_current_settings().api.url
+    server = None
+    if not url:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        server = SubprocessASGIServer()
+        server.start()
+        url = server.api_url
+    os.environ["PREFECT_API_URL"] = url
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        if server is not None:
+            server.stop()
 
 
 def random_expectation(n_pool: int, n_targets: int, initial: int, batch: int, rounds: int) -> list[float]:

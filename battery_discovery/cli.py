@@ -297,6 +297,17 @@ def benchmark(
     plot: Annotated[Path | None, typer.Option(help="PNG of targets found vs oracle calls.")] = None,
     members: Annotated[int | None, typer.Option(help="Ensemble members (surrogate.n_members).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Training epochs per round (surrogate.epochs).")] = None,
+    warm_epochs: Annotated[
+        int | None, typer.Option(help="Epochs of a warm-started retrain (surrogate.warm_start_epochs).")
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Campaigns run side by side, one process and one torch thread each (1: one after another in "
+            "this process). Results do not depend on it.",
+        ),
+    ] = 2,
     store_uri: Annotated[str, typer.Option("--store-uri", envvar="BATTERY_DISCOVERY_STORE_URI")] = "embedded",
 ) -> None:
     """Replay benchmark: the discovery loop on a labelled pool, the oracle revealing known labels.
@@ -315,7 +326,8 @@ def benchmark(
     from battery_discovery.config import build_config
 
     names = tuple(s.strip() for s in strategies.split(",") if s.strip())
-    surrogate = {k: v for k, v in {"n_members": members, "epochs": epochs}.items() if v is not None}
+    knobs = {"n_members": members, "epochs": epochs, "warm_start_epochs": warm_epochs}
+    surrogate = {k: v for k, v in knobs.items() if v is not None}
     try:
         bench = BenchmarkConfig(
             pool=pool,
@@ -343,7 +355,7 @@ def benchmark(
             found = metrics.get("n_targets_found", 0)
             bar.update(task, advance=1, description=f"{strategy} seed {seed} round {r}: {found} targets found")
 
-        results = run_benchmark(bench, progress)
+        results = run_benchmark(bench, progress, workers=workers)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1))
     table = Table(title=f"{results['n_targets']} targets in a pool of {results['n_pool']}")

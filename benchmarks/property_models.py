@@ -12,7 +12,7 @@ measured in this process side by side: graphs built from structures vs read from
 training (member-structures per second including graph preparation) and inference (structures per second
 from structures to predictions).
 
-Run (about 8 minutes on 2 cores): ``flock /tmp/heavy.lock .venv/bin/python benchmarks/property_models.py``.
+Run (about 6 minutes on 2 cores): ``flock /tmp/heavy.lock .venv/bin/python benchmarks/property_models.py``.
 Writes ``benchmarks/results/property_models.json`` and prints a table.
 """
 
@@ -196,7 +196,7 @@ def _print(results: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--threads", type=int, default=1, help="torch threads (1 is robust on a shared machine; 2 if it is yours)"
+        "--threads", type=int, default=2, help="torch threads (2 on a quiet 2-core machine; 1 if others share it)"
     )
     parser.add_argument("--budget", type=float, default=165.0, help="ensemble training wall-time budget (s)")
     parser.add_argument("--quick", action="store_true", help="400 structures, 20 s budget: a smoke test")

@@ -111,4 +111,10 @@ class EnsembleConfig(BaseModel):
         description="When fit() is given a previous ensemble of the same architecture, size, cutoff and member "
         "count, start every member from its weights instead of a fresh initialisation.",
     )
+    warm_start_epochs: int = Field(
+        0,
+        ge=0,
+        description="Maximum epochs of a warm-started fit (a retrain on a few more labels needs fewer passes "
+        "than a fresh one); 0 uses ``epochs``.",
+    )
     inference_batch_size: int = Field(128, ge=1, description="Structures per forward pass when predicting.")

@@ -437,9 +437,12 @@ class GNNEnsemble:
                         torch.manual_seed(config.seed + k)
                         members.append(_build_model(config))
 
+            train_config = config
+            if warm and config.warm_start_epochs:
+                train_config = config.model_copy(update={"epochs": config.warm_start_epochs})
             train_start = time.perf_counter()
             result = _train_joint(
-                config=config,
+                config=train_config,
                 members=members,
                 graphs=graphs,
                 y_scaled=y_scaled,

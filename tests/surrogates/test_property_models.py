@@ -195,6 +195,10 @@ def test_tiny_ensemble_beats_dummy_on_perov(perov: tuple[list[Structure], np.nda
     cold = GNNEnsemble.fit(s_train, y[train], config=one, property_name="heat_all", version="c")
     assert warm.metrics["warm_start"] and not cold.metrics["warm_start"]
     assert warm.metrics["val_mae"] < cold.metrics["val_mae"]
+    # warm_start_epochs caps a warm-started fit only
+    capped = cfg.model_copy(update={"epochs": 3, "warm_start_epochs": 1})
+    warm = GNNEnsemble.fit(s_train, y[train], config=capped, property_name="heat_all", version="w", init_from=ens)
+    assert warm.metrics["epochs_run"] == [1, 1, 1] and warm.config.epochs == 3
 
 
 # ------------------------------------------------------------------------------------ registry
