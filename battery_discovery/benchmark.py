@@ -23,6 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from battery_discovery.replay import parse_target
 
+#: Surrogate settings of replay campaigns unless ``BenchmarkConfig.surrogate`` overrides them: every label
+#: trains (no validation hold-out: with 100-400 labels a 20 % hold-out costs data and its best-epoch choice is
+#: noise), 20 epochs from scratch in round 0, 10 when warm-started from the previous round's ensemble.
+REPLAY_SURROGATE_DEFAULTS: dict[str, Any] = {"epochs": 20, "warm_start_epochs": 10, "val_fraction": 0.0}
+
 
 class BenchmarkConfig(BaseModel):
     """What to replay and how."""
@@ -38,7 +43,10 @@ class BenchmarkConfig(BaseModel):
     rounds: int = Field(10, ge=1, description="Rounds after the initial set.")
     seeds: int = Field(3, ge=1, description="Repetitions with different initial sets (seeds 0..seeds-1).")
     strategies: tuple[str, ...] = Field(("random", "greedy", "ucb", "logei", "target_probability"))
-    surrogate: dict[str, Any] = Field(default_factory=dict, description="EnsembleConfig overrides for every run.")
+    surrogate: dict[str, Any] = Field(
+        default_factory=dict,
+        description="EnsembleConfig overrides for every run, on top of REPLAY_SURROGATE_DEFAULTS.",
+    )
     acquisition: dict[str, Any] = Field(default_factory=dict, description="AcquisitionConfig overrides (beta, ...).")
     store_uri: str = Field("embedded", description="Store for the replay campaigns.")
 
@@ -46,9 +54,14 @@ class BenchmarkConfig(BaseModel):
         """The ingest spec of the pool (a bare path is read as the perovskite CSV format)."""
         return self.pool if ":" in self.pool.split("/")[0] else f"perov5:{self.pool}"
 
+    def effective_surrogate(self) -> dict[str, Any]:
+        """The EnsembleConfig overrides of every campaign: the replay defaults, then ``surrogate``."""
+        return {**REPLAY_SURROGATE_DEFAULTS, **self.surrogate}
+
     def database(self) -> str:
         """A database per benchmark setting (same settings resume, new settings start fresh)."""
         doc = self.model_dump(exclude={"strategies", "seeds", "store_uri"})
+        doc["surrogate"] = self.effective_surrogate()
         return "replay_" + hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -82,7 +95,7 @@ def loop_parameters(bench: BenchmarkConfig, strategy: str, seed: int, rounds: in
         "rounds": rounds,
         "batch_size": bench.batch,
         "replay": {"pool": bench.pool_spec(), "target": bench.target, "initial": bench.initial, "seed": seed},
-        "surrogate": {"seed": seed, **bench.surrogate},
+        "surrogate": {**bench.effective_surrogate(), "seed": seed},
         "acquisition": {
             "strategy": strategy,
             "seed": seed,

@@ -296,9 +296,12 @@ def benchmark(
     out: Annotated[Path, typer.Option(help="Results JSON.")] = Path("results.json"),
     plot: Annotated[Path | None, typer.Option(help="PNG of targets found vs oracle calls.")] = None,
     members: Annotated[int | None, typer.Option(help="Ensemble members (surrogate.n_members).")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs per round (surrogate.epochs).")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Training epochs of a fresh ensemble (surrogate.epochs; replay default 20).")
+    ] = None,
     warm_epochs: Annotated[
-        int | None, typer.Option(help="Epochs of a warm-started retrain (surrogate.warm_start_epochs).")
+        int | None,
+        typer.Option(help="Epochs of a warm-started retrain (surrogate.warm_start_epochs; replay default 10)."),
     ] = None,
     workers: Annotated[
         int,

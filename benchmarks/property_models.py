@@ -204,9 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--hidden-size", choices=("small", "medium", "default"), default="small", help="MEGNet width preset"
     )
-    parser.add_argument(
-        "--properties", default="heat_all,ind_gap", help="perov_5 properties to run, comma separated"
-    )
+    parser.add_argument("--properties", default="heat_all,ind_gap", help="perov_5 properties to run, comma separated")
     parser.add_argument("--no-obelix", action="store_true", help="skip the OBELiX block")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "property_models.json")
     args = parser.parse_args(argv)

@@ -74,6 +74,32 @@ def test_benchmark_document_and_random_expectation() -> None:
     assert doc["strategies"]["random"]["per_seed"] == [[5, 7, 10], [5, 8, 10]]
 
 
+def test_benchmark_settings_name_the_database_and_reach_every_campaign(monkeypatch: pytest.MonkeyPatch) -> None:
+    from battery_discovery import benchmark
+
+    bench = BenchmarkConfig(pool="p.csv", target=TARGET, rounds=2, seeds=2, strategies=("random", "greedy"))
+    params = benchmark.loop_parameters(bench, "greedy", 1, 2)
+    assert params["surrogate"] == {**benchmark.REPLAY_SURROGATE_DEFAULTS, "seed": 1}
+    assert params["acquisition"]["strategy"] == "greedy" and params["replay"]["seed"] == 1
+    tuned = bench.model_copy(update={"surrogate": {"epochs": 5}})
+    assert benchmark.loop_parameters(tuned, "greedy", 0, 2)["surrogate"]["epochs"] == 5
+    assert tuned.database() != bench.database()  # other settings, other campaigns: no stale resume
+    assert bench.model_copy(update={"seeds": 5, "store_uri": "mongodb://x"}).database() == bench.database()
+
+    calls: list[tuple[str, int]] = []
+
+    def fake_campaign(bench, strategy, seed, on_round=None):  # type: ignore[no-untyped-def]
+        calls.append((strategy, seed))
+        return [seed, seed + 1, seed + (3 if strategy == "greedy" else 1)], 1.5, 100, 10
+
+    monkeypatch.setattr(benchmark, "run_campaign", fake_campaign)
+    doc = benchmark.run_benchmark(bench, workers=1)
+    assert sorted(calls) == [("greedy", 0), ("greedy", 1), ("random", 0), ("random", 1)]
+    assert doc["strategies"]["greedy"]["per_seed"] == [[0, 1, 3], [1, 2, 4]]
+    assert doc["strategies"]["greedy"]["wall_s"] == 3.0 and doc["workers"] == 1
+    assert doc["strategies"]["greedy"]["enrichment_vs_random"] == pytest.approx(3.5 / 1.5)
+
+
 @pytest.fixture
 def pool(tmp_path: Path, shared_data: Path) -> str:
     """60 perov_5 entries: all 12 gapped ones among the first 400 rows plus metals."""
