@@ -25,8 +25,11 @@ from battery_discovery.replay import parse_target
 
 #: Surrogate settings of replay campaigns unless ``BenchmarkConfig.surrogate`` overrides them: every label
 #: trains (no validation hold-out: with 100-400 labels a 20 % hold-out costs data and its best-epoch choice is
-#: noise), 20 epochs from scratch in round 0, 10 when warm-started from the previous round's ensemble.
-REPLAY_SURROGATE_DEFAULTS: dict[str, Any] = {"epochs": 20, "warm_start_epochs": 10, "val_fraction": 0.0}
+#: noise), 20 epochs per round (warm-started from the previous round's ensemble). Measured on one seed:
+#: cutting warm-started retrains to 10 epochs found 7 targets instead of 13, so the speed comes from
+#: running campaigns side by side instead. Huber loss: on 3 random sets of 260 labels it lowered the
+#: ind_gap MAE (96 % zeros) from 0.14 to 0.10 eV against MSE, with as many targets among the top 100.
+REPLAY_SURROGATE_DEFAULTS: dict[str, Any] = {"epochs": 20, "val_fraction": 0.0, "loss": "huber"}
 
 
 class BenchmarkConfig(BaseModel):

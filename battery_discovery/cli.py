@@ -301,7 +301,7 @@ def benchmark(
     ] = None,
     warm_epochs: Annotated[
         int | None,
-        typer.Option(help="Epochs of a warm-started retrain (surrogate.warm_start_epochs; replay default 10)."),
+        typer.Option(help="Epochs of a warm-started retrain (surrogate.warm_start_epochs; default: --epochs)."),
     ] = None,
     workers: Annotated[
         int,
