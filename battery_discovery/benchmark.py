@@ -190,8 +190,7 @@ def run_benchmark(
             wall[strategy] += seconds
     else:
         import multiprocessing
-        import queue
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures import ProcessPoolExecutor
 
         context = multiprocessing.get_context("spawn")  # torch and Prefect do not survive fork
         with _prefect_api_for_workers(), context.Manager() as manager:
@@ -201,25 +200,49 @@ def run_benchmark(
                     pool.submit(_campaign_worker, bench.model_dump(), strategy, seed, 1, events): (strategy, seed)
                     for strategy, seed in campaigns
                 }
-                pending = set(futures)
-                while pending:
-                    done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-                    while True:
-                        try:
-                            event = events.get_nowait()
-                        except queue.Empty:
-                            break
-                        if progress is not None:
-                            progress(*event)
-                    for future in done:
-                        strategy, seed = futures[future]
-                        curve, seconds, pool_size, n_targets = future.result()  # a failed campaign raises here
-                        per_seed[strategy][seed] = curve
-                        wall[strategy] += seconds
+                try:
+                    pool_size, n_targets = _drain(futures, events, progress, per_seed, wall)
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)  # campaigns not started yet never start
+                    raise
     results = results_document(bench, per_seed, pool_size, n_targets, wall)
     results["workers"] = max(1, workers)
     results["total_wall_s"] = round(time.perf_counter() - started, 1)
     return results
+
+
+def _drain(
+    futures: dict[Any, tuple[str, int]],
+    events: Any,
+    progress: RoundCallback | None,
+    per_seed: dict[str, list[list[int]]],
+    wall: dict[str, float],
+) -> tuple[int, int]:
+    """Wait for the campaign futures, passing their round events on; fills ``per_seed`` and ``wall``.
+
+    Returns:
+        (pool size, targets in the pool). A failed campaign raises its exception here.
+    """
+    import queue
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    pool_size = n_targets = 0
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+        while True:
+            try:
+                event = events.get_nowait()
+            except queue.Empty:
+                break
+            if progress is not None:
+                progress(*event)
+        for future in done:
+            strategy, seed = futures[future]
+            curve, seconds, pool_size, n_targets = future.result()
+            per_seed[strategy][seed] = curve
+            wall[strategy] += seconds
+    return pool_size, n_targets
 
 
 @contextmanager

@@ -182,3 +182,17 @@ def test_benchmark_command_writes_results_and_plot(pool: str, tmp_path: Path, pr
         assert [(r.round, r.status) for r in rounds] == [(0, "completed"), (1, "completed")]
         assert rounds[-1].metrics["n_labelled"] == 28 and len(rounds[-1].acquired) == 8
     assert store.get_model("replay-random-s0-r1") is None and store.get_model("replay-greedy-s0-r1") is not None
+
+
+@pytest.mark.slow
+def test_a_failing_campaign_in_a_worker_process_stops_the_benchmark_with_its_error(
+    tmp_path: Path, prefect_harness: None
+) -> None:
+    from battery_discovery.benchmark import run_benchmark
+
+    bench = BenchmarkConfig(
+        pool=str(tmp_path / "missing.csv"), target="ind_gap >= 0.5", initial=5, batch=2, rounds=1, seeds=1,
+        strategies=("random", "greedy"), store_uri="embedded",
+    )  # fmt: skip
+    with pytest.raises(Exception, match=r"missing\.csv"):
+        run_benchmark(bench, workers=2)
