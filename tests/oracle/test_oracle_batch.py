@@ -32,14 +32,19 @@ def test_chgnet_batch_reproduces_sequential_relaxations() -> None:
         assert batch.energy_per_atom == pytest.approx(single.energy_per_atom, abs=1e-5)
         assert batch.volume_change == pytest.approx(single.volume_change, abs=1e-4)
     # the batched CHGNet call gives the calculator's numbers
+    _assert_batch_matches_calculator([c.to_ase_atoms() for c in cells])
+
+
+def _assert_batch_matches_calculator(cells: list) -> list[PointEvaluation]:
+    """``CHGNetPotential.evaluate`` on ``cells`` at once equals CHGNet's ASE calculator one by one."""
     potential = get_potential("chgnet")
-    atoms = [c.to_ase_atoms() for c in cells]
-    points = potential.evaluate(atoms)
-    for cell, point in zip(atoms, points, strict=True):
+    points = potential.evaluate(cells)
+    for cell, point in zip(cells, points, strict=True):
         cell.calc = potential.calculator()
         assert point.energy == pytest.approx(cell.get_potential_energy(), abs=1e-4)
-        np.testing.assert_allclose(point.forces, cell.get_forces(), atol=1e-4)
+        np.testing.assert_allclose(point.forces, cell.get_forces(), atol=2e-4)
         np.testing.assert_allclose(point.stress, cell.get_stress(), atol=1e-5)
+    return points
 
 
 @pytest.mark.slow
@@ -53,14 +58,8 @@ def test_chgnet_single_backward_matches_the_calculator_on_sheared_rattled_cells(
         s = Structure(Lattice(s.lattice.matrix @ shear), s.species, s.frac_coords)
         s.perturb(0.1, min_distance=0.02)
         cells.append(s.to_ase_atoms())
-    potential = get_potential("chgnet")
-    points = potential.evaluate(cells)
-    for cell, point in zip(cells, points, strict=True):
-        cell.calc = potential.calculator()
-        assert point.energy == pytest.approx(cell.get_potential_energy(), abs=1e-4)
-        np.testing.assert_allclose(point.forces, cell.get_forces(), atol=2e-4)
-        np.testing.assert_allclose(point.stress, cell.get_stress(), atol=1e-5)
-        assert np.abs(point.stress[3:]).max() > 1e-4  # the shear reached the off-diagonal terms
+    points = _assert_batch_matches_calculator(cells)
+    assert max(np.abs(p.stress[3:]).max() for p in points) > 1e-4  # the shear reached the off-diagonal terms
 
 
 ENERGIES = {"Li": -1.5, "F": -2.0, "Na": -1.0, "Cl": -1.75}
