@@ -156,6 +156,10 @@ def test_replay_round_uses_the_ordinary_stages(pool: str, store: CandidateStore)
     retrain1 = pipeline.retrain_stage(store, cfg, 1)
     done1 = pipeline.complete_round(store, cfg, 1, n_generated=0, evaluation=ev1, retrain=retrain1, timings={})
     assert done1.metrics["n_labelled"] == 28 and done1.metrics["n_targets_found"] >= found0
+    # the pool's counts come from round 0 (read once), the same as a full count
+    assert {k: done1.metrics[k] for k in ("n_pool", "n_targets_pool")} == {
+        k: pipeline.replay_metrics(store, cfg)[k] for k in ("n_pool", "n_targets_pool")
+    }
 
 
 @pytest.mark.slow
