@@ -162,13 +162,12 @@ class CandidateStore:
     @_guard
     def count_generated(self, campaign: str, round_index: int) -> int:
         """Candidates (not seeds) first written by ``campaign`` in round ``round_index``."""
-        return self.candidates.count_documents(
-            {
-                "campaign": campaign,
-                "provenance.round": round_index,
-                "source": {"$in": ["substitution", "ion_exchange"]},
-            }
-        )
+        # a projected find, not count_documents: on the embedded server (nx-27017 0.8.1) count_documents
+        # scans every document of the collection (12-15 s at 57,000 candidates) while this uses the
+        # campaign index (0.2 s); a real mongod is fast either way
+        generated = {"$in": ["substitution", "ion_exchange"]}
+        flt = {"campaign": campaign, "provenance.round": round_index, "source": generated}
+        return sum(1 for _ in self.candidates.find(flt, {"_id": 1}))
 
     @_guard
     def set_status(self, ids: Sequence[str], status: str) -> None:

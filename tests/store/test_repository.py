@@ -120,3 +120,13 @@ def test_rounds_and_models(store: CandidateStore) -> None:
     assert store.latest_model("c").id == "c-r2"
     assert store.latest_model("c", before_round=2).id == "c-r1"
     assert store.latest_model("other") is None
+
+
+def test_count_generated_counts_one_campaign_round_of_generated_candidates(store: CandidateStore) -> None:
+    seed = _cand("seed-1").model_copy(update={"source": "seed"})
+    later = _cand("gen-2").model_copy(update={"provenance": _prov(2)})
+    other = _cand("gen-3").model_copy(update={"campaign": "d"})
+    store.insert_candidates([_cand("gen-1"), _cand("gen-1b"), seed, later, other])
+    assert store.count_generated("c", 1) == 2
+    assert store.count_generated("c", 2) == 1
+    assert store.count_generated("c", 3) == 0 and store.count_generated("d", 1) == 1
