@@ -297,7 +297,7 @@ def benchmark(
     plot: Annotated[Path | None, typer.Option(help="PNG of targets found vs oracle calls.")] = None,
     members: Annotated[int | None, typer.Option(help="Ensemble members (surrogate.n_members).")] = None,
     epochs: Annotated[
-        int | None, typer.Option(help="Training epochs of a fresh ensemble (surrogate.epochs; replay default 20).")
+        int | None, typer.Option(help="Training epochs per round (surrogate.epochs; replay default 20).")
     ] = None,
     warm_epochs: Annotated[
         int | None,
