@@ -115,35 +115,67 @@ RoundCallback = Callable[[str, int, int, dict[str, Any]], None]
 
 
 def run_campaign(
-    bench: BenchmarkConfig, strategy: str, seed: int, on_round: RoundCallback | None = None
+    bench: BenchmarkConfig,
+    strategy: str,
+    seed: int,
+    on_round: RoundCallback | None = None,
+    *,
+    poll_s: float = 2.0,
 ) -> tuple[list[int], float, int, int]:
-    """Run (or resume) one replay campaign one round at a time.
+    """Run (or resume) one replay campaign: one ``discovery-loop`` flow run for all its rounds.
+
+    ``on_round`` is called once per completed round, in round order, from a thread that polls the store
+    every ``poll_s`` seconds while the flow runs (rounds completed before a resume are reported too).
 
     Returns:
         (cumulative targets found after each round, length ``rounds + 1``; flow wall time in s; pool size;
         targets in the pool).
     """
+    import threading
+
     from battery_discovery.config import build_config
     from flows.discovery_loop import discovery_loop
     from store import open_store
 
     store = open_store(bench.store_uri, bench.database())
-    curve: list[int] = []
-    wall = 0.0
-    pool_size = n_targets = 0
-    for r in range(bench.rounds + 1):
-        params = loop_parameters(bench, strategy, seed, r)
-        build_config(params)  # one clear error for a bad strategy/target before Prefect starts
-        start = time.perf_counter()
+    params = loop_parameters(bench, strategy, seed, bench.rounds)
+    build_config(params)  # one clear error for a bad strategy/target before Prefect starts
+    campaign = params["campaign"]
+    reported: dict[int, dict[str, Any]] = {}
+    lock = threading.Lock()
+
+    def report() -> None:
+        with lock:
+            done = store.completed_round_metrics(campaign)
+            r = len(reported)
+            while r in done:  # in order: a round is reported once, after the ones before it
+                reported[r] = done[r]
+                if on_round is not None:
+                    on_round(strategy, seed, r, done[r])
+                r += 1
+
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(poll_s):
+            try:
+                report()
+            except Exception:  # noqa: BLE001 - progress only: the flow reports real store errors itself
+                pass
+
+    poller = threading.Thread(target=poll, name=f"progress-{campaign}", daemon=True)
+    start = time.perf_counter()
+    poller.start()
+    try:
         discovery_loop(**params)
-        wall += time.perf_counter() - start
-        doc = store.get_round(params["campaign"], r)
-        metrics = doc.metrics if doc is not None else {}
-        curve.append(int(metrics.get("n_targets_found", 0)))
-        pool_size, n_targets = int(metrics.get("n_pool", 0)), int(metrics.get("n_targets_pool", 0))
-        if on_round is not None:
-            on_round(strategy, seed, r, metrics)
-    return curve, wall, pool_size, n_targets
+    finally:
+        stop.set()
+        poller.join()
+    wall = time.perf_counter() - start
+    report()
+    curve = [int(reported.get(r, {}).get("n_targets_found", 0)) for r in range(bench.rounds + 1)]
+    last = reported.get(bench.rounds, {})
+    return curve, wall, int(last.get("n_pool", 0)), int(last.get("n_targets_pool", 0))
 
 
 def _campaign_worker(

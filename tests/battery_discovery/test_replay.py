@@ -200,3 +200,37 @@ def test_a_failing_campaign_in_a_worker_process_stops_the_benchmark_with_its_err
     )  # fmt: skip
     with pytest.raises(Exception, match=r"missing\.csv"):
         run_benchmark(bench, workers=2)
+
+
+@pytest.mark.slow
+def test_a_campaign_is_one_flow_run_and_reports_every_round_once_in_order(
+    pool: str, tmp_path: Path, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    from battery_discovery import benchmark
+
+    loop_module = importlib.import_module("flows.discovery_loop")  # the module (the package exports the flow)
+
+    calls: list[int] = []
+    real = loop_module.discovery_loop
+
+    def counted(**params):  # type: ignore[no-untyped-def]
+        calls.append(params["rounds"])
+        return real(**params)
+
+    monkeypatch.setattr(loop_module, "discovery_loop", counted)
+    bench = BenchmarkConfig(
+        pool=pool, target="ind_gap >= 0.5", initial=10, batch=5, rounds=3, seeds=1, strategies=("random",),
+        store_uri=f"mongomock://{tmp_path.name}",
+    )  # fmt: skip
+    events: list[tuple[str, int, int, int]] = []
+    curve, wall, n_pool, n_targets = benchmark.run_campaign(
+        bench, "random", 0, lambda s, seed, r, m: events.append((s, seed, r, m["n_labelled"])), poll_s=0.05
+    )
+    assert calls == [3]  # one flow run covers rounds 0..3
+    assert events == [("random", 0, r, 10 + 5 * r) for r in range(4)]
+    assert len(curve) == 4 and curve == sorted(curve) and n_pool == 60 and n_targets >= 1 and wall > 0
+    events.clear()
+    again = benchmark.run_campaign(bench, "random", 0, lambda s, seed, r, m: events.append((s, seed, r, 0)))
+    assert again[0] == curve and [e[2] for e in events] == [0, 1, 2, 3]  # resumed: nothing re-run, all reported
