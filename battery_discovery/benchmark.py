@@ -97,7 +97,13 @@ def loop_parameters(bench: BenchmarkConfig, strategy: str, seed: int, rounds: in
         "targets": parse_target(bench.target).names,
         "rounds": rounds,
         "batch_size": bench.batch,
-        "replay": {"pool": bench.pool_spec(), "target": bench.target, "initial": bench.initial, "seed": seed},
+        "replay": {
+            "pool": bench.pool_spec(),
+            "target": bench.target,
+            "initial": bench.initial,
+            "seed": seed,
+            "final_model": False,  # the results read the labels found, never the model after the last round
+        },
         "surrogate": {**bench.effective_surrogate(), "seed": seed},
         "acquisition": {
             "strategy": strategy,
@@ -131,6 +137,7 @@ def run_campaign(
         (cumulative targets found after each round, length ``rounds + 1``; flow wall time in s; pool size;
         targets in the pool).
     """
+    import contextlib
     import threading
 
     from battery_discovery.config import build_config
@@ -158,10 +165,8 @@ def run_campaign(
 
     def poll() -> None:
         while not stop.wait(poll_s):
-            try:
+            with contextlib.suppress(Exception):  # progress only: the flow reports store errors itself
                 report()
-            except Exception:  # noqa: BLE001 - progress only: the flow reports real store errors itself
-                pass
 
     poller = threading.Thread(target=poll, name=f"progress-{campaign}", daemon=True)
     start = time.perf_counter()

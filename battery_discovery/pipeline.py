@@ -576,7 +576,8 @@ def _previous_ensembles(store: CandidateStore, config: LoopConfig, round_index: 
 def retrain_stage(store: CandidateStore, config: LoopConfig, round_index: int) -> RetrainOutput:
     """Train one ensemble per target on every label so far; register them as ``<campaign>-r<round>``.
 
-    Nothing is trained for the ``random`` strategy, which never reads predictions.
+    Nothing is trained for the ``random`` strategy, which never reads predictions, nor after the last round
+    of a replay campaign with ``replay.final_model`` off.
     """
     from surrogates import GNNEnsemble
 
@@ -594,6 +595,8 @@ def retrain_stage(store: CandidateStore, config: LoopConfig, round_index: int) -
             elapsed_s=time.perf_counter() - start,
         )
     if config.acquisition.strategy == "random":  # random acquisition never reads a model: none is trained
+        return RetrainOutput(model_version=None, n_train=0, elapsed_s=time.perf_counter() - start)
+    if config.mode == "replay" and not config.replay.final_model and round_index >= config.rounds:
         return RetrainOutput(model_version=None, n_train=0, elapsed_s=time.perf_counter() - start)
     labelled, values = training_data(store, config)
     counts = np.isfinite(values).sum(axis=0) if len(labelled) else np.zeros(len(config.targets))

@@ -106,6 +106,11 @@ class ReplayConfig(BaseModel):
     )
     initial: int = Field(100, ge=1, description="Entries labelled at random in round 0 (the initial training set).")
     seed: int = Field(0, ge=0, description="Seed of the initial draw (the same draw for every strategy).")
+    final_model: bool = Field(
+        True,
+        description="Train a model after the last round too (no round of the campaign reads it; the replay "
+        "benchmark switches it off, which saves the largest retrain of each campaign).",
+    )
 
     @field_validator("target")
     @classmethod

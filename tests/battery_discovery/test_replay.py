@@ -185,7 +185,10 @@ def test_benchmark_command_writes_results_and_plot(pool: str, tmp_path: Path, pr
         rounds = store.list_rounds(campaign)
         assert [(r.round, r.status) for r in rounds] == [(0, "completed"), (1, "completed")]
         assert rounds[-1].metrics["n_labelled"] == 28 and len(rounds[-1].acquired) == 8
-    assert store.get_model("replay-random-s0-r1") is None and store.get_model("replay-greedy-s0-r1") is not None
+    assert store.get_model("replay-random-s0-r0") is None  # random reads no model: none trained
+    # greedy trains after round 0 for round 1; after the last round nothing (no round would read it)
+    assert store.get_model("replay-greedy-s0-r0") is not None and store.get_model("replay-greedy-s0-r1") is None
+    assert store.get_round("replay-greedy-s0", 1).trained_model is None
 
 
 @pytest.mark.slow
