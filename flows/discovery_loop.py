@@ -191,7 +191,7 @@ def discovery_round(config: LoopConfig, round_index: int) -> dict[str, Any]:
     }
 
 
-@flow(name="discovery-loop", log_prints=True)
+@flow(name="discovery-loop", flow_run_name="{campaign}", log_prints=True)
 def discovery_loop(
     campaign: str = "default",
     rounds: int = 3,

@@ -141,6 +141,7 @@ def test_deployment_run_end_to_end(prefect_env: dict[str, str], tmp_path: Path) 
     flow_runs = httpx.post(f"{api}/flow_runs/filter", json={"limit": 50}, timeout=30).json()
     names = {fr["name"]: fr["state_type"] for fr in flow_runs}
     assert names.get("round-0") == "COMPLETED" and names.get("round-1") == "COMPLETED", names
+    assert names.get("e2e") == "COMPLETED", names  # the loop's flow run is named after its campaign
     keys = ["e2e-round-0-batch", "e2e-round-1-batch", "e2e-round-1-summary", "e2e-campaign-summary"]
     artifacts = httpx.post(
         f"{api}/artifacts/filter", json={"artifacts": {"key": {"any_": keys}}, "limit": 50}, timeout=30
