@@ -88,14 +88,14 @@ def campaign_name(strategy: str, seed: int) -> str:
     return f"replay-{strategy.replace('_', '-')}-s{seed}"
 
 
-def loop_parameters(bench: BenchmarkConfig, strategy: str, seed: int, rounds: int) -> dict[str, Any]:
-    """The discovery-loop flow parameters of one (strategy, seed) run up to round ``rounds``."""
+def loop_parameters(bench: BenchmarkConfig, strategy: str, seed: int) -> dict[str, Any]:
+    """The discovery-loop flow parameters of one (strategy, seed) campaign (rounds 0..``bench.rounds``)."""
     objectives, constraints = objectives_from_target(bench.target)
     return {
         "campaign": campaign_name(strategy, seed),
         "mode": "replay",
         "targets": parse_target(bench.target).names,
-        "rounds": rounds,
+        "rounds": bench.rounds,
         "batch_size": bench.batch,
         "replay": {
             "pool": bench.pool_spec(),
@@ -145,21 +145,19 @@ def run_campaign(
     from store import open_store
 
     store = open_store(bench.store_uri, bench.database())
-    params = loop_parameters(bench, strategy, seed, bench.rounds)
+    params = loop_parameters(bench, strategy, seed)
     build_config(params)  # one clear error for a bad strategy/target before Prefect starts
     campaign = params["campaign"]
     reported: dict[int, dict[str, Any]] = {}
-    lock = threading.Lock()
 
-    def report() -> None:
-        with lock:
-            done = store.completed_round_metrics(campaign)
-            r = len(reported)
-            while r in done:  # in order: a round is reported once, after the ones before it
-                reported[r] = done[r]
-                if on_round is not None:
-                    on_round(strategy, seed, r, done[r])
-                r += 1
+    def report() -> None:  # the poller's, then (after it stopped) once more here: never two at once
+        done = store.completed_round_metrics(campaign)
+        r = len(reported)
+        while r in done:  # in order: a round is reported once, after the ones before it
+            reported[r] = done[r]
+            if on_round is not None:
+                on_round(strategy, seed, r, done[r])
+            r += 1
 
     stop = threading.Event()
 

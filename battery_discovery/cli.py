@@ -346,7 +346,7 @@ def benchmark(
     except ValueError as exc:
         raise DiscoveryError(f"invalid benchmark settings: {str(exc).splitlines()[-1].strip()}") from None
     for name in names:  # every strategy and the target checked before anything runs
-        build_config(loop_parameters(bench, name, 0, rounds))
+        build_config(loop_parameters(bench, name, 0))
     _quiet_prefect_env()
     total = len(names) * seeds * (rounds + 1)
     with Progress(

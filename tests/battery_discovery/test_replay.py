@@ -78,11 +78,11 @@ def test_benchmark_settings_name_the_database_and_reach_every_campaign(monkeypat
     from battery_discovery import benchmark
 
     bench = BenchmarkConfig(pool="p.csv", target=TARGET, rounds=2, seeds=2, strategies=("random", "greedy"))
-    params = benchmark.loop_parameters(bench, "greedy", 1, 2)
+    params = benchmark.loop_parameters(bench, "greedy", 1)
     assert params["surrogate"] == {**benchmark.REPLAY_SURROGATE_DEFAULTS, "seed": 1}
     assert params["acquisition"]["strategy"] == "greedy" and params["replay"]["seed"] == 1
     tuned = bench.model_copy(update={"surrogate": {"epochs": 5}})
-    assert benchmark.loop_parameters(tuned, "greedy", 0, 2)["surrogate"]["epochs"] == 5
+    assert benchmark.loop_parameters(tuned, "greedy", 0)["surrogate"]["epochs"] == 5
     assert tuned.database() != bench.database()  # other settings, other campaigns: no stale resume
     assert bench.model_copy(update={"seeds": 5, "store_uri": "mongodb://x"}).database() == bench.database()
 
