@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from battery_discovery.errors import ConfigError
+from core.errors import ConfigError
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 """Folder of the named presets (``preset:<name>`` loads ``<name>.yaml`` from it)."""
@@ -302,7 +302,7 @@ def load_acquisition_config(path: str | Path) -> AcquisitionConfig:
         file = Path(path)
         if not file.is_file():
             raise ConfigError(f"acquisition config file not found: {file}")
-    from battery_discovery.yamlfile import read_mapping
+    from core.yamlfile import read_mapping
 
     data = read_mapping(file, "acquisition config keys")
     if set(data) == {"acquisition"} and isinstance(data["acquisition"], dict):

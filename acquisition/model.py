@@ -27,7 +27,7 @@ from botorch.posteriors.ensemble import EnsemblePosterior
 from botorch.sampling.index_sampler import IndexSampler
 from torch import Tensor
 
-from battery_discovery.threads import torch_threads
+from core.threads import torch_threads
 
 __all__ = [
     "CandidateSetEnsemble",

@@ -41,7 +41,7 @@ from acquisition.model import (
     scale_spread,
 )
 from acquisition.objectives import OutcomeTransform
-from battery_discovery.threads import torch_threads
+from core.threads import torch_threads
 
 __all__ = ["STRATEGIES", "AcquisitionProblem", "Selection", "select", "select_batch"]
 

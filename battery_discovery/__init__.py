@@ -1,8 +1,5 @@
-"""ai-battery-materials: closed-loop discovery of Li and Na battery materials."""
+"""ai-battery-materials: closed-loop discovery of Li and Na battery materials (the command line)."""
 
-from importlib.metadata import PackageNotFoundError, version
+from core import __version__
 
-try:
-    __version__ = version("ai-battery-materials")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+__all__ = ["__version__"]

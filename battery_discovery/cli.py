@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from battery_discovery.errors import DiscoveryError
+from core.errors import DiscoveryError
 
 app = typer.Typer(
     help=__doc__.splitlines()[0] + "\n\nClosed-loop discovery of Li/Na battery materials: generate candidates, "

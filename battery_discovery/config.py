@@ -14,8 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from acquisition.config import AcquisitionConfig
-from battery_discovery.errors import ConfigError
 from battery_discovery.replay import ReplayConfig, parse_target
+from core.errors import ConfigError
 from generation.config import GenerateConfig
 from oracle.md import MDConfig
 from oracle.relax import RelaxConfig
@@ -232,7 +232,7 @@ def build_config(data: dict[str, Any]) -> LoopConfig:
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> LoopConfig:
     """Read a YAML file into a LoopConfig; ``overrides`` (top-level keys) win over the file."""
-    from battery_discovery.yamlfile import read_mapping
+    from core.yamlfile import read_mapping
 
     data = read_mapping(Path(path))
     data.update(overrides or {})

@@ -18,11 +18,11 @@ import numpy as np
 from pymatgen.core import Structure
 
 from acquisition import select
-from battery_discovery import __version__
 from battery_discovery.config import LoopConfig
-from battery_discovery.errors import ModelNotFoundError
-from battery_discovery.paths import subdir
-from battery_discovery.threads import torch_threads
+from core import __version__
+from core.errors import ModelNotFoundError
+from core.paths import subdir
+from core.threads import torch_threads
 from generation import generate_candidates, load_seeds
 from generation.fingerprint import coarse_fingerprint, same_structure
 from store.documents import BatchEntry, CandidateDoc, EvaluationDoc, ModelDoc, Provenance, RoundDoc, utcnow

@@ -47,7 +47,7 @@ def train_task(
     database: str,
 ) -> dict[str, Any]:
     """Load the data, train and evaluate, register; returns id, version, table and plot paths."""
-    from battery_discovery.paths import subdir
+    from core.paths import subdir
     from store import open_store
     from surrogates.data import load_property_data
     from surrogates.registry import check_name, next_version, register_property_model

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pymatgen.core import DummySpecies, Element, Structure
 
-from battery_discovery.errors import SeedError
+from core.errors import SeedError
 from oracle.relax import right_handed
 
 # Li/Na structures that ship with pymatgen (Materials Project relaxed), usable offline.

@@ -47,7 +47,7 @@ Dedup = Annotated[bool, typer.Option("--dedup/--no-dedup", help="Drop duplicate 
 def _cleaning(partial_occupancy: str, ordering: str, dedup: bool) -> CleaningConfig:
     from pydantic import ValidationError
 
-    from battery_discovery.errors import ConfigError
+    from core.errors import ConfigError
     from ingest.report import CleaningConfig
 
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from battery_discovery.paths import subdir
+from core.paths import subdir
 
 
 def data_dir() -> Path:

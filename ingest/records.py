@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Composition, Structure
 
-from battery_discovery.errors import DiscoveryError
+from core.errors import DiscoveryError
 from ingest.report import CleaningReport
 
 

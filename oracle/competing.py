@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from battery_discovery import paths
-from battery_discovery.errors import ConfigError
+from core import paths
+from core.errors import ConfigError
 
 #: Environment variable holding the Materials Project API key.
 ENV_MP_API_KEY = "MP_API_KEY"

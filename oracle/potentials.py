@@ -27,7 +27,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
-from battery_discovery.errors import ConfigError
+from core.errors import ConfigError
 
 DEFAULT_POTENTIAL = "chgnet"
 

@@ -40,8 +40,8 @@ from pymatgen.core import Composition, Element, Species, Structure
 from pymatgen.core.periodic_table import get_el_sp
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from battery_discovery import paths
-from battery_discovery.errors import ConfigError, DiscoveryError
+from core import paths
+from core.errors import ConfigError, DiscoveryError
 from oracle.potentials import DEFAULT_POTENTIAL, get_potential
 from oracle.relax import RelaxConfig, relax_structure
 

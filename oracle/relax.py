@@ -2,7 +2,7 @@
 
 ``relax_structure`` never raises for a bad structure: every problem ends as a result with
 ``status="failed"`` and a one-line ``reason``. Only an invalid configuration (unknown potential)
-raises :class:`~battery_discovery.errors.ConfigError`.
+raises :class:`~core.errors.ConfigError`.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import pymongo
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from battery_discovery.errors import StoreUnavailableError
+from core.errors import StoreUnavailableError
 from store.embedded import ensure_embedded_server
 
 EMBEDDED = "embedded"

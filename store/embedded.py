@@ -30,8 +30,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from battery_discovery import paths
-from battery_discovery.errors import StoreUnavailableError
+from core import paths
+from core.errors import StoreUnavailableError
 
 HOST = "127.0.0.1"
 STATE_FILE = "server.json"

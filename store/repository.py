@@ -15,7 +15,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from battery_discovery.errors import StoreUnavailableError
+from core.errors import StoreUnavailableError
 from store.documents import CandidateDoc, EvaluationDoc, ModelDoc, RoundDoc, utcnow
 
 # Indexes, declared once. (collection, keys, options)

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from battery_discovery.errors import ConfigError
+from core.errors import ConfigError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -97,7 +97,7 @@ def train(
     Example: battery-discovery train --dataset perov5:../shared/data/perov_5/val.csv --property heat_all
     --name perov-heat --ensemble 5
     """
-    from battery_discovery.paths import subdir
+    from core.paths import subdir
     from store import open_store
 
     from .config import EnsembleConfig

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Composition, Structure
 
-from battery_discovery.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = [
     "PropertyData",
@@ -109,7 +109,7 @@ def processed_dir() -> Path:
 
         return Path(ingest_processed_dir())
     except ImportError:
-        from battery_discovery.paths import subdir
+        from core.paths import subdir
 
         return subdir("processed")
 

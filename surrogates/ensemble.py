@@ -29,8 +29,8 @@ from matgl.models import M3GNet, MEGNet, TensorNet
 from pydantic import ValidationError
 from pymatgen.core import Structure
 
-from battery_discovery.errors import ConfigError, ModelNotFoundError
-from battery_discovery.threads import torch_threads
+from core.errors import ConfigError, ModelNotFoundError
+from core.threads import torch_threads
 
 from .config import MEGNET_SIZES, MIN_STRUCTURES_FOR_VALIDATION, EnsembleConfig
 from .graphs import GraphBatch, PackedGraphs, build_graphs

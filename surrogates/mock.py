@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from pymatgen.core import Structure
 
-from battery_discovery.errors import ConfigError
+from core.errors import ConfigError
 
 from .protocols import Prediction
 

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from battery_discovery.errors import ConfigError, ModelNotFoundError
+from core.errors import ConfigError, ModelNotFoundError
 
 if TYPE_CHECKING:
     from store.documents import ModelDoc

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Structure
 
-from battery_discovery.errors import ConfigError, ModelNotFoundError
+from core.errors import ConfigError, ModelNotFoundError
 
 from .baseline import CompositionBaseline
 from .config import EnsembleConfig

@@ -8,7 +8,7 @@ import torch
 from pydantic import ValidationError
 
 from acquisition import AcquisitionConfig, CandidateSetEnsemble, ConstraintSpec, DiversityConfig, select, select_batch
-from battery_discovery.errors import ConfigError
+from core.errors import ConfigError
 
 # Three candidates, four members, target minimised (formation energy, eV/atom):
 # 0: mean -1.0, no spread; 1: mean -0.8, large spread; 2: mean 0.0, no spread.

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from battery_discovery.config import LoopConfig, build_config, dump_config, load_config
-from battery_discovery.errors import ConfigError
+from core.errors import ConfigError
 
 
 def test_flow_parameters_are_the_config_fields() -> None:

@@ -142,7 +142,7 @@ def test_generation_keeps_finding_new_candidates(store: CandidateStore, config: 
 
 
 def test_missing_reference_fails_the_round_without_storing(store: CandidateStore, config: LoopConfig) -> None:
-    from battery_discovery.errors import ConfigError
+    from core.errors import ConfigError
 
     li2s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.7), ["S", "Li"], [[0, 0, 0], [0.25, 0.25, 0.25]])
     cfg = config.model_copy(update={"oracle": config.oracle.model_copy(update={"reference_source": "ase"})})

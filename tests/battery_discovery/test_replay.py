@@ -18,8 +18,8 @@ from battery_discovery.benchmark import (
     results_document,
 )
 from battery_discovery.config import LoopConfig, build_config
-from battery_discovery.errors import ConfigError
 from battery_discovery.replay import parse_target
+from core.errors import ConfigError
 from store import open_store
 from store.connection import close_all
 from store.repository import CandidateStore

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pymatgen.core import Structure
 
-from battery_discovery import __version__
 from battery_discovery.config import LoopConfig
+from core import __version__
 from flows.discovery_loop import discovery_loop, discovery_round
 from generation.fingerprint import same_structure
 from store import open_store

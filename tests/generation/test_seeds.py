@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from battery_discovery.errors import SeedError
+from core.errors import SeedError
 from generation.seeds import DEFAULT_SEEDS, load_seeds
 
 

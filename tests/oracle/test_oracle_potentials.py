@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from battery_discovery.errors import ConfigError
+from core.errors import ConfigError
 from oracle.potentials import available_potentials, get_potential, parse_spec
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pymatgen.core import Composition, Structure
 
-from battery_discovery.errors import ConfigError
+from core.errors import ConfigError
 from oracle.references import (
     ElementalReferences,
     clear_memory_cache,

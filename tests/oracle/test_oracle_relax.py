@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 from pymatgen.core import Lattice, Structure
 
-from battery_discovery.errors import ConfigError
+from core.errors import ConfigError
 from oracle.relax import RelaxationResult, RelaxConfig, relax_many, relax_structure
 
 Rocksalt = Callable[..., Structure]

@@ -15,7 +15,7 @@ import pymongo
 import pytest
 from pymongo.errors import DuplicateKeyError
 
-from battery_discovery.errors import StoreUnavailableError
+from core.errors import StoreUnavailableError
 from store import connection
 from store.connection import connect, redact_uri
 from store.embedded import (

@@ -205,7 +205,7 @@ def test_tiny_ensemble_beats_dummy_on_perov(perov: tuple[list[Structure], np.nda
 
 
 def test_registry_round_trip() -> None:
-    from battery_discovery.errors import ModelNotFoundError
+    from core.errors import ModelNotFoundError
     from store import open_store
     from store.documents import ModelDoc
     from surrogates.registry import campaign_of, model_id, next_version, resolve_model

@@ -11,7 +11,7 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 import surrogates
-from battery_discovery.errors import ConfigError, ModelNotFoundError
+from core.errors import ConfigError, ModelNotFoundError
 from surrogates import EnsembleConfig, Prediction, Surrogate
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from battery_discovery.errors import ConfigError
+from core.errors import ConfigError
 from surrogates import (
     EnsembleConfig,
     FunctionSurrogate,

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from battery_discovery.errors import ConfigError
+from core.errors import ConfigError
 
 
 def read_mapping(file: Path, what: str = "config keys") -> dict[str, Any]:

@@ -1,0 +1,81 @@
+"""Named registries filled by decorators (strategies, generators, potentials, labellers, sources).
+
+A registry maps a name to an object (usually a class or a factory). Registering a name twice is an
+error, so two plug-ins cannot silently shadow each other::
+
+    LABELERS: Registry[type[Labeler]] = Registry("labeller")
+
+    @LABELERS.register("toy")
+    class ToyLabeler: ...
+
+This module imports nothing of the project.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from core.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class DuplicateRegistrationError(ValueError):
+    """A name was registered twice in one registry."""
+
+
+class Registry(Generic[T]):
+    """A name -> object mapping filled by :meth:`register`; lookups of unknown names raise ConfigError."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator: register the decorated object under ``name`` (a second registration raises)."""
+        if not name or not isinstance(name, str):
+            raise ValueError(f"a {self.kind} needs a non-empty name")
+
+        def deco(obj: T) -> T:
+            self.add(name, obj)
+            return obj
+
+        return deco
+
+    def add(self, name: str, obj: T) -> None:
+        """Register ``obj`` under ``name``; raises DuplicateRegistrationError when the name is taken."""
+        if name in self._items:
+            raise DuplicateRegistrationError(f"{self.kind} {name!r} is already registered ({self._items[name]!r})")
+        self._items[name] = obj
+
+    def remove(self, name: str) -> None:
+        """Forget ``name`` (test clean-up); unknown names are ignored."""
+        self._items.pop(name, None)
+
+    def get(self, name: str) -> T:
+        """The object registered as ``name``; ConfigError naming the registered ones otherwise."""
+        try:
+            return self._items[name]
+        except KeyError:
+            raise ConfigError(f"unknown {self.kind} {name!r}; registered: {', '.join(self.names())}") from None
+
+    def names(self) -> list[str]:
+        """Registered names, sorted."""
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, name: str) -> T:
+        return self._items[name]
+
+    def items(self) -> list[tuple[str, T]]:
+        """(name, object) pairs, sorted by name."""
+        return sorted(self._items.items())
