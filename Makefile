@@ -27,13 +27,14 @@ run: setup
 	$(BIN)/battery-discovery run
 
 test: setup
+	$(BIN)/lint-imports
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow and not e2e"
 
 lint: setup
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 bench: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/round.py

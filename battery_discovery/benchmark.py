@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from battery_discovery.replay import parse_target
+from loop.targets import parse_target
 
 #: Surrogate settings of replay campaigns unless ``BenchmarkConfig.surrogate`` overrides them: every label
 #: trains (no validation hold-out: with 100-400 labels a 20 % hold-out costs data and its best-epoch choice is
@@ -93,8 +93,10 @@ def loop_parameters(bench: BenchmarkConfig, strategy: str, seed: int) -> dict[st
     objectives, constraints = objectives_from_target(bench.target)
     return {
         "campaign": campaign_name(strategy, seed),
-        "mode": "replay",
+        "source": "pool",
+        "labeler": "replay",
         "targets": parse_target(bench.target).names,
+        "final_model": False,  # the results read the labels found, never the model after the last round
         "rounds": bench.rounds,
         "batch_size": bench.batch,
         "replay": {
@@ -102,7 +104,6 @@ def loop_parameters(bench: BenchmarkConfig, strategy: str, seed: int) -> dict[st
             "target": bench.target,
             "initial": bench.initial,
             "seed": seed,
-            "final_model": False,  # the results read the labels found, never the model after the last round
         },
         "surrogate": {**bench.effective_surrogate(), "seed": seed},
         "acquisition": {
@@ -140,7 +141,7 @@ def run_campaign(
     import contextlib
     import threading
 
-    from battery_discovery.config import build_config
+    from loop.plan import build_config
     from flows.discovery_loop import discovery_loop
     from store import open_store
 

@@ -26,7 +26,7 @@ app.add_typer(store_app, name="store")
 from surrogates.cli import app as models_app  # noqa: E402  (train, evaluate, predict: property models)
 
 app.add_typer(models_app)
-from ingest.cli import data_app  # noqa: E402
+from battery_discovery.data_cli import data_app  # noqa: E402
 
 app.add_typer(data_app, name="data")
 # Wide enough for the tables when piped (rich would fall back to 80 columns).
@@ -69,7 +69,7 @@ def run(
     CHGNet in round 0, then three rounds of substitution → MEGNet ensemble → qUCB → CHGNet relaxation.
     Re-running the same campaign resumes it: completed rounds are skipped.
     """
-    from battery_discovery.config import build_config, load_config
+    from loop.plan import build_config, build_plan, load_config
 
     overrides: dict[str, Any] = {
         k: v
@@ -88,13 +88,11 @@ def run(
         from acquisition.config import load_acquisition_config
 
         acquisition = load_acquisition_config(acquisition_config)
-        acquisition.check_outcomes(cfg.targets)  # the outcomes the loop predicts
+        acquisition.check_outcomes(build_plan(cfg).targets)  # the outcomes the loop predicts
         cfg = build_config({**cfg.model_dump(), "acquisition": acquisition.model_dump()})
     if strategy:
         cfg = build_config({**cfg.model_dump(), "acquisition": {**cfg.acquisition.model_dump(), "strategy": strategy}})
-    from battery_discovery.pipeline import check_seeds
-
-    check_seeds(cfg)  # fail fast, before Prefect starts, on a bad seed file
+    build_plan(cfg).source.check()  # fail fast, before Prefect starts, on a bad seed file
     from store import open_store
 
     open_store(cfg.store_uri, cfg.database)  # fail fast on an unreachable store
@@ -103,7 +101,7 @@ def run(
 
     console.print(
         f"[bold]discovery-loop[/] campaign [cyan]{cfg.campaign}[/]: {cfg.rounds} rounds x {cfg.batch_size} "
-        f"candidates, strategy {cfg.acquisition.strategy}, oracle {cfg.oracle.potential}, store {cfg.store_uri}"
+        f"candidates, strategy {cfg.acquisition.strategy}, labeller {cfg.labeler} ({cfg.oracle.relax.potential}), store {cfg.store_uri}"
     )
     result = discovery_loop(**{name: getattr(cfg, name) for name in type(cfg).model_fields})
     _print_summary(result, cfg.store_uri, cfg.database, cfg.campaign)
@@ -326,7 +324,7 @@ def benchmark(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from battery_discovery.benchmark import BenchmarkConfig, loop_parameters, plot_curves, run_benchmark, summary_rows
-    from battery_discovery.config import build_config
+    from loop.plan import build_config
 
     names = tuple(s.strip() for s in strategies.split(",") if s.strip())
     knobs = {"n_members": members, "epochs": epochs, "warm_start_epochs": warm_epochs}
@@ -377,7 +375,8 @@ def show_config(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Validate this YAML file and print it.")] = None,
 ) -> None:
     """Print the full configuration (defaults, or a file after validation) as YAML."""
-    from battery_discovery.config import LoopConfig, dump_config, load_config
+    from loop.config import LoopConfig, dump_config
+    from loop.plan import load_config
 
     print(dump_config(load_config(config) if config else LoopConfig()), end="")
 

@@ -38,7 +38,7 @@ def main() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from battery_discovery.config import LoopConfig
+    from loop.config import LoopConfig
     from flows.discovery_loop import discovery_loop
     from store import open_store
 

@@ -1,16 +1,19 @@
-"""Candidate generation: seeds, data-mined ionic substitution, ion exchange, filters, fingerprints."""
+"""Candidate generation: seeds, registered generators (data-mined substitution, ion exchange) and filters."""
 
+import generation.substitution  # noqa: F401  (registers the built-in generators)
+from generation.base import Candidate, Generator, run_generators
 from generation.config import GenerateConfig
-from generation.fingerprint import coarse_fingerprint, deduplicate
+from generation.registry import GENERATORS
 from generation.seeds import DEFAULT_SEEDS, load_seeds
-from generation.substitution import Candidate, generate_candidates
+from generation.substitution import generate_candidates
 
 __all__ = [
     "DEFAULT_SEEDS",
+    "GENERATORS",
     "Candidate",
     "GenerateConfig",
-    "coarse_fingerprint",
-    "deduplicate",
+    "Generator",
     "generate_candidates",
     "load_seeds",
+    "run_generators",
 ]

@@ -55,6 +55,13 @@ class GenerateConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    generators: tuple[str, ...] = Field(
+        ("substitution",),
+        min_length=1,
+        description="Registered generators run each round, in order (see `generation.registry`); "
+        "'substitution' is ion exchange plus data-mined substitution.",
+    )
+
     substitution_threshold: float = Field(
         1e-3,
         gt=0.0,

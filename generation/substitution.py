@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal
 
 from pymatgen.analysis.bond_valence import BVAnalyzer
 from pymatgen.analysis.structure_prediction.substitution_probability import SubstitutionPredictor
 from pymatgen.analysis.structure_prediction.volume_predictor import RLSVolumePredictor
 from pymatgen.core import Element, Species, Structure
 
+from generation.base import Candidate
 from generation.config import GenerateConfig
-
-
-@dataclass(frozen=True, kw_only=True)
-class Candidate:
-    """A generated structure with its lineage."""
-
-    structure: Structure
-    parent: str
-    kind: Literal["substitution", "ion_exchange"]
-    substitutions: dict[str, str] = field(default_factory=dict)  # old species -> new species
-    probability: float = 1.0
+from generation.registry import GENERATORS
 
 
 @lru_cache(maxsize=8)
@@ -168,3 +157,12 @@ def generate_candidates(
         pool.extend(c for c in substitute(structure, name, config) if passes_filters(c.structure, config))
     pool.sort(key=lambda c: (c.kind != "ion_exchange", -c.probability, c.structure.composition.reduced_formula))
     return pool if limit <= 0 else pool[:limit]
+
+
+@GENERATORS.register("substitution")
+class SubstitutionGenerator:
+    """Li<->Na ion exchange and data-mined ionic substitution (Hautier et al. 2011) of each parent."""
+
+    def generate(self, parents: Sequence[tuple[str, Structure]], config: GenerateConfig) -> list[Candidate]:
+        """Every filtered candidate, ion exchange first, then by substitution probability."""
+        return generate_candidates(parents, config, limit=0)

@@ -250,9 +250,9 @@ def _deduplicate(
     progress: bool,
 ) -> set[int]:
     """Indices (into ``survivors``) to drop; adjusts the first copy's labels for ``conflicts='mean'``."""
-    from pymatgen.analysis.structure_matcher import StructureMatcher
+    from structures.identity import matcher as project_matcher
 
-    matcher = StructureMatcher(ltol=0.2, stol=0.3, angle_tol=5, primitive_cell=True, scale=cfg.match_scale)
+    matcher = project_matcher(scale=cfg.match_scale)
 
     by_formula: dict[str, list[int]] = defaultdict(list)
     for k, (_, row, structure, comp) in enumerate(survivors):

@@ -28,17 +28,20 @@ def seed_store(dataset: Dataset, store, *, campaign: str, limit: int | None = No
     written again. ``labels`` carries the record's properties (units in ``dataset.properties``), ``parent``
     is ``<dataset name>:<record id>``. ``limit`` caps the number of new candidates (None: all).
     """
-    from battery_discovery.config import build_config
-    from battery_discovery.pipeline import register_structures
+    from core.errors import ConfigError
+    from store.candidates import check_campaign_name, register_structures
 
-    config = build_config({"campaign": campaign})  # ConfigError (one line) on a bad campaign name
+    try:
+        check_campaign_name(campaign)
+    except ValueError as exc:
+        raise ConfigError(f"invalid config value for campaign: {exc}") from None
     with_structure = [r for r in dataset.records if r.structure is not None]
     items = [
         (r.structure, {"source": "dataset", "parent": f"{dataset.name}:{r.id}", "labels": dict(r.labels)})
         for r in with_structure
     ]
     cap = len(items) if limit is None else max(0, int(limit))
-    ids, new_ids = register_structures(store, config, 0, items, limit=cap)
+    ids, new_ids = register_structures(store, campaign=campaign, round_index=0, items=items, limit=cap)
     written = set(new_ids)
     existing = sum(1 for cid in ids if cid and cid not in written)
     return SeedResult(

@@ -58,8 +58,9 @@ class CandidateDoc(_Doc):
     chemsys: str = Field(description="Chemical system, e.g. 'Li-O'.")
     n_sites: int = Field(description="Sites in the cell.")
     structure: dict[str, Any] = Field(description="pymatgen Structure.as_dict() (Å).")
-    source: Literal["seed", "substitution", "ion_exchange", "dataset"] = Field(
-        description="How it was made ('dataset': a labelled entry of a public data set, see ingest.seed_store)."
+    source: str = Field(
+        description="How it was made: 'seed', a generator's kind ('substitution', 'ion_exchange', ...) or "
+        "'dataset' (a labelled entry of a public data set, see ingest.seed_store)."
     )
     labels: dict[str, float] = Field(
         default_factory=dict,
@@ -71,6 +72,26 @@ class CandidateDoc(_Doc):
     probability: float = Field(1.0, description="Data-mined substitution probability (dimensionless).")
     status: Literal["generated", "acquired", "evaluated", "failed"] = Field("generated")
     provenance: Provenance
+
+    @classmethod
+    def from_structure(
+        cls, structure: Any, *, cid: str, fingerprint: str, provenance: Provenance, **source: Any
+    ) -> CandidateDoc:
+        """The document of a pymatgen ``structure`` stored as ``cid``; ``source`` fills source, parent, labels, ...."""
+        comp = structure.composition
+        elements = sorted(el.symbol for el in comp.elements)
+        return cls(
+            _id=cid,
+            campaign=provenance.campaign,
+            fingerprint=fingerprint,
+            formula=comp.reduced_formula,
+            elements=elements,
+            chemsys="-".join(elements),
+            n_sites=len(structure),
+            structure=structure.as_dict(),
+            provenance=provenance,
+            **source,
+        )
 
 
 class EvaluationDoc(_Doc):
@@ -127,6 +148,63 @@ class EvaluationDoc(_Doc):
     max_steps: int = Field(description="Optimizer step limit (0: single point).")
     elapsed_s: float = Field(description="Wall time of the evaluation (s).")
     provenance: Provenance
+
+    @classmethod
+    def for_candidate(
+        cls, candidate: CandidateDoc, *, oracle_key: str, provenance: Provenance, **fields: Any
+    ) -> EvaluationDoc:
+        """The evaluation of ``candidate`` by the labeller ``oracle_key`` (id ``<candidate id>:<key>``)."""
+        return cls(
+            _id=f"{candidate.id}:{oracle_key}",
+            candidate_id=candidate.id,
+            campaign=candidate.campaign,
+            oracle_key=oracle_key,
+            elements=candidate.elements,
+            provenance=provenance,
+            **{"formula": candidate.formula, **fields},
+        )
+
+    @classmethod
+    def from_relaxation(
+        cls,
+        candidate: CandidateDoc,
+        fields: dict[str, Any],
+        *,
+        oracle_key: str,
+        provenance: Provenance,
+    ) -> EvaluationDoc:
+        """From the fields of a relaxation (``oracle.labelling.relaxation_fields``: energies in eV and
+        eV/atom, forces eV/Å, status and reason)."""
+        return cls.for_candidate(candidate, oracle_key=oracle_key, provenance=provenance, **fields)
+
+    @classmethod
+    def from_known_labels(
+        cls,
+        candidate: CandidateDoc,
+        labels: dict[str, float],
+        missing: list[str],
+        n_targets: int,
+        *,
+        oracle_key: str,
+        provenance: Provenance,
+        source: str,
+    ) -> EvaluationDoc:
+        """A replayed evaluation: the candidate's known ``labels`` revealed (its structure counts as relaxed);
+        failed when none of the ``n_targets`` targets has a label."""
+        return cls.for_candidate(
+            candidate,
+            oracle_key=oracle_key,
+            provenance=provenance,
+            status="failed" if len(missing) == n_targets else "converged",
+            reason=f"no label for {', '.join(missing)} in the pool" if missing else "",
+            labels=labels,
+            relaxed_structure=candidate.structure,
+            potential="replay",
+            potential_version=source,
+            fmax=0.0,
+            max_steps=0,
+            elapsed_s=0.0,
+        )
 
 
 class BatchEntry(BaseModel):

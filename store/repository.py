@@ -165,7 +165,7 @@ class CandidateStore:
         # a projected find, not count_documents: on the embedded server (nx-27017 0.8.1) count_documents
         # scans every document of the collection (12-15 s at 57,000 candidates) while this uses the
         # campaign index (0.2 s); a real mongod is fast either way
-        generated = {"$in": ["substitution", "ion_exchange"]}
+        generated = {"$nin": ["seed", "dataset"]}  # any generator's kind
         flt = {"campaign": campaign, "provenance.round": round_index, "source": generated}
         return sum(1 for _ in self.candidates.find(flt, {"_id": 1}))
 

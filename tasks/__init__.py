@@ -1,4 +1,4 @@
-"""Prefect tasks: thin wrappers of the stages in :mod:`battery_discovery.pipeline`.
+"""Prefect tasks: thin wrappers of the stages in :mod:`loop.stages`.
 
 Each task takes (config, plain inputs), opens the store from ``config.store_uri`` and calls the
 library; nothing here does science.
@@ -12,7 +12,7 @@ from tasks.stages import (
     evaluate_task,
     generate_task,
     predict_task,
-    prepare_references_task,
+    prepare_task,
     record_timings_task,
     relax_chunk_task,
     retrain_task,
@@ -28,7 +28,7 @@ __all__ = [
     "evaluate_task",
     "generate_task",
     "predict_task",
-    "prepare_references_task",
+    "prepare_task",
     "record_timings_task",
     "relax_chunk_task",
     "retrain_task",

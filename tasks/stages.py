@@ -1,12 +1,22 @@
-"""One Prefect task per stage of a round."""
+"""One Prefect task per stage of a round: thin functions of (config, inputs) that open the store, build the
+campaign's roles and call the stage. Tasks that only write idempotently get ``retries``."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from battery_discovery import pipeline
-from battery_discovery.config import LoopConfig
+from loop.config import LoopConfig
+from loop.plan import LoopPlan, build_plan
+from loop.roles import GenerateOutput, RoundContext
+from loop.stages.acquire import AcquireOutput, acquire_stage
+from loop.stages.bookkeeping import begin_round, complete_round, record_batch, record_timings
+from loop.stages.evaluate import EvaluateOutput, evaluate_stage, prepare_stage
+from loop.stages.predict import PredictOutput, predict_stage
+from loop.stages.retrain import RetrainOutput, retrain_stage
+from loop.stages.transport import TransportOutput, transport_stage
 from store import open_store as store_open
 from store.documents import BatchEntry, RoundDoc
 from store.repository import CandidateStore
@@ -17,7 +27,14 @@ def open_store(config: LoopConfig) -> CandidateStore:
     return store_open(config.store_uri, config.database)
 
 
-_OPTS = {"cache_policy": NO_CACHE, "persist_result": False}
+def _round(config: LoopConfig, round_index: int) -> tuple[LoopPlan, RoundContext]:
+    plan = build_plan(config)
+    return plan, plan.context(open_store(config), round_index)
+
+
+_OPTS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+#: Idempotent tasks (a re-run writes nothing twice and skips finished work): retried once after a short wait.
+_RETRY: dict[str, Any] = {**_OPTS, "retries": 1, "retry_delay_seconds": 2}
 
 
 @task(name="check-store", **_OPTS)
@@ -26,26 +43,27 @@ def check_store_task(config: LoopConfig) -> dict[str, int]:
     return open_store(config).counts()
 
 
-@task(name="begin-round", **_OPTS)
+@task(name="begin-round", **_RETRY)
 def begin_round_task(config: LoopConfig, round_index: int) -> RoundDoc:
     """Create or resume the round document."""
-    return pipeline.begin_round(open_store(config), config, round_index)
+    _, ctx = _round(config, round_index)
+    return begin_round(ctx, config.model_dump(mode="json"))
 
 
-@task(name="seed", **_OPTS)
+@task(name="seed", **_RETRY)
 def seed_task(config: LoopConfig) -> list[BatchEntry]:
-    """Round 0: store the seeds and record them as the round's batch."""
-    store = open_store(config)
-    ids = pipeline.seed_stage(store, config)
-    entries = pipeline.record_batch(store, config, 0, ids)
-    get_run_logger().info("round 0: %d seed structures", len(entries))
+    """Round 0: write the source's initial candidates and record them as the round's batch."""
+    plan, ctx = _round(config, 0)
+    entries = record_batch(ctx, plan.source.seed(ctx), config.model_dump(mode="json"))
+    get_run_logger().info("round 0: %d initial candidates", len(entries))
     return entries
 
 
-@task(name="generate", **_OPTS)
-def generate_task(config: LoopConfig, round_index: int) -> pipeline.GenerateOutput:
-    """Generate candidates by substitution and ion exchange."""
-    out = pipeline.generate_stage(open_store(config), config, round_index)
+@task(name="generate", **_RETRY)
+def generate_task(config: LoopConfig, round_index: int) -> GenerateOutput:
+    """New candidates from the campaign's source."""
+    plan, ctx = _round(config, round_index)
+    out = plan.source.generate(ctx, plan.labeler)
     get_run_logger().info(
         "round %d · generate: %d candidates from %d parents, %d new",
         round_index,
@@ -57,45 +75,44 @@ def generate_task(config: LoopConfig, round_index: int) -> pipeline.GenerateOutp
 
 
 @task(name="predict", **_OPTS)
-def predict_task(config: LoopConfig, round_index: int) -> pipeline.PredictOutput:
+def predict_task(config: LoopConfig, round_index: int) -> PredictOutput:
     """Ensemble predictions for the pool."""
-    out = pipeline.predict_stage(open_store(config), config, round_index)
+    plan, ctx = _round(config, round_index)
+    out = predict_stage(ctx, fixed_pool=plan.source.fixed_pool)
     get_run_logger().info(
         "round %d · predict: %d candidates with model %s", round_index, len(out.pool_ids), out.model_version
     )
     return out
 
 
-@task(name="acquire", **_OPTS)
-def acquire_task(config: LoopConfig, round_index: int, prediction: pipeline.PredictOutput) -> pipeline.AcquireOutput:
+@task(name="acquire", **_RETRY)
+def acquire_task(config: LoopConfig, round_index: int, prediction: PredictOutput) -> AcquireOutput:
     """Choose the batch."""
-    out = pipeline.acquire_stage(open_store(config), config, round_index, prediction)
+    _, ctx = _round(config, round_index)
+    out = acquire_stage(config.acquisition, ctx, prediction, batch_size=config.batch_size)
     get_run_logger().info(
         "round %d · acquire (%s): %s", round_index, out.strategy, ", ".join(e.formula for e in out.entries)
     )
     return out
 
 
-@task(name="oracle", **_OPTS)
+@task(name="oracle", **_RETRY)
 def evaluate_task(
-    config: LoopConfig,
-    round_index: int,
-    candidate_ids: list[str],
-    model_version: str | None,
-    seeds: bool,
-) -> pipeline.EvaluateOutput:
-    """Relax the batch with the pretrained potential; each result is stored as it finishes."""
+    config: LoopConfig, round_index: int, candidate_ids: list[str], model_version: str | None, seeds: bool
+) -> EvaluateOutput:
+    """Label the batch; each result is stored as it finishes (a retry skips the stored ones)."""
+    plan, ctx = _round(config, round_index)
     logger = get_run_logger()
 
     def progress(done: int, total: int, formula: str) -> None:
         logger.info("round %d · oracle %d/%d: %s", round_index, done + 1, total, formula)
 
-    out = pipeline.evaluate_stage(
-        open_store(config),
-        config,
-        round_index,
+    out = evaluate_stage(
+        plan.labeler,
+        ctx,
         candidate_ids,
         model_version=model_version,
+        acquisition=None if seeds else config.acquisition.model_dump(),
         seeds=seeds,
         progress=progress,
     )
@@ -104,10 +121,39 @@ def evaluate_task(
     return out
 
 
-@task(name="md", **_OPTS)
-def transport_task(config: LoopConfig, round_index: int) -> pipeline.TransportOutput:
+@task(name="prepare-labeller", **_RETRY)
+def prepare_task(config: LoopConfig, round_index: int, candidate_ids: list[str]) -> None:
+    """The labeller's shared set-up (e.g. elemental references), once before the shares run."""
+    plan, ctx = _round(config, round_index)
+    prepare_stage(plan.labeler, ctx, candidate_ids)
+
+
+@task(name="relax", task_run_name="relax-{chunk}", **_RETRY)
+def relax_chunk_task(
+    config: LoopConfig, round_index: int, chunk: str, candidate_ids: list[str], model_version: str | None, seeds: bool
+) -> EvaluateOutput:
+    """Label a share of the batch and store each result (the unit of work a Dask worker takes).
+
+    ``chunk`` only names the task run (``relax-<k>of<n>``).
+    """
+    plan, ctx = _round(config, round_index)
+    return evaluate_stage(
+        plan.labeler,
+        ctx,
+        candidate_ids,
+        model_version=model_version,
+        acquisition=None if seeds else config.acquisition.model_dump(),
+        seeds=seeds,
+    )
+
+
+@task(name="md", **_RETRY)
+def transport_task(config: LoopConfig, round_index: int) -> TransportOutput:
     """Molecular dynamics (Li/Na diffusivity) for the top candidates, when ``oracle.md.enabled``."""
-    out = pipeline.transport_stage(open_store(config), config, round_index)
+    plan, ctx = _round(config, round_index)
+    if plan.md is None:
+        return TransportOutput(results={}, elapsed_s=0.0)
+    out = transport_stage(plan.md, ctx, potential=config.oracle.relax.potential)
     logger = get_run_logger()
     for key, value in out.results.items():
         shown = f"log10 sigma = {value:.2f} S/cm" if value is not None else "failed"
@@ -116,56 +162,42 @@ def transport_task(config: LoopConfig, round_index: int) -> pipeline.TransportOu
 
 
 @task(name="retrain", **_OPTS)
-def retrain_task(config: LoopConfig, round_index: int) -> pipeline.RetrainOutput:
-    """Retrain the ensemble on all labels."""
-    out = pipeline.retrain_stage(open_store(config), config, round_index)
+def retrain_task(config: LoopConfig, round_index: int) -> RetrainOutput:
+    """Retrain the ensembles on all labels (none for the random strategy, which never reads them, nor after
+    the last round without ``final_model``)."""
+    _, ctx = _round(config, round_index)
+    train = config.acquisition.strategy != "random" and (config.final_model or round_index < config.rounds)
+    out = retrain_stage(config.surrogate, ctx, train=train)
     get_run_logger().info(
         "round %d · retrain: %s on %d labels %s", round_index, out.model_version, out.n_train, out.metrics
     )
     return out
 
 
-@task(name="complete-round", **_OPTS)
+@task(name="complete-round", **_RETRY)
 def complete_round_task(
     config: LoopConfig,
     round_index: int,
     n_generated: int,
-    evaluation: pipeline.EvaluateOutput,
-    retrain: pipeline.RetrainOutput,
+    evaluation: EvaluateOutput,
+    retrain: RetrainOutput,
     timings: dict[str, float],
 ) -> RoundDoc:
-    """Write the round's results and mark it completed."""
-    return pipeline.complete_round(
-        open_store(config),
-        config,
-        round_index,
+    """The labeller's end-of-round analysis; write the round's results and mark it completed."""
+    plan, ctx = _round(config, round_index)
+    return complete_round(
+        plan.labeler,
+        ctx,
         n_generated=n_generated,
         evaluation=evaluation,
         retrain=retrain,
         timings=timings,
+        config=config.model_dump(mode="json"),
     )
 
 
-@task(name="record-timings", **_OPTS)
+@task(name="record-timings", **_RETRY)
 def record_timings_task(config: LoopConfig, round_index: int, timings: dict[str, float]) -> RoundDoc:
     """Store the round's wall times per stage (s)."""
-    return pipeline.record_timings(open_store(config), config, round_index, timings)
-
-
-@task(name="prepare-references", **_OPTS)
-def prepare_references_task(config: LoopConfig, candidate_ids: list[str]) -> list[str]:
-    """Compute (or read from the cache) the elemental references the batch needs."""
-    return pipeline.prepare_references(open_store(config), config, candidate_ids)
-
-
-@task(name="relax", task_run_name="relax-{chunk}", **_OPTS)
-def relax_chunk_task(
-    config: LoopConfig, round_index: int, chunk: str, candidate_ids: list[str], model_version: str | None, seeds: bool
-) -> pipeline.EvaluateOutput:
-    """Relax a share of the batch (in lockstep batches) and store each result (the unit of work a Dask worker takes).
-
-    ``chunk`` only names the task run (``relax-<k>of<n>``).
-    """
-    return pipeline.evaluate_stage(
-        open_store(config), config, round_index, candidate_ids, model_version=model_version, seeds=seeds
-    )
+    _, ctx = _round(config, round_index)
+    return record_timings(ctx, timings)

@@ -11,7 +11,7 @@ from pymatgen.core import Structure
 from battery_discovery.config import LoopConfig
 from core import __version__
 from flows.discovery_loop import discovery_loop, discovery_round
-from generation.fingerprint import same_structure
+from structures.identity import same_structure
 from store import open_store
 
 pytestmark = pytest.mark.slow

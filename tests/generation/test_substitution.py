@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pymatgen.core import Lattice, Structure
 
-from generation import GenerateConfig, deduplicate, generate_candidates, load_seeds
-from generation.fingerprint import coarse_fingerprint, same_structure
+from generation import GenerateConfig, generate_candidates, load_seeds
+from structures.identity import coarse_fingerprint, deduplicate, same_structure
 from generation.substitution import decorate, has_reasonable_distances, is_charge_balanced, substitute
 
 

@@ -1,6 +1,5 @@
-"""Replay (benchmark) mode: the loop runs on a labelled pool and the oracle reveals known labels.
+"""Target expressions: which labelled entries count as discoveries.
 
-Everything else - store, surrogate retraining, acquisition, Prefect flows - is the discovery loop's.
 A *target expression* such as ``"ind_gap >= 1.5 and heat_all <= 0.5"`` says which pool entries count
 as discoveries; it is parsed once into comparisons and evaluated safely (no ``eval``).
 """
@@ -13,7 +12,6 @@ import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _OPS: dict[type, Callable[[float, float], bool]] = {
     ast.Lt: operator.lt,
@@ -93,28 +91,3 @@ def _number(node: ast.expr) -> float | None:
         inner = _number(node.operand)
         return -inner if inner is not None else None
     return None
-
-
-class ReplayConfig(BaseModel):
-    """Knobs of replay mode (``LoopConfig.mode == "replay"``)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    pool: str = Field("", description="Labelled pool as an ingest spec, e.g. 'perov5:../shared/data/perov_5/val.csv'.")
-    target: str = Field(
-        "", description="Which pool entries are discoveries, e.g. 'ind_gap >= 1.5 and heat_all <= 0.5' (label units)."
-    )
-    initial: int = Field(100, ge=1, description="Entries labelled at random in round 0 (the initial training set).")
-    seed: int = Field(0, ge=0, description="Seed of the initial draw (the same draw for every strategy).")
-    final_model: bool = Field(
-        True,
-        description="Train a model after the last round too (no round of the campaign reads it; the replay "
-        "benchmark switches it off, which saves the largest retrain of each campaign).",
-    )
-
-    @field_validator("target")
-    @classmethod
-    def _parses(cls, value: str) -> str:
-        if value:
-            parse_target(value)
-        return value

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from battery_discovery import pipeline
-from battery_discovery.config import LoopConfig
+from loop.config import LoopConfig
+from loop.stages.evaluate import chunk_ids
+from loop.stages.predict import PredictOutput
+from loop.stages.retrain import RetrainOutput
+from loop.testing import StageRunner
 from oracle.testing import register_toy_potential, unregister_toy_potential
 from store import open_store
 from store.connection import close_all
@@ -31,7 +34,7 @@ def config(toy: None) -> LoopConfig:
         batch_size=2,
         candidates_per_round=5,
         seeds=("pymatgen:Li2O", "pymatgen:Li2O2"),
-        oracle={"potential": "toy", "fmax": 0.1, "max_steps": 30, "reference_source": "auto"},
+        oracle={"relax": {"potential": "toy", "fmax": 0.1, "max_steps": 30}, "reference_source": "auto"},
         store_uri="mongomock://pipeline",
     )
 
@@ -43,46 +46,44 @@ def store(config: LoopConfig) -> Iterator[CandidateStore]:
 
 
 def test_seed_generate_acquire_evaluate_resume(store: CandidateStore, config: LoopConfig) -> None:
-    ids = pipeline.seed_stage(store, config)
-    assert len(ids) == 2 and pipeline.seed_stage(store, config) == ids
-    entries = pipeline.record_batch(store, config, 0, ids)
+    ids = StageRunner(store, config).seed()
+    assert len(ids) == 2 and StageRunner(store, config).seed() == ids
+    entries = StageRunner(store, config).record_batch(0, ids)
     assert [e.formula for e in entries] == ["Li2O", "Li2O2"]
-    ev = pipeline.evaluate_stage(store, config, 0, ids, seeds=True)
+    ev = StageRunner(store, config).evaluate(0, ids, seeds=True)
     assert ev.n_computed == 2 and set(ev.status) == set(ids)
     assert all(np.isfinite(v) for v in ev.formation_energy.values())
     # seeds are labelled by a single point unless relax_seeds
     assert all(d["n_steps"] == 0 and d["max_steps"] == 0 for d in store.evaluations.find())
-    assert pipeline.evaluate_stage(store, config, 0, ids, seeds=True).n_computed == 0  # resumed, not redone
+    assert StageRunner(store, config).evaluate(0, ids, seeds=True).n_computed == 0  # resumed, not redone
 
-    gen = pipeline.generate_stage(store, config, 1)
+    gen = StageRunner(store, config).generate(1)
     assert 1 <= len(gen.new_ids) <= config.candidates_per_round
     new = store.get_candidates(gen.new_ids)
     assert all({"Li", "Na"} & set(c.elements) for c in new)
-    assert pipeline.generate_stage(store, config, 1).new_ids == []  # re-run adds nothing
+    assert StageRunner(store, config).generate(1).new_ids == []  # re-run adds nothing
 
-    pred = pipeline.predict_stage(store, config, 1)
+    pred = StageRunner(store, config).predict(1)
     assert pred.model_version is None and pred.members == [] and set(pred.pool_ids) == set(gen.new_ids)
-    acq = pipeline.acquire_stage(store, config, 1, pred)
+    acq = StageRunner(store, config).acquire(1, pred)
     assert acq.strategy == "random" and len(acq.entries) == min(2, len(gen.new_ids))
-    again = pipeline.acquire_stage(store, config, 1, pred)
+    again = StageRunner(store, config).acquire(1, pred)
     assert again.strategy == "resumed" and again.entries == acq.entries
 
     batch = [e.candidate_id for e in acq.entries]
     # a crash after the first relaxation: the re-run keeps that result and computes only the rest
-    first = pipeline.evaluate_stage(store, config, 1, batch[:1])
+    first = StageRunner(store, config).evaluate(1, batch[:1])
     kept = store.evaluations.find_one({"candidate_id": batch[0]})
-    ev1 = pipeline.evaluate_stage(store, config, 1, batch)
+    ev1 = StageRunner(store, config).evaluate(1, batch)
     assert first.n_computed == 1 and ev1.n_computed == len(batch) - 1
     assert store.evaluations.find_one({"candidate_id": batch[0]}) == kept
     assert set(ev1.status) == set(batch)
     assert store.evaluations.count_documents({}) == 2 + len(batch)
-    doc = pipeline.complete_round(
-        store,
-        config,
+    doc = StageRunner(store, config).complete(
         1,
         n_generated=len(gen.new_ids),
         evaluation=ev1,
-        retrain=pipeline.RetrainOutput(model_version=None),
+        retrain=RetrainOutput(model_version=None),
         timings={"oracle": ev1.elapsed_s},
     )
     assert doc.status == "completed" and doc.n_evaluated == len(batch)
@@ -94,15 +95,15 @@ def test_seed_generate_acquire_evaluate_resume(store: CandidateStore, config: Lo
 
 
 def test_acquire_uses_the_ensemble_when_there_is_one(store: CandidateStore, config: LoopConfig) -> None:
-    pipeline.seed_stage(store, config)
-    gen = pipeline.generate_stage(store, config, 1)
+    StageRunner(store, config).seed()
+    gen = StageRunner(store, config).generate(1)
     pool = [c.id for c in store.pending_candidates(config.campaign)]
     assert len(pool) >= 2
     members = np.zeros((3, len(pool)))
     members[:, 1] = -5.0  # candidate 1 is predicted far more stable
-    pred = pipeline.PredictOutput(pool_ids=pool, members=members.tolist(), model_version="m", elapsed_s=0.0)
+    pred = PredictOutput(pool_ids=pool, members=members.tolist(), model_version="m", elapsed_s=0.0)
     cfg = config.model_copy(update={"acquisition": config.acquisition.model_copy(update={"strategy": "greedy"})})
-    acq = pipeline.acquire_stage(store, cfg, 1, pred)
+    acq = StageRunner(store, cfg).acquire(1, pred)
     assert acq.entries[0].candidate_id == pool[1] and acq.entries[0].mean == -5.0
     assert store.get_round("unit", 1).prediction_model == "m"
     assert gen.n_parents == 2
@@ -112,9 +113,9 @@ def test_a_failing_candidate_is_recorded_and_the_rest_go_on(store: CandidateStor
     good = Structure(Lattice.cubic(4.2), ["Li", "F"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     bad = Structure(Lattice.cubic(4.2), ["Li", "F"], [[0, 0, 0], [0.05, 0, 0]])  # 0.2 Å apart
     items = [(good, {"source": "seed", "parent": "good"}), (bad, {"source": "seed", "parent": "bad"})]
-    ids, new = pipeline.register_structures(store, config, 0, items, limit=5)
+    ids, new = StageRunner(store, config).register(0, items, limit=5)
     assert ids == new and len(ids) == 2
-    ev = pipeline.evaluate_stage(store, config, 0, ids)
+    ev = StageRunner(store, config).evaluate(0, ids)
     assert ev.status[ids[1]] == "failed" and ev.status[ids[0]] != "failed"
     failed = store.evaluations.find_one({"candidate_id": ids[1]})
     assert "close" in failed["reason"] or "distance" in failed["reason"]
@@ -122,11 +123,11 @@ def test_a_failing_candidate_is_recorded_and_the_rest_go_on(store: CandidateStor
 
 
 def test_campaigns_do_not_share_pools(store: CandidateStore, config: LoopConfig) -> None:
-    pipeline.seed_stage(store, config)
+    StageRunner(store, config).seed()
     other = config.model_copy(update={"campaign": "other"})
-    ids_other = pipeline.seed_stage(store, other)
+    ids_other = StageRunner(store, other).seed()
     assert all(i.startswith("other-") for i in ids_other)
-    pipeline.generate_stage(store, config, 1)
+    StageRunner(store, config).generate(1)
     assert store.pending_candidates("other") == [] or all(
         c.campaign == "other" for c in store.pending_candidates("other")
     )
@@ -135,8 +136,8 @@ def test_campaigns_do_not_share_pools(store: CandidateStore, config: LoopConfig)
 
 def test_generation_keeps_finding_new_candidates(store: CandidateStore, config: LoopConfig) -> None:
     """The per-round cap applies after de-duplication, so later rounds are not starved."""
-    pipeline.seed_stage(store, config)
-    sizes = [len(pipeline.generate_stage(store, config, r).new_ids) for r in (1, 2)]
+    StageRunner(store, config).seed()
+    sizes = [len(StageRunner(store, config).generate(r).new_ids) for r in (1, 2)]
     assert sizes[0] == config.candidates_per_round
     assert sizes[1] >= 1
 
@@ -146,16 +147,14 @@ def test_missing_reference_fails_the_round_without_storing(store: CandidateStore
 
     li2s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.7), ["S", "Li"], [[0, 0, 0], [0.25, 0.25, 0.25]])
     cfg = config.model_copy(update={"oracle": config.oracle.model_copy(update={"reference_source": "ase"})})
-    ids, _ = pipeline.register_structures(store, cfg, 0, [(li2s, {"source": "seed", "parent": "Li2S"})], limit=1)
+    ids, _ = StageRunner(store, cfg).register(0, [(li2s, {"source": "seed", "parent": "Li2S"})], limit=1)
     with pytest.raises(ConfigError, match="S"):  # ASE has no reference state for S and source is 'ase'
-        pipeline.evaluate_stage(store, cfg, 0, ids, seeds=True)
+        StageRunner(store, cfg).evaluate(0, ids, seeds=True)
     assert store.evaluations.count_documents({}) == 0
     assert store.get_candidates(ids)[0].status == "generated"
 
 
 def test_chunk_ids_gives_every_worker_a_share_and_respects_the_batch_size() -> None:
-    from battery_discovery.pipeline import chunk_ids
-
     ids = [f"c{i}" for i in range(10)]
     assert chunk_ids(ids, workers=2, batch_size=8) == [ids[0::2], ids[1::2]]
     assert chunk_ids(ids, workers=2, batch_size=3) == [ids[0::4], ids[1::4], ids[2::4], ids[3::4]]
@@ -175,13 +174,13 @@ def test_transport_stage_runs_md_on_the_top_labels_once(store: CandidateStore, c
             )
         }
     )
-    ids = pipeline.seed_stage(store, cfg)
-    pipeline.evaluate_stage(store, cfg, 0, ids, seeds=True)
-    pipeline.update_hull(store, cfg)
-    out = pipeline.transport_stage(store, cfg, 0)
+    ids = StageRunner(store, cfg).seed()
+    StageRunner(store, cfg).evaluate(0, ids, seeds=True)
+    StageRunner(store, cfg).finish(0)
+    out = StageRunner(store, cfg).transport(0)
     assert len(out.results) == 1
     (key,) = out.results
     doc = store.evaluations.find_one({"_id": key})
     assert doc["transport"]["status"] == "ok" and doc["transport"]["ion"] == "Li" and doc["transport"]["round"] == 0
-    assert pipeline.transport_stage(store, cfg, 1).results == {}  # done once, not again
-    assert pipeline.transport_stage(store, config, 1).results == {}  # disabled by default
+    assert StageRunner(store, cfg).transport(1).results == {}  # done once, not again
+    assert StageRunner(store, config).transport(1).results == {}  # disabled by default

@@ -1,15 +1,29 @@
-"""Structure identity: a coarse hash for indexing, StructureMatcher for the final word."""
+"""Structure identity: a coarse hash for indexing, StructureMatcher for the final word.
+
+One place for the matcher tolerances: the loop's de-duplication (generated candidates, replay pools,
+labelled seeds) and data-set cleaning all use :func:`matcher`.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from collections.abc import Iterable, Sequence
 
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-_MATCHER = StructureMatcher(ltol=0.2, stol=0.3, angle_tol=5, primitive_cell=True, scale=True)
+#: StructureMatcher tolerances: fractional length 0.2, site 0.3 (of the average free length per atom),
+#: angle 5 degrees, compared as primitive cells.
+MATCHER_SETTINGS: dict[str, float | bool] = {"ltol": 0.2, "stol": 0.3, "angle_tol": 5, "primitive_cell": True}
+
+
+@lru_cache(maxsize=2)
+def matcher(scale: bool = True) -> StructureMatcher:
+    """The project's StructureMatcher; ``scale`` compares volume-scaled cells (True everywhere but where a
+    data set's cleaning is told to compare cells as given)."""
+    return StructureMatcher(**MATCHER_SETTINGS, scale=scale)  # type: ignore[arg-type]
 
 
 def spacegroup_number(structure: Structure, symprec: float = 0.1) -> int:
@@ -34,7 +48,7 @@ def same_structure(a: Structure, b: Structure) -> bool:
     """True when pymatgen's StructureMatcher finds the two equivalent (volume scaled)."""
     if a.composition.reduced_formula != b.composition.reduced_formula:
         return False
-    return bool(_MATCHER.fit(a, b))
+    return bool(matcher().fit(a, b))
 
 
 def deduplicate(structures: Sequence[Structure], known: Iterable[Structure] = ()) -> list[int]:

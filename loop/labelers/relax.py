@@ -1,0 +1,179 @@
+"""The ``relax`` labeller: relaxation with a pretrained potential, formation energy and convex hull.
+
+The science is in :mod:`oracle` (pure functions of values); this module reads candidates, calls it and
+writes each result to the store as soon as it exists.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pymatgen.core import Structure
+
+from core.threads import torch_threads
+from loop.config import LoopConfig
+from loop.registry import LABELERS
+from loop.roles import Progress, RoundContext
+from oracle.config import OracleConfig
+from store.documents import BatchEntry, CandidateDoc, EvaluationDoc, Provenance, RoundDoc
+
+
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    return "" if value is None else format(value, spec)
+
+
+@LABELERS.register("relax")
+@dataclass(frozen=True, kw_only=True)
+class RelaxLabeler:
+    """Relax (or single-point, for seeds) with ``oracle.relax.potential``; label the formation energy (eV/atom)
+    on the MP-compatible scale; after each round, the energy above hull of every label of the campaign."""
+
+    name: ClassVar[str] = "relax"
+    targets: ClassVar[tuple[str, ...]] = ("formation_energy_per_atom",)
+
+    oracle: OracleConfig
+
+    @classmethod
+    def from_config(cls, config: LoopConfig) -> RelaxLabeler:
+        """The labeller of ``config`` (its ``oracle`` section)."""
+        return cls(oracle=config.oracle)
+
+    @property
+    def key(self) -> str:
+        """:meth:`oracle.config.OracleConfig.key`: a hash of every setting that can change a result."""
+        return self.oracle.key()
+
+    def label(
+        self,
+        ctx: RoundContext,
+        candidates: list[CandidateDoc],
+        *,
+        seeds: bool,
+        provenance: Provenance,
+        progress: Progress | None = None,
+    ) -> int:
+        """Relax ``candidates`` in lockstep batches of ``oracle.batch_size`` (one batched potential call per
+        step); each result is corrected onto the MP scale where the potential allows it, turned into a
+        formation energy and stored as soon as it exists."""
+        from oracle import get_potential, relax_many
+        from oracle.labelling import elemental_energies, relaxation_fields
+
+        if not candidates:
+            return 0
+        potential = get_potential(self.oracle.relax.potential)
+        # a missing reference is a set-up problem, not a property of the material: fail the round
+        # before any result is written, so nothing is stored as a permanent failure
+        references, _ = elemental_energies(
+            self.oracle, {el for c in candidates for el in c.elements}, num_threads=ctx.num_threads
+        )
+        provenance = provenance.model_copy(update={"oracle": potential.name, "oracle_version": potential.version})
+        stored = 0
+
+        def store_result(i: int, result: Any) -> None:
+            nonlocal stored
+            cand = candidates[i]
+            fields = relaxation_fields(
+                result,
+                Structure.from_dict(result.relaxed_structure or cand.structure),
+                formula=cand.formula,
+                references=references,
+                energy_scale=potential.energy_scale,
+                correction=self.oracle.energy_correction,
+            )
+            ctx.store.put_evaluation(
+                EvaluationDoc.from_relaxation(cand, fields, oracle_key=self.key, provenance=provenance)
+            )
+            stored += 1
+            if progress is not None:
+                progress(stored - 1, len(candidates), cand.formula)
+
+        with torch_threads(ctx.num_threads):
+            relax_many(
+                [Structure.from_dict(c.structure) for c in candidates],
+                self.oracle.relax_config(seeds=seeds),
+                batch_size=self.oracle.batch_size,
+                on_result=store_result,
+            )
+        return stored
+
+    def prepare(self, ctx: RoundContext, candidates: list[CandidateDoc]) -> None:
+        """Compute (or read from the cache) the elemental references of ``candidates`` once, before workers
+        relax shares of the batch in parallel."""
+        from oracle.labelling import elemental_energies
+
+        elemental_energies(self.oracle, {el for c in candidates for el in c.elements}, num_threads=ctx.num_threads)
+
+    def finish_round(self, ctx: RoundContext) -> dict[str, Any]:
+        """Recompute the energy above hull (eV/atom) and decomposition of every label of the campaign.
+
+        The hull of each chemical system holds the elemental references (same potential), all the campaign's
+        labelled structures in it and, when allowed, MP's competing phases; a phase found in a later round
+        can raise the value of an earlier one, hence the recomputation. No round metrics.
+        """
+        from oracle.hull import hull_energies
+        from oracle.labelling import competing_phase_entries, elemental_energies
+
+        usable = [e for e in ctx.store.labelled(ctx.campaign, self.key) if e.energy_per_atom is not None]
+        if not usable:
+            return {}
+        _, energies = elemental_energies(
+            self.oracle, {el for e in usable for el in e.elements}, num_threads=ctx.num_threads
+        )
+        entries = [
+            (
+                e.id,
+                e.formula,
+                e.corrected_energy_per_atom if e.corrected_energy_per_atom is not None else e.energy_per_atom,
+            )
+            for e in usable
+        ]
+        phases = competing_phase_entries(self.oracle, [e.elements for e in usable])
+        for key, res in hull_energies(entries, energies, phases).items():
+            ctx.store.set_hull(key, res.e_above_hull, res.decomposition)
+        return {}
+
+    def best(self, ctx: RoundContext, n: int = 5) -> list[dict[str, Any]]:
+        """The ``n`` lowest formation energies (formula, id, eV/atom)."""
+        labelled = sorted(ctx.store.labelled(ctx.campaign, self.key), key=lambda e: e.formation_energy_per_atom)
+        return [
+            {
+                "candidate_id": e.candidate_id,
+                "formula": e.formula,
+                "formation_energy_per_atom": e.formation_energy_per_atom,
+            }
+            for e in labelled[:n]
+        ]
+
+    def parent_rank(self, ctx: RoundContext) -> list[tuple[str, dict[str, Any]]]:
+        """Relaxed structures by formation energy, lowest first."""
+        labelled = [e for e in ctx.store.labelled(ctx.campaign, self.key) if e.relaxed_structure]
+        labelled.sort(key=lambda e: e.formation_energy_per_atom)
+        return [(e.candidate_id, e.relaxed_structure) for e in labelled]  # type: ignore[misc]
+
+    def batch_row(self, entry: BatchEntry, targets: tuple[str, ...]) -> dict[str, Any]:
+        """Formula, id, sites, predicted formation energy and spread, acquisition value, oracle result."""
+        return {
+            "formula": entry.formula,
+            "candidate_id": entry.candidate_id,
+            "n_sites": entry.n_sites,
+            "predicted_mean_eV_per_atom": _fmt(entry.mean),
+            "predicted_std_eV_per_atom": _fmt(entry.std),
+            "acquisition_value": _fmt(entry.acquisition_value, ".4g"),
+            "oracle_status": entry.status,
+            "formation_energy_eV_per_atom": _fmt(entry.formation_energy_per_atom),
+        }
+
+    def best_markdown(self, doc: RoundDoc, targets: tuple[str, ...]) -> str:
+        """The lowest formation energies so far."""
+        rows = "\n".join(
+            f"| {b['formula']} | {b['candidate_id']} | {b['formation_energy_per_atom']:.3f} |" for b in doc.best
+        )
+        return f"""## Lowest formation energies so far (eV/atom)
+| formula | id | formation energy |
+| --- | --- | --- |
+{rows}
+"""
+
+

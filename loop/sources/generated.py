@@ -1,0 +1,76 @@
+"""The ``generated`` source: seeds in round 0, then candidates generated from parents every round."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+from pymatgen.core import Structure
+
+from generation import GENERATORS, GenerateConfig, load_seeds, run_generators
+from loop.config import LoopConfig
+from loop.registry import SOURCES
+from loop.roles import GenerateOutput, Labeler, RoundContext
+from store.candidates import register_structures
+
+
+@SOURCES.register("generated")
+@dataclass(frozen=True, kw_only=True)
+class GeneratedSource:
+    """Seeds (round 0), then the registered generators of ``generate.generators`` applied to the seeds and
+    the ``generate.parents_per_round`` best labelled structures (the labeller ranks them)."""
+
+    name: ClassVar[str] = "generated"
+    fixed_pool: ClassVar[bool] = False
+
+    seeds: tuple[str, ...]
+    generate_config: GenerateConfig
+    candidates_per_round: int
+
+    @classmethod
+    def from_config(cls, config: LoopConfig) -> GeneratedSource:
+        """The source of ``config``; ConfigError for an unknown generator."""
+        for name in config.generate.generators:
+            GENERATORS.get(name)  # one clear line for a typo, before any round starts
+        return cls(
+            seeds=config.seeds, generate_config=config.generate, candidates_per_round=config.candidates_per_round
+        )
+
+    def check(self) -> int:
+        """Load and check the seeds without writing anything; returns how many there are."""
+        return len(load_seeds(self.seeds))
+
+    def seed(self, ctx: RoundContext) -> list[str]:
+        """Store the seed structures as candidates; returns their ids (input order, each once)."""
+        items = [(s.structure, {"source": "seed", "parent": s.name}) for s in load_seeds(self.seeds)]
+        ids, _ = register_structures(
+            ctx.store, campaign=ctx.campaign, round_index=0, items=items, limit=len(items)
+        )
+        return list(dict.fromkeys(ids))  # two seed files with one structure count once
+
+    def generate(self, ctx: RoundContext, labeler: Labeler) -> GenerateOutput:
+        """Derive candidates from the seeds and the best labelled structures; store the new ones."""
+        start = time.perf_counter()
+        parents = [(s.name, s.structure) for s in load_seeds(self.seeds)]
+        seed_ids = {c.id for c in ctx.store.find_seeds(ctx.campaign)}
+        ranked = [(cid, structure) for cid, structure in labeler.parent_rank(ctx) if cid not in seed_ids]
+        parents += [(cid, Structure.from_dict(s)) for cid, s in ranked[: self.generate_config.parents_per_round]]
+        candidates = run_generators(self.generate_config.generators, parents, self.generate_config)
+        items = [
+            (
+                c.structure,
+                {"source": c.kind, "parent": c.parent, "substitutions": c.substitutions, "probability": c.probability},
+            )
+            for c in candidates
+        ]
+        # the cap is per round: a re-run of a crashed round tops up to it, never past it
+        room = max(0, self.candidates_per_round - ctx.store.count_generated(ctx.campaign, ctx.round_index))
+        _, new_ids = register_structures(
+            ctx.store, campaign=ctx.campaign, round_index=ctx.round_index, items=items, limit=room
+        )
+        return GenerateOutput(
+            n_candidates=len(candidates), new_ids=new_ids, n_parents=len(parents), elapsed_s=time.perf_counter() - start
+        )
+
+

@@ -1,0 +1,97 @@
+"""Round state in the store: begin (or resume) a round, record its batch, complete it, record timings."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from core import __version__
+from loop.roles import Labeler, RoundContext
+from loop.stages.evaluate import EvaluateOutput
+from loop.stages.retrain import RetrainOutput
+from store.documents import BatchEntry, RoundDoc, utcnow
+
+
+def begin_round(ctx: RoundContext, config: dict[str, Any]) -> RoundDoc:
+    """The round's document: the existing one when resuming, else a new 'running' one holding ``config``
+    (the campaign's config as JSON)."""
+    existing = ctx.store.get_round(ctx.campaign, ctx.round_index)
+    if existing is not None:
+        return existing
+    doc = RoundDoc(
+        _id=f"{ctx.campaign}:{ctx.round_index}",
+        campaign=ctx.campaign,
+        round=ctx.round_index,
+        config=config,
+        code_version=__version__,
+    )
+    ctx.store.save_round(doc)
+    return doc
+
+
+def record_batch(ctx: RoundContext, ids: list[str], config: dict[str, Any]) -> list[BatchEntry]:
+    """Record ``ids`` as the round's batch without a model (round 0); a batch already recorded is kept."""
+    doc = begin_round(ctx, config)
+    if doc.acquired:
+        return doc.acquired
+    entries = [BatchEntry(candidate_id=c.id, formula=c.formula, n_sites=c.n_sites) for c in ctx.store.get_candidates(ids)]
+    ctx.store.save_round(doc.model_copy(update={"acquired": entries, "n_pool": len(entries)}))
+    return entries
+
+
+def complete_round(
+    labeler: Labeler,
+    ctx: RoundContext,
+    *,
+    n_generated: int,
+    evaluation: EvaluateOutput,
+    retrain: RetrainOutput,
+    timings: dict[str, float],
+    config: dict[str, Any],
+) -> RoundDoc:
+    """Run the labeller's end-of-round analysis, fill in results, metrics and timings, mark the round completed.
+
+    ``timings['store']`` of the returned document records how long this took (s).
+    """
+    start = time.perf_counter()
+    store = ctx.store
+    metrics = labeler.finish_round(ctx)
+    doc = store.get_round(ctx.campaign, ctx.round_index) or begin_round(ctx, config)
+    entries = [
+        e.model_copy(
+            update={
+                "status": evaluation.status.get(e.candidate_id, e.status),
+                "formation_energy_per_atom": evaluation.formation_energy.get(e.candidate_id),
+            }
+        )
+        for e in doc.acquired
+    ]
+    statuses = list(evaluation.status.values())
+    doc = doc.model_copy(
+        update={
+            "status": "completed",
+            "completed_at": utcnow(),
+            "acquired": entries,
+            "n_generated": max(n_generated, store.count_generated(ctx.campaign, ctx.round_index)),
+            "n_evaluated": len(statuses),
+            "n_failed": sum(s == "failed" for s in statuses),
+            "trained_model": retrain.model_version,
+            "model_metrics": retrain.metrics,
+            "timings": dict(timings),
+            "best": labeler.best(ctx),
+            "metrics": metrics,
+        }
+    )
+    store.save_round(doc)
+    doc.timings["store"] = time.perf_counter() - start
+    return doc
+
+
+def record_timings(ctx: RoundContext, timings: dict[str, float]) -> RoundDoc:
+    """Replace the round's timings (s per stage, plus total and orchestration overhead)."""
+    doc = ctx.store.get_round(ctx.campaign, ctx.round_index)
+    if doc is None:
+        raise ValueError(f"round {ctx.round_index} of {ctx.campaign!r} does not exist")
+    doc = doc.model_copy(update={"timings": dict(timings)})
+    ctx.store.save_round(doc)
+    return doc

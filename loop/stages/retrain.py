@@ -1,0 +1,99 @@
+"""Retrain: one ensemble per target on every label so far, registered as ``<campaign>-r<round>``."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pymatgen.core import Structure
+
+from core.errors import ModelNotFoundError
+from core.threads import torch_threads
+from loop.labels import training_data
+from loop.roles import RoundContext
+from surrogates.config import EnsembleConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrainOutput:
+    """The model trained at the end of a round (None when nothing was trained)."""
+
+    model_version: str | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    n_train: int = 0
+    elapsed_s: float = 0.0
+
+
+def _previous_ensembles(surrogate: EnsembleConfig, ctx: RoundContext) -> list[Any]:
+    """The ensembles of the campaign's newest model before this round (empty when none or unreadable)."""
+    from surrogates.registry import load_ensembles
+
+    if not surrogate.warm_start:
+        return []
+    model = ctx.store.latest_model(ctx.campaign, before_round=ctx.round_index)
+    if model is None:
+        return []
+    try:
+        return load_ensembles(model, ctx.targets)
+    except (ModelNotFoundError, OSError, ValueError):
+        return []
+
+
+def retrain_stage(surrogate: EnsembleConfig, ctx: RoundContext, *, train: bool = True) -> RetrainOutput:
+    """Train one ensemble per target on every label so far and register them as ``<campaign>-r<round>``.
+
+    A re-run of a finished round keeps the model registered then. Nothing is trained when ``train`` is
+    False (a strategy that never reads predictions, or after the last round when no round will read it)
+    or with fewer than two labels of a target.
+    """
+    from surrogates import GNNEnsemble
+    from surrogates.registry import loop_model_complete, register_loop_model
+
+    start = time.perf_counter()
+    version = f"{ctx.campaign}-r{ctx.round_index}"
+    existing = ctx.store.get_model(version)
+    if existing is not None and loop_model_complete(existing, ctx.targets):
+        # a re-run of a finished round keeps the model later rounds were predicted with
+        return RetrainOutput(
+            model_version=version, metrics=existing.metrics, n_train=existing.n_train, elapsed_s=time.perf_counter() - start
+        )
+    if not train:
+        return RetrainOutput(model_version=None, n_train=0, elapsed_s=time.perf_counter() - start)
+    labelled, values = training_data(ctx)
+    counts = np.isfinite(values).sum(axis=0) if len(labelled) else np.zeros(len(ctx.targets))
+    if len(labelled) < 2 or counts.min() < 2:
+        return RetrainOutput(model_version=None, n_train=len(labelled), elapsed_s=time.perf_counter() - start)
+    structures = [Structure.from_dict(e.relaxed_structure) for e in labelled]  # type: ignore[arg-type]
+    previous = _previous_ensembles(surrogate, ctx)  # warm start (surrogate.warm_start)
+    ensembles: dict[str, Any] = {}
+    for j, target in enumerate(ctx.targets):
+        rows = np.flatnonzero(np.isfinite(values[:, j]))
+        with torch_threads(ctx.num_threads):
+            ensemble = GNNEnsemble.fit(
+                [structures[i] for i in rows],
+                values[rows, j].tolist(),
+                config=surrogate,
+                property_name=target,
+                version=version,
+                init_from=previous[j] if previous else None,
+            )
+        metrics = {k: v for k, v in ensemble.metrics.items() if isinstance(v, int | float | str | bool | list)}
+        if not all(math.isfinite(v) for v in metrics.values() if isinstance(v, float)):
+            raise ModelNotFoundError(f"training {version} ({target}) diverged (non-finite metrics {metrics})")
+        ensembles[target] = ensemble
+    doc = register_loop_model(
+        ctx.store,
+        version=version,
+        campaign=ctx.campaign,
+        round_index=ctx.round_index,
+        database=ctx.database,
+        ensembles=ensembles,
+        config=surrogate,
+        n_train=len(labelled),
+    )
+    return RetrainOutput(
+        model_version=version, metrics=doc.metrics, n_train=len(labelled), elapsed_s=time.perf_counter() - start
+    )
