@@ -141,8 +141,8 @@ def run_campaign(
     import contextlib
     import threading
 
-    from loop.plan import build_config
     from flows.discovery_loop import discovery_loop
+    from loop.plan import build_config
     from store import open_store
 
     store = open_store(bench.store_uri, bench.database())

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from oracle.config import OracleConfig
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from acquisition.config import AcquisitionConfig
@@ -19,7 +20,6 @@ from core.errors import ConfigError
 from core.validation import describe_validation_error
 from generation.config import GenerateConfig
 from loop.targets import parse_target
-from oracle.config import OracleConfig
 from store.candidates import check_campaign_name
 from surrogates.config import EnsembleConfig
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import loop.labelers  # noqa: F401  (registers the built-in labellers)
+import loop.labelers
 import loop.sources  # noqa: F401  (registers the built-in sources)
 from core.errors import ConfigError
 from loop.config import LoopConfig, read_config_file, validate_config

@@ -39,7 +39,9 @@ class StageRunner:
         """The round's context."""
         return self.plan.context(self.store, round_index)
 
-    def register(self, round_index: int, items: list[tuple[Any, dict[str, Any]]], limit: int) -> tuple[list[str], list[str]]:
+    def register(
+        self, round_index: int, items: list[tuple[Any, dict[str, Any]]], limit: int
+    ) -> tuple[list[str], list[str]]:
         """:func:`store.candidates.register_structures` for this campaign."""
         return register_structures(
             self.store, campaign=self.config.campaign, round_index=round_index, items=items, limit=limit
@@ -63,7 +65,9 @@ class StageRunner:
 
     def acquire(self, round_index: int, prediction: PredictOutput) -> AcquireOutput:
         """The round's batch."""
-        return acquire_stage(self.config.acquisition, self.ctx(round_index), prediction, batch_size=self.config.batch_size)
+        return acquire_stage(
+            self.config.acquisition, self.ctx(round_index), prediction, batch_size=self.config.batch_size
+        )
 
     def evaluate(
         self, round_index: int, ids: list[str], *, seeds: bool = False, progress: Progress | None = None

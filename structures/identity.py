@@ -7,8 +7,8 @@ labelled seeds) and data-set cleaning all use :func:`matcher`.
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure

@@ -68,3 +68,15 @@ def cli(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
         return 0
 
     return run
+
+
+@pytest.fixture
+def pool(tmp_path: Path, shared_data: Path) -> str:
+    """60 perov_5 entries: all 12 gapped ones among the first 400 rows plus metals (an ingest spec)."""
+    import pandas as pd
+
+    df = pd.read_csv(shared_data / "perov_5" / "val.csv", nrows=400)
+    sub = pd.concat([df[df.ind_gap > 0].head(12), df[df.ind_gap == 0].head(48)])
+    path = tmp_path / "pool.csv"
+    sub.to_csv(path, index=False)
+    return f"perov5:{path}"

@@ -6,17 +6,16 @@ writes each result to the store as soon as it exists.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from oracle.config import OracleConfig
 from pymatgen.core import Structure
 
 from core.threads import torch_threads
 from loop.config import LoopConfig
 from loop.registry import LABELERS
 from loop.roles import Progress, RoundContext
-from oracle.config import OracleConfig
 from store.documents import BatchEntry, CandidateDoc, EvaluationDoc, Provenance, RoundDoc
 
 
@@ -57,8 +56,9 @@ class RelaxLabeler:
         """Relax ``candidates`` in lockstep batches of ``oracle.batch_size`` (one batched potential call per
         step); each result is corrected onto the MP scale where the potential allows it, turned into a
         formation energy and stored as soon as it exists."""
-        from oracle import get_potential, relax_many
         from oracle.labelling import elemental_energies, relaxation_fields
+
+        from oracle import get_potential, relax_many
 
         if not candidates:
             return 0
@@ -112,8 +112,9 @@ class RelaxLabeler:
         labelled structures in it and, when allowed, MP's competing phases; a phase found in a later round
         can raise the value of an earlier one, hence the recomputation. No round metrics.
         """
-        from oracle.hull import hull_energies
         from oracle.labelling import competing_phase_entries, elemental_energies
+
+        from oracle.hull import hull_energies
 
         usable = [e for e in ctx.store.labelled(ctx.campaign, self.key) if e.energy_per_atom is not None]
         if not usable:
@@ -175,5 +176,3 @@ class RelaxLabeler:
 | --- | --- | --- |
 {rows}
 """
-
-

@@ -36,7 +36,9 @@ class ReplayLabeler:
     def from_config(cls, config: LoopConfig) -> ReplayLabeler:
         """The labeller of ``config``; ConfigError without ``replay.pool`` and ``replay.target``."""
         if not config.replay.pool or not config.replay.target:
-            raise ConfigError("the replay labeller needs replay.pool (a data set spec) and replay.target (an expression)")
+            raise ConfigError(
+                "the replay labeller needs replay.pool (a data set spec) and replay.target (an expression)"
+            )
         return cls(pool=config.replay.pool, target=parse_target(config.replay.target))
 
     @property

@@ -44,9 +44,7 @@ class GeneratedSource:
     def seed(self, ctx: RoundContext) -> list[str]:
         """Store the seed structures as candidates; returns their ids (input order, each once)."""
         items = [(s.structure, {"source": "seed", "parent": s.name}) for s in load_seeds(self.seeds)]
-        ids, _ = register_structures(
-            ctx.store, campaign=ctx.campaign, round_index=0, items=items, limit=len(items)
-        )
+        ids, _ = register_structures(ctx.store, campaign=ctx.campaign, round_index=0, items=items, limit=len(items))
         return list(dict.fromkeys(ids))  # two seed files with one structure count once
 
     def generate(self, ctx: RoundContext, labeler: Labeler) -> GenerateOutput:
@@ -72,5 +70,3 @@ class GeneratedSource:
         return GenerateOutput(
             n_candidates=len(candidates), new_ids=new_ids, n_parents=len(parents), elapsed_s=time.perf_counter() - start
         )
-
-

@@ -34,7 +34,9 @@ def record_batch(ctx: RoundContext, ids: list[str], config: dict[str, Any]) -> l
     doc = begin_round(ctx, config)
     if doc.acquired:
         return doc.acquired
-    entries = [BatchEntry(candidate_id=c.id, formula=c.formula, n_sites=c.n_sites) for c in ctx.store.get_candidates(ids)]
+    entries = [
+        BatchEntry(candidate_id=c.id, formula=c.formula, n_sites=c.n_sites) for c in ctx.store.get_candidates(ids)
+    ]
     ctx.store.save_round(doc.model_copy(update={"acquired": entries, "n_pool": len(entries)}))
     return entries
 

@@ -58,7 +58,10 @@ def retrain_stage(surrogate: EnsembleConfig, ctx: RoundContext, *, train: bool =
     if existing is not None and loop_model_complete(existing, ctx.targets):
         # a re-run of a finished round keeps the model later rounds were predicted with
         return RetrainOutput(
-            model_version=version, metrics=existing.metrics, n_train=existing.n_train, elapsed_s=time.perf_counter() - start
+            model_version=version,
+            metrics=existing.metrics,
+            n_train=existing.n_train,
+            elapsed_s=time.perf_counter() - start,
         )
     if not train:
         return RetrainOutput(model_version=None, n_train=0, elapsed_s=time.perf_counter() - start)

@@ -105,7 +105,7 @@ def test_deployment_run_end_to_end(prefect_env: dict[str, str], tmp_path: Path) 
         "candidates_per_round": 5,
         "seeds": ["pymatgen:Li2O"],
         "surrogate": {"n_members": 2, "epochs": 3, "num_threads": 1},
-        "oracle": {"fmax": 0.2, "max_steps": 30},
+        "oracle": {"relax": {"fmax": 0.2, "max_steps": 30}},
         "database": "e2e",
     }
     try:

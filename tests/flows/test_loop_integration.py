@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from pymatgen.core import Structure
 
-from battery_discovery.config import LoopConfig
 from core import __version__
 from flows.discovery_loop import discovery_loop, discovery_round
-from structures.identity import same_structure
+from loop.config import LoopConfig
 from store import open_store
+from structures.identity import same_structure
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ TINY = {
     "candidates_per_round": 10,
     "seeds": ("pymatgen:Li2O", "pymatgen:Li2O2"),
     "surrogate": {"n_members": 2, "epochs": 5, "num_threads": 1},
-    "oracle": {"fmax": 0.2, "max_steps": 40},
+    "oracle": {"relax": {"fmax": 0.2, "max_steps": 40}},
     "store_uri": "embedded",
     "database": "it_loop",
 }

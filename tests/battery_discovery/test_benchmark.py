@@ -1,63 +1,21 @@
-"""Replay mode: target expressions, the replay oracle inside the ordinary stages, the benchmark document."""
+"""The replay benchmark: its settings, its results document, campaigns as flow runs, the command."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
-from battery_discovery import pipeline
 from battery_discovery.benchmark import (
     BenchmarkConfig,
     objectives_from_target,
     random_expectation,
     results_document,
 )
-from battery_discovery.config import LoopConfig, build_config
-from battery_discovery.replay import parse_target
-from core.errors import ConfigError
 from store import open_store
-from store.connection import close_all
-from store.repository import CandidateStore
 
 TARGET = "ind_gap >= 1.5 and heat_all <= 0.5"
-
-
-def test_target_expressions() -> None:
-    t = parse_target(TARGET)
-    assert t.names == ("ind_gap", "heat_all")
-    assert t.holds({"ind_gap": 2.0, "heat_all": 0.1}) and not t.holds({"ind_gap": 1.4, "heat_all": 0.1})
-    assert not t.holds({"ind_gap": 2.0}) and not t.holds({"ind_gap": float("nan"), "heat_all": 0.0})
-    chained = parse_target("1 < ind_gap <= 3 and heat_all < -0.5")
-    assert [(c.name, c.op, c.value) for c in chained.conditions] == [
-        ("ind_gap", ">", 1.0),
-        ("ind_gap", "<=", 3.0),
-        ("heat_all", "<", -0.5),
-    ]
-    for bad, why in [
-        ("ind_gap >=", "not an expression"),
-        ("ind_gap >= 1 or heat_all < 0", "joined by 'and'"),
-        ("ind_gap == 1", "only <, <=, >, >="),
-        ("ind_gap >= heat_all", "label name with a number"),
-        ("__import__('os')", "joined by 'and'"),
-    ]:
-        with pytest.raises(ValueError, match=why):
-            parse_target(bad)
-
-
-def test_replay_config_validation() -> None:
-    cfg = build_config({"mode": "replay", "replay": {"pool": "perov5:x.csv", "target": TARGET}})
-    assert cfg.targets == ("ind_gap", "heat_all") and cfg.oracle_key() == "replay|perov5:x.csv"
-    with pytest.raises(ConfigError, match=r"replay mode needs replay.pool"):
-        build_config({"mode": "replay"})
-    with pytest.raises(ConfigError, match=r"replay.target"):
-        build_config({"mode": "replay", "replay": {"pool": "p", "target": "gap = 1"}})
-    with pytest.raises(ConfigError, match="discovery mode learns targets"):
-        build_config({"targets": ["ind_gap"]})
 
 
 def test_benchmark_document_and_random_expectation() -> None:
@@ -98,68 +56,6 @@ def test_benchmark_settings_name_the_database_and_reach_every_campaign(monkeypat
     assert doc["strategies"]["greedy"]["per_seed"] == [[0, 1, 3], [1, 2, 4]]
     assert doc["strategies"]["greedy"]["wall_s"] == 3.0 and doc["workers"] == 1
     assert doc["strategies"]["greedy"]["enrichment_vs_random"] == pytest.approx(3.5 / 1.5)
-
-
-@pytest.fixture
-def pool(tmp_path: Path, shared_data: Path) -> str:
-    """60 perov_5 entries: all 12 gapped ones among the first 400 rows plus metals."""
-    df = pd.read_csv(shared_data / "perov_5" / "val.csv", nrows=400)
-    sub = pd.concat([df[df.ind_gap > 0].head(12), df[df.ind_gap == 0].head(48)])
-    path = tmp_path / "pool.csv"
-    sub.to_csv(path, index=False)
-    return f"perov5:{path}"
-
-
-@pytest.fixture
-def store() -> Iterator[CandidateStore]:
-    yield open_store("mongomock://replay", "battery_discovery")
-    close_all()
-
-
-@pytest.mark.slow
-def test_replay_round_uses_the_ordinary_stages(pool: str, store: CandidateStore) -> None:
-    cfg = LoopConfig.model_validate(
-        {
-            "campaign": "rp",
-            "mode": "replay",
-            "batch_size": 8,
-            "store_uri": "mongomock://replay",
-            "replay": {"pool": pool, "target": "ind_gap >= 0.5", "initial": 20, "seed": 3},
-            "surrogate": {"n_members": 2, "epochs": 3},
-            "acquisition": {"strategy": "ucb", "objectives": [{"name": "ind_gap", "direction": "max"}]},
-        }
-    )
-    assert cfg.targets == ("ind_gap",)
-    ids = pipeline.seed_stage(store, cfg)
-    assert len(ids) == 20 and pipeline.seed_stage(store, cfg) == ids  # same draw, nothing written twice
-    assert len(store.candidate_ids("rp", "dataset")) == 60
-    pipeline.record_batch(store, cfg, 0, ids)
-    ev = pipeline.evaluate_stage(store, cfg, 0, ids, seeds=True)
-    assert ev.n_computed == 20 and set(ev.status.values()) == {"converged"}
-    docs = list(store.evaluations.find({"campaign": "rp"}))
-    assert all(d["potential"] == "replay" and "ind_gap" in d["labels"] for d in docs)
-    retrain = pipeline.retrain_stage(store, cfg, 0)
-    assert retrain.model_version == "rp-r0" and retrain.n_train == 20
-    done = pipeline.complete_round(store, cfg, 0, n_generated=0, evaluation=ev, retrain=retrain, timings={})
-    truth = pd.read_csv(pool.split(":", 1)[1])
-    assert done.metrics["n_targets_pool"] == int((truth.ind_gap >= 0.5).sum())
-    found0 = done.metrics["n_targets_found"]
-
-    pipeline.begin_round(store, cfg, 1)
-    assert pipeline.generate_stage(store, cfg, 1).new_ids == []  # the pool is the candidate set
-    pred = pipeline.predict_stage(store, cfg, 1)
-    assert np.asarray(pred.members).shape == (2, 40, 1)
-    acq = pipeline.acquire_stage(store, cfg, 1, pred)
-    assert len(acq.entries) == 8 and all("ind_gap" in e.means for e in acq.entries)
-    ev1 = pipeline.evaluate_stage(store, cfg, 1, [e.candidate_id for e in acq.entries])
-    assert ev1.n_computed == 8 and pipeline.evaluate_stage(store, cfg, 1, list(ev1.status)).n_computed == 0
-    retrain1 = pipeline.retrain_stage(store, cfg, 1)
-    done1 = pipeline.complete_round(store, cfg, 1, n_generated=0, evaluation=ev1, retrain=retrain1, timings={})
-    assert done1.metrics["n_labelled"] == 28 and done1.metrics["n_targets_found"] >= found0
-    # the pool's counts come from round 0 (read once), the same as a full count
-    assert {k: done1.metrics[k] for k in ("n_pool", "n_targets_pool")} == {
-        k: pipeline.replay_metrics(store, cfg)[k] for k in ("n_pool", "n_targets_pool")
-    }
 
 
 @pytest.mark.slow

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from battery_discovery.config import LoopConfig, build_config, dump_config, load_config
 from core.errors import ConfigError
+from loop.config import LoopConfig, dump_config
+from loop.plan import build_config, load_config
 
 
 def test_flow_parameters_are_the_config_fields() -> None:
@@ -23,10 +24,12 @@ def test_flow_parameters_are_the_config_fields() -> None:
 
 def test_yaml_round_trip_and_overrides(tmp_path: Path) -> None:
     file = tmp_path / "c.yaml"
-    file.write_text("campaign: olivines\nbatch_size: 8\nacquisition: {strategy: logei}\noracle: {fmax: 0.05}\n")
+    file.write_text(
+        "campaign: olivines\nbatch_size: 8\nacquisition: {strategy: logei}\noracle: {relax: {fmax: 0.05}}\n"
+    )
     cfg = load_config(file, {"rounds": 7})
     assert (cfg.campaign, cfg.batch_size, cfg.rounds) == ("olivines", 8, 7)
-    assert cfg.acquisition.strategy == "logei" and cfg.oracle.fmax == 0.05
+    assert cfg.acquisition.strategy == "logei" and cfg.oracle.relax.fmax == 0.05
     file2 = tmp_path / "d.yaml"
     file2.write_text(dump_config(cfg))
     assert load_config(file2) == cfg
@@ -37,12 +40,16 @@ def test_yaml_round_trip_and_overrides(tmp_path: Path) -> None:
     [
         ({"rounds": -1}, "rounds"),
         ({"acquisition": {"strategy": "magic"}}, "acquisition.strategy"),
-        ({"oracle": {"fmax": 0}}, "oracle.fmax"),
+        ({"oracle": {"relax": {"fmax": 0}}}, "oracle.relax.fmax"),
         ({"generate": {"require_any": ["Xx"]}}, "unknown element"),
         ({"campaign": "Bad Name!"}, "campaign"),
         ({"seeds": []}, "seeds"),
         ({"batch_sise": 3}, "batch_sise"),
-        ({"oracle": {"potential": "magicnet"}}, "unknown potential"),
+        ({"oracle": {"relax": {"potential": "magicnet"}}}, "unknown potential"),
+        ({"labeler": "magic"}, "unknown labeller 'magic'"),
+        ({"source": "magic"}, "unknown candidate source 'magic'"),
+        ({"generate": {"generators": ["magic"]}}, "unknown generator 'magic'"),
+        ({"targets": ["ind_gap"]}, "labeller 'relax' provides targets"),
         ({"acquisition": {"seed": -1}}, "acquisition.seed"),
         ({"database": "a.b"}, "database"),
     ],
@@ -68,8 +75,21 @@ def test_bad_files(tmp_path: Path) -> None:
 
 def test_oracle_key_and_seed_single_point() -> None:
     cfg = LoopConfig()
-    assert cfg.oracle.key() == "chgnet|fmax=0.1|steps=200|cell=1|opt=FIRE|refs=auto|seeds=static|corr=auto"
+    assert cfg.oracle.key().startswith("chgnet|") and cfg.oracle.key() == LoopConfig().oracle.key()
     assert cfg.oracle.relax_config(seeds=True).max_steps == 0
     assert cfg.oracle.relax_config().max_steps == 200
     relaxed = build_config({"oracle": {"relax_seeds": True}})
     assert relaxed.oracle.relax_config(seeds=True).max_steps == 200
+    assert relaxed.oracle.key() != cfg.oracle.key()
+
+
+@pytest.mark.parametrize(
+    "relax", [{"max_force_abort": 20.0}, {"max_volume_change": 0.3}, {"min_distance": 0.4}, {"timeout_s": 60.0}]
+)
+def test_every_relax_setting_is_part_of_the_labeller_key(relax: dict) -> None:
+    """Results computed under other failure checks are not reused (the hand-written key forgot these)."""
+    from loop.plan import build_plan
+
+    default = build_plan(LoopConfig()).labeler.key
+    assert build_plan(build_config({"oracle": {"relax": relax}})).labeler.key != default
+    assert build_plan(build_config({"oracle": {"batch_size": 2}})).labeler.key == default  # speed only

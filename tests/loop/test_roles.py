@@ -1,0 +1,89 @@
+"""Plug-ins: a toy labeller and a toy generator, a class and a decorator each, run a 2-round loop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import pytest
+from pymatgen.core import Structure
+
+from core.registry import DuplicateRegistrationError
+from generation import GENERATORS, Candidate, GenerateConfig
+from loop.labelers.base import SimpleLabeler
+from loop.registry import LABELERS, SOURCES
+from store import open_store
+from store.connection import close_all
+
+
+class Density(SimpleLabeler):  # a toy labeller: the mass density (g/cm³) of the structure as given
+    name = "toy-density"
+    targets = ("density",)
+
+    def compute(self, structure: Structure) -> dict[str, float]:
+        return {"density": float(structure.density)}
+
+
+class Stretch:  # a toy generator: each parent's cell stretched by 3 % and 6 %
+    def generate(self, parents: Sequence[tuple[str, Structure]], config: GenerateConfig) -> list[Candidate]:
+        out = []
+        for name, parent in parents:
+            for strain in (0.03, 0.06):
+                s = parent.copy()
+                s.apply_strain(strain)
+                out.append(Candidate(structure=s, parent=name, kind="stretch", substitutions={}))
+        return out
+
+
+@pytest.fixture
+def plugins() -> Iterator[None]:
+    LABELERS.register("toy-density")(Density)
+    GENERATORS.register("stretch")(Stretch)
+    yield
+    LABELERS.remove("toy-density")
+    GENERATORS.remove("stretch")
+    close_all()
+
+
+def test_registering_a_name_twice_is_an_error(plugins: None) -> None:
+    with pytest.raises(DuplicateRegistrationError, match="toy-density"):
+        LABELERS.register("toy-density")(Density)
+    with pytest.raises(DuplicateRegistrationError, match="relax"):
+        LABELERS.register("relax")(Density)
+    with pytest.raises(DuplicateRegistrationError, match="pool"):
+        SOURCES.register("pool")(object)
+    with pytest.raises(DuplicateRegistrationError, match="substitution"):
+        GENERATORS.register("substitution")(Stretch)
+
+
+@pytest.mark.slow
+def test_a_toy_labeller_and_generator_run_a_two_round_loop(plugins: None, prefect_harness: None) -> None:
+    from flows.discovery_loop import discovery_loop
+
+    params = {
+        "campaign": "toys",
+        "rounds": 2,
+        "batch_size": 2,
+        "candidates_per_round": 4,
+        "seeds": ("pymatgen:Li2O", "pymatgen:LiFePO4"),
+        "labeler": "toy-density",
+        "generate": {"generators": ["stretch"], "require_any": []},
+        "surrogate": {"n_members": 2, "epochs": 3},
+        "acquisition": {"strategy": "greedy"},
+        "store_uri": "mongomock://toys",
+    }
+    result = discovery_loop(**params)
+    assert result["rounds_run"] == [0, 1, 2]
+    store = open_store("mongomock://toys", "battery_discovery")
+    rounds = store.list_rounds("toys")
+    assert [(r.round, r.status, r.n_evaluated) for r in rounds] == [
+        (0, "completed", 2),
+        (1, "completed", 2),
+        (2, "completed", 2),
+    ]
+    assert rounds[1].n_generated >= 2 and rounds[2].prediction_model == "toys-r1"
+    stretched = list(store.candidates.find({"campaign": "toys", "source": "stretch"}))
+    assert stretched and all(c["parent"] for c in stretched)
+    labels = [e["labels"]["density"] for e in store.evaluations.find({"campaign": "toys"})]
+    assert len(labels) == 6 and all(0 < d < 10 for d in labels)
+    assert rounds[-1].best[0]["density"] == min(labels)  # lowest first
+    assert {e["oracle_key"] for e in store.evaluations.find()} == {Density().key}
