@@ -48,13 +48,13 @@ def _cleaning(partial_occupancy: str, ordering: str, dedup: bool) -> CleaningCon
     from pydantic import ValidationError
 
     from core.errors import ConfigError
+    from core.validation import describe_validation_error
     from ingest.report import CleaningConfig
 
     try:
         return CleaningConfig(partial_occupancy=partial_occupancy, ordering=ordering, deduplicate=dedup)  # type: ignore[arg-type]
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise ConfigError(f"invalid cleaning option {err['loc'][0]}: {err['msg']}") from None
+        raise ConfigError(describe_validation_error(exc, what="cleaning option")) from None
 
 
 def _print_dataset(dataset: Dataset, cache_note: str) -> None:

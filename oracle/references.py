@@ -42,6 +42,7 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 from core import paths
 from core.errors import ConfigError, DiscoveryError
+from oracle.formation import formation_energy_per_atom
 from oracle.potentials import DEFAULT_POTENTIAL, get_potential
 from oracle.relax import RelaxConfig, relax_structure
 
@@ -215,12 +216,7 @@ class ElementalReferences:
 
     def formation_energy_per_atom(self, composition: Composition | str, energy_total: float) -> float:
         """(E_total - Σ n_i μ_i) / N for a cell of ``composition`` with total energy ``energy_total`` (eV)."""
-        composition = Composition(composition)
-        n_atoms = composition.num_atoms
-        if n_atoms <= 0:
-            raise DiscoveryError("formation energy of an empty composition")
-        mu = sum(amount * self.energy_per_atom(str(el)) for el, amount in composition.element_composition.items())
-        return float((energy_total - mu) / n_atoms)
+        return formation_energy_per_atom(composition, energy_total, self.energy_per_atom)
 
     def reference(self, element: str | Element | Species) -> ReferenceEnergy:
         """The full reference record for ``element`` (computed once, then cached)."""

@@ -12,7 +12,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 from ase import Atoms
@@ -24,10 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymatgen.core import Element, Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
+from oracle.formation import FormationReferences
 from oracle.potentials import DEFAULT_POTENTIAL, PointEvaluation, Potential, get_potential
-
-if TYPE_CHECKING:
-    from oracle.references import ElementalReferences
 
 _OPTIMIZERS = {"FIRE": FIRE, "BFGS": BFGS}
 
@@ -217,7 +215,7 @@ def _prepare(structure: Structure, config: RelaxConfig) -> Structure | str:
 def relax_batch(
     structures: Sequence[Structure],
     config: RelaxConfig | None = None,
-    references: ElementalReferences | None = None,
+    references: FormationReferences | None = None,
     *,
     potential: Potential | None = None,
     on_result: Callable[[int, RelaxationResult], None] | None = None,
@@ -336,7 +334,7 @@ def relax_batch(
 def _complete(
     job: _Job,
     config: RelaxConfig,
-    references: ElementalReferences | None,
+    references: FormationReferences | None,
     finish: Callable[..., None],
     *,
     converged: bool,
@@ -374,7 +372,7 @@ def _complete(
 def relax_structure(
     structure: Structure,
     config: RelaxConfig | None = None,
-    references: ElementalReferences | None = None,
+    references: FormationReferences | None = None,
     *,
     potential: Potential | None = None,
 ) -> RelaxationResult:
@@ -385,7 +383,7 @@ def relax_structure(
 def relax_many(
     structures: Sequence[Structure],
     config: RelaxConfig | None = None,
-    references: ElementalReferences | None = None,
+    references: FormationReferences | None = None,
     *,
     batch_size: int = 8,
     on_result: Callable[[int, RelaxationResult], None] | None = None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,11 +82,8 @@ def retrain_stage(surrogate: EnsembleConfig, ctx: RoundContext, *, train: bool =
                 version=version,
                 init_from=previous[j] if previous else None,
             )
-        metrics = {k: v for k, v in ensemble.metrics.items() if isinstance(v, int | float | str | bool | list)}
-        if not all(math.isfinite(v) for v in metrics.values() if isinstance(v, float)):
-            raise ModelNotFoundError(f"training {version} ({target}) diverged (non-finite metrics {metrics})")
         ensembles[target] = ensemble
-    doc = register_loop_model(
+    doc = register_loop_model(  # raises ModelNotFoundError when a training diverged (non-finite metrics)
         ctx.store,
         version=version,
         campaign=ctx.campaign,

@@ -1,0 +1,99 @@
+"""The oracle's configuration: a relaxation step plus how its energies become labels.
+
+:class:`OracleConfig` holds a :class:`~oracle.relax.RelaxConfig` as a field (composition, not a
+subclass), and its :meth:`OracleConfig.key` is a hash of every setting that can change a stored result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from oracle.md import MDConfig
+from oracle.relax import RelaxConfig
+
+#: Fields that never change a stored label, left out of :meth:`OracleConfig.key`: ``batch_size`` only
+#: groups structures into lockstep batches (results do not depend on it) and ``md`` results are stored
+#: apart from the relaxation (``EvaluationDoc.transport``), so changing MD settings re-runs MD only.
+NOT_IN_KEY: frozenset[str] = frozenset({"batch_size", "md"})
+
+
+class OracleConfig(BaseModel):
+    """The ``relax`` labeller's settings: the relaxation, how seeds are labelled, energy scale and hull."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    relax: RelaxConfig = Field(
+        default_factory=RelaxConfig,
+        description="The relaxation: potential, convergence (fmax eV/Å, max_steps) and failure checks "
+        "(max_force_abort eV/Å, max_volume_change, min_distance Å, timeout_s s).",
+    )
+    relax_seeds: bool = Field(
+        False,
+        description="Relax the seeds too; False labels them with a single-point energy (seeds are already "
+        "DFT-relaxed, and a 28-40 atom relaxation costs minutes on 2 cores).",
+    )
+    reference_source: Literal["auto", "ase", "mp"] = Field(
+        "auto",
+        description="Elemental references: 'ase' relaxes ASE reference states with the potential; 'mp' takes "
+        "MP GGA/GGA+U energies from the elemental-reference file; 'auto' takes 'mp' when the potential's "
+        "(corrected) energies are on the MP scale (CHGNet) and otherwise relaxes ASE reference states, with "
+        "MP energies for elements ASE has no crystal for (S, P, Mn, ...).",
+    )
+    energy_correction: Literal["auto", "mp2020", "none"] = Field(
+        "auto",
+        description="'auto': add MP2020 corrections to potentials that learned raw GGA/GGA+U energies "
+        "(M3GNet-MP-2021) and none to those that learned corrected ones (CHGNet); 'mp2020': always; 'none': never.",
+    )
+    competing_phases: Literal["auto", "off"] = Field(
+        "auto",
+        description="MP competing phases in the hull: 'auto' fetches them once per chemical system with mp-api "
+        "when MP_API_KEY is set and the energies are on the MP scale (cached under <data home>/cache/mp_phases); "
+        "'off' never.",
+    )
+    batch_size: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="Structures relaxed in lockstep with one batched potential call per optimizer step "
+        "(each keeps its own optimizer; results do not depend on it; memory grows with it).",
+    )
+    md: MDConfig = Field(
+        default_factory=MDConfig,
+        description="Optional molecular dynamics of the top candidates of each round (Li/Na diffusivity).",
+    )
+
+    @field_validator("relax")
+    @classmethod
+    def _known_potential(cls, value: RelaxConfig) -> RelaxConfig:
+        from oracle.potentials import POTENTIALS, parse_spec
+
+        family = parse_spec(value.potential)[0]
+        if family not in POTENTIALS:
+            raise ValueError(f"unknown potential {family!r}; registered: {', '.join(sorted(POTENTIALS))}")
+        return value
+
+    def key(self) -> str:
+        """Identity of this oracle's results: ``<potential>|<12 hex of sha256>`` over every field but
+        :data:`NOT_IN_KEY`, as canonical JSON (sorted keys), so results computed under any other relaxation
+        setting, failure check, reference source, correction or seed treatment are never reused."""
+        settings = self.model_dump(mode="json", exclude=set(NOT_IN_KEY))
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+        return f"{self.relax.potential}|{digest}"
+
+    def resolved_reference_source(self, energy_scale: str) -> Literal["ase", "mp", "auto"]:
+        """The ElementalReferences source for a potential of ``energy_scale`` (see ``reference_source``)."""
+        from oracle.compat import mp_compatible
+
+        if self.reference_source != "auto":
+            return self.reference_source
+        return "mp" if mp_compatible(energy_scale, self.energy_correction) else "auto"
+
+    def relax_config(self, *, seeds: bool = False) -> RelaxConfig:
+        """The RelaxConfig to run: a single point (``max_steps=0``) for seeds unless ``relax_seeds``."""
+        if seeds and not self.relax_seeds:
+            return self.relax.model_copy(update={"max_steps": 0})
+        return self.relax
