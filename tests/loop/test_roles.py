@@ -10,6 +10,7 @@ from pymatgen.core import Structure
 from core.registry import DuplicateRegistrationError
 from generation import GENERATORS, Candidate, GenerateConfig
 from loop.labelers.base import SimpleLabeler
+from loop.plan import build_plan  # noqa: F401  (registers the built-in sources and labellers)
 from loop.registry import LABELERS, SOURCES
 from store import open_store
 from store.connection import close_all
@@ -23,24 +24,24 @@ class Density(SimpleLabeler):  # a toy labeller: the mass density (g/cm³) of th
         return {"density": float(structure.density)}
 
 
-class Stretch:  # a toy generator: each parent's cell stretched by 3 % and 6 %
+class Swap:  # a toy generator: every Li of a parent swapped for K, then for Rb
     def generate(self, parents: Sequence[tuple[str, Structure]], config: GenerateConfig) -> list[Candidate]:
         out = []
         for name, parent in parents:
-            for strain in (0.03, 0.06):
+            for new in ("K", "Rb") if "Li" in parent.symbol_set else ():
                 s = parent.copy()
-                s.apply_strain(strain)
-                out.append(Candidate(structure=s, parent=name, kind="stretch", substitutions={}))
+                s.replace_species({"Li": new})
+                out.append(Candidate(structure=s, parent=name, kind="swap", substitutions={"Li": new}))
         return out
 
 
 @pytest.fixture
 def plugins() -> Iterator[None]:
     LABELERS.register("toy-density")(Density)
-    GENERATORS.register("stretch")(Stretch)
+    GENERATORS.register("swap")(Swap)
     yield
     LABELERS.remove("toy-density")
-    GENERATORS.remove("stretch")
+    GENERATORS.remove("swap")
     close_all()
 
 
@@ -52,7 +53,7 @@ def test_registering_a_name_twice_is_an_error(plugins: None) -> None:
     with pytest.raises(DuplicateRegistrationError, match="pool"):
         SOURCES.register("pool")(object)
     with pytest.raises(DuplicateRegistrationError, match="substitution"):
-        GENERATORS.register("substitution")(Stretch)
+        GENERATORS.register("substitution")(Swap)
 
 
 @pytest.mark.slow
@@ -66,7 +67,7 @@ def test_a_toy_labeller_and_generator_run_a_two_round_loop(plugins: None, prefec
         "candidates_per_round": 4,
         "seeds": ("pymatgen:Li2O", "pymatgen:LiFePO4"),
         "labeler": "toy-density",
-        "generate": {"generators": ["stretch"], "require_any": []},
+        "generate": {"generators": ["swap"], "require_any": []},
         "surrogate": {"n_members": 2, "epochs": 3},
         "acquisition": {"strategy": "greedy"},
         "store_uri": "mongomock://toys",
@@ -81,9 +82,9 @@ def test_a_toy_labeller_and_generator_run_a_two_round_loop(plugins: None, prefec
         (2, "completed", 2),
     ]
     assert rounds[1].n_generated >= 2 and rounds[2].prediction_model == "toys-r1"
-    stretched = list(store.candidates.find({"campaign": "toys", "source": "stretch"}))
-    assert stretched and all(c["parent"] for c in stretched)
+    swapped = list(store.candidates.find({"campaign": "toys", "source": "swap"}))
+    assert len(swapped) == 4 and all(c["parent"].startswith("pymatgen:") for c in swapped)
     labels = [e["labels"]["density"] for e in store.evaluations.find({"campaign": "toys"})]
-    assert len(labels) == 6 and all(0 < d < 10 for d in labels)
+    assert len(labels) == 6 and all(0 < d < 20 for d in labels)
     assert rounds[-1].best[0]["density"] == min(labels)  # lowest first
     assert {e["oracle_key"] for e in store.evaluations.find()} == {Density().key}
