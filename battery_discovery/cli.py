@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 store_app = typer.Typer(help="Manage the embedded MongoDB-compatible store server.", no_args_is_help=True)
 app.add_typer(store_app, name="store")
-from surrogates.cli import app as models_app  # noqa: E402  (train, evaluate, predict: property models)
+from battery_discovery.models_cli import app as models_app  # noqa: E402  (train, evaluate, predict: property models)
 
 app.add_typer(models_app)
 from battery_discovery.data_cli import data_app  # noqa: E402

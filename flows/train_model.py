@@ -1,7 +1,8 @@
 """``train-property-model``: train, evaluate and register a property model as a Prefect flow run.
 
-The same work as ``battery-discovery train``; the run's Artifacts tab holds the metrics table (dummy,
-baseline and ensemble on the held-out split) and the parity, error-histogram and calibration plots.
+The same work as ``battery-discovery train``: both call ``surrogates.property_models.train_and_register``. The
+run's Artifacts tab holds the metrics table (dummy, baseline and ensemble on the held-out split) and the parity,
+error-histogram and calibration plots.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from surrogates.config import EnsembleConfig
 
-#: The ensemble settings ``battery-discovery train`` uses by default.
+#: The flow's default ensemble settings: ``battery-discovery train``'s defaults, except that members train on
+#: bootstrap resamples here (the CLI's ``--bootstrap`` is off by default).
 TRAIN_DEFAULTS = EnsembleConfig(batch_size=64, learning_rate=5e-3, lr_schedule="cosine", epochs=50)
 
 
@@ -47,31 +49,26 @@ def train_task(
     database: str,
 ) -> dict[str, Any]:
     """Load the data, train and evaluate, register; returns id, version, table and plot paths."""
-    from core.paths import subdir
     from store import open_store
-    from surrogates.data import load_property_data
-    from surrogates.registry import check_name, next_version, register_property_model
-    from surrogates.workflow import train_property_model
+    from surrogates.property_models import train_and_register
 
-    check_name(name)
-    store = open_store(store_uri, database)
-    version = next_version(store, name)
-    directory = subdir("models") / "property" / name / f"v{version}"
-    data = load_property_data(dataset, property_name)
-    result = train_property_model(
-        data, config=config, directory=directory, use_gnn=use_gnn, baseline_kind=baseline, seed=seed
-    )
-    model = register_property_model(
-        store,
-        name=name,
-        version=version,
+    trained = train_and_register(
+        open_store(store_uri, database),
         dataset=dataset,
         property_name=property_name,
-        directory=directory,
-        meta=result.meta,
-        n_members=config.n_members,
+        name=name,
+        config=config,
+        database=database,
+        use_gnn=use_gnn,
+        baseline_kind=baseline,
+        seed=seed,
     )
-    return {"model": model, "version": version, "table": result.table, "plots": [str(p) for p in result.plots]}
+    return {
+        "model": trained.model_id,
+        "version": trained.version,
+        "table": trained.result.table,
+        "plots": [str(p) for p in trained.result.plots],
+    }
 
 
 @flow(name="train-property-model", log_prints=True)

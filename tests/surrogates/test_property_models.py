@@ -143,8 +143,8 @@ def test_stacked_megnet_matches_matgl(perov: tuple[list[Structure], np.ndarray])
     from matgl.config import DEFAULT_ELEMENTS
 
     from surrogates.config import EnsembleConfig
-    from surrogates.ensemble import _build_model
     from surrogates.graphs import build_graphs
+    from surrogates.members import build_model
     from surrogates.stacked import StackedMEGNet
 
     graphs = build_graphs(perov[0][:40], 4.0, DEFAULT_ELEMENTS)
@@ -152,7 +152,7 @@ def test_stacked_megnet_matches_matgl(perov: tuple[list[Structure], np.ndarray])
         members = []
         for k in range(3):
             torch.manual_seed(k)
-            members.append(_build_model(EnsembleConfig(hidden_size=size)).eval())
+            members.append(build_model(EnsembleConfig(hidden_size=size)).eval())
         stacked = StackedMEGNet.from_members(members)
         for idx in (np.arange(40), np.array([7])):
             g = graphs.batch(idx)

@@ -1,7 +1,9 @@
 """``battery-discovery train | evaluate | predict``: property models on public data sets.
 
 Merged into the top-level ``battery-discovery`` command (``app.add_typer(models_app)`` in
-battery_discovery/cli.py). Heavy imports (matgl, torch, scikit-learn) happen inside the commands.
+battery_discovery/cli.py). The work is in ``surrogates`` (``surrogates.property_models.train_and_register``,
+``surrogates.workflow``, ``surrogates.registry``); this module parses options and prints. Heavy imports
+(matgl, torch, scikit-learn) happen inside the commands.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from core.errors import ConfigError
+from core.validation import describe_validation_error
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -80,7 +83,7 @@ def train(
     baseline: Annotated[str, typer.Option(help="random_forest or gradient_boosting.")] = "random_forest",
     cache: Annotated[bool, typer.Option(help="Reuse/save preprocessed graphs under the processed/ folder.")] = True,
     out: Annotated[
-        Path | None, typer.Option(help="Model folder (default <data home>/models/property/NAME/vK).")
+        Path | None, typer.Option(help="Model folder (default <data home>/models/<database>/NAME-vK).")
     ] = None,
     store_uri: StoreUri = "embedded",
     database: Database = "battery_discovery",
@@ -97,19 +100,15 @@ def train(
     Example: battery-discovery train --dataset perov5:../shared/data/perov_5/val.csv --property heat_all
     --name perov-heat --ensemble 5
     """
-    from core.paths import subdir
+    from pydantic import ValidationError
+
     from store import open_store
+    from surrogates.config import EnsembleConfig
+    from surrogates.data import PropertyData
+    from surrogates.property_models import train_and_register
 
-    from .config import EnsembleConfig
-    from .data import load_property_data
-    from .registry import check_name, model_id, next_version, register_property_model
-    from .workflow import train_property_model
-
-    check_name(name)
     if architecture not in ("megnet", "m3gnet", "tensornet", "baseline"):
         raise ConfigError(f"architecture must be megnet, m3gnet, tensornet or baseline, not {architecture!r}")
-    if baseline not in ("random_forest", "gradient_boosting"):
-        raise ConfigError(f"baseline must be random_forest or gradient_boosting, not {baseline!r}")
     try:
         config = EnsembleConfig(
             architecture="megnet" if architecture == "baseline" else architecture,  # type: ignore[arg-type]
@@ -126,35 +125,41 @@ def train(
             num_threads=threads,
             lr_schedule="cosine",
         )
-    except ValueError as exc:
-        raise ConfigError(f"invalid option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from exc  # type: ignore[attr-defined]
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, what="option")) from exc
     store = open_store(store_uri, database)
-    version = next_version(store, name)
-    directory = out or subdir("models") / "property" / name / f"v{version}"
-    with console.status(f"loading {dataset} ..."):
-        data = load_property_data(dataset, property_name)
-    console.print(f"[bold]{data.name}[/]: {len(data)} records with {property_name} ({data.unit_description})")
-    if architecture != "baseline" and not data.has_all_structures:
-        n_missing = sum(s is None for s in data.structures)
-        console.print(f"{n_missing} of {len(data)} records have no structure: training the composition baseline only")
     with _progress() as progress:
-        task = progress.add_task("training", total=epochs)
-        result = train_property_model(
-            data,
+        task = progress.add_task(f"loading {dataset} ...", total=None)
+
+        def loaded(data: PropertyData) -> None:
+            console.print(f"[bold]{data.name}[/]: {len(data)} records with {property_name} ({data.unit_description})")
+            if architecture != "baseline" and not data.has_all_structures:
+                n_missing = sum(s is None for s in data.structures)
+                console.print(
+                    f"{n_missing} of {len(data)} records have no structure: training the composition baseline only"
+                )
+            progress.update(task, description="training", total=epochs)
+
+        trained = train_and_register(
+            store,
+            dataset=dataset,
+            property_name=property_name,
+            name=name,
             config=config,
-            directory=Path(directory),
+            database=database,
             use_gnn=architecture != "baseline",
             use_cache=cache,
             baseline_kind=baseline,
             seed=seed,
+            directory=out,
+            on_data=loaded,
             on_stage=lambda msg: progress.update(task, description=msg),
             on_epoch=lambda e, total: progress.update(task, completed=e, total=total, description="training epochs"),
         )
-    meta = result.meta
+    meta = trained.result.meta
     unit = str(meta["unit"]).rsplit("(", 1)[-1].rstrip(")") if "(" in str(meta["unit"]) else ""
-    console.print(
-        _table(result.table, f"{name} v{version}: {property_name} on the {meta['split']['source']} test split", unit)
-    )
+    title = f"{name} v{trained.version}: {property_name} on the {meta['split']['source']} test split"
+    console.print(_table(trained.result.table, title, unit))
     timings = meta["timings"]
     if "ensemble_fit_s" in timings:
         console.print(
@@ -162,17 +167,9 @@ def train(
             f"({'cache hit' if timings.get('graph_cache_hit') else 'built and cached' if cache else 'built'}), "
             f"std scale {meta['std_scale']:.2f}"
         )
-    register_property_model(
-        store,
-        name=name,
-        version=version,
-        dataset=dataset,
-        property_name=property_name,
-        directory=Path(directory),
-        meta=meta,
-        n_members=ensemble,
+    console.print(
+        f"registered [cyan]{trained.model_id}[/] at {trained.directory}; plots in {trained.directory / 'plots'}"
     )
-    console.print(f"registered [cyan]{model_id(name, version)}[/] at {directory}; plots in {Path(directory) / 'plots'}")
 
 
 @app.command()
@@ -192,10 +189,9 @@ def evaluate(
     training data set or on another data set.
     """
     from store import open_store
-
-    from .data import load_property_data
-    from .registry import resolve_model
-    from .workflow import PropertyModel, evaluate_model
+    from surrogates.data import load_property_data
+    from surrogates.registry import resolve_model
+    from surrogates.workflow import PropertyModel, evaluate_model
 
     doc = resolve_model(open_store(store_uri, database), model)
     loaded = PropertyModel.load(doc.path)
@@ -228,10 +224,9 @@ def predict(
     The std is the ensemble spread times the scale fitted on the validation split at training time.
     """
     from store import open_store
-
-    from .data import processed_dir, read_structures
-    from .registry import resolve_model
-    from .workflow import PropertyModel
+    from surrogates.data import processed_dir, read_structures
+    from surrogates.registry import resolve_model
+    from surrogates.workflow import PropertyModel
 
     doc = resolve_model(open_store(store_uri, database), model)
     loaded = PropertyModel.load(doc.path)
@@ -239,8 +234,8 @@ def predict(
         ids, structures = read_structures(input_path)
     graphs = None
     if loaded.ensemble is not None:
-        from .ensemble import check_structures
-        from .graphs import GraphCache, build_graphs
+        from surrogates.graphs import GraphCache, build_graphs
+        from surrogates.members import check_structures
 
         check_structures(structures, loaded.ensemble.element_types)
         with _progress() as progress:
