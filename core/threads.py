@@ -7,8 +7,12 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` torch intra-op threads, restoring the previous setting afterwards."""
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads, restoring the previous setting afterwards; ``None``
+    leaves the current setting alone (an inner block inherits its caller's)."""
+    if n is None:
+        yield
+        return
     import torch
 
     previous = torch.get_num_threads()

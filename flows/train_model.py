@@ -18,7 +18,7 @@ from surrogates.config import EnsembleConfig
 
 #: The flow's default ensemble settings: ``battery-discovery train``'s defaults, except that members train on
 #: bootstrap resamples here (the CLI's ``--bootstrap`` is off by default).
-TRAIN_DEFAULTS = EnsembleConfig(batch_size=64, learning_rate=5e-3, lr_schedule="cosine", epochs=50)
+TRAIN_DEFAULTS = EnsembleConfig(batch_size=64, learning_rate=5e-3, lr_schedule="cosine", epochs=50, num_threads=1)
 
 
 def _artifact_key(name: str, version: int, what: str) -> str:

@@ -86,7 +86,12 @@ class EnsembleConfig(BaseModel):
         description="Stop a member after this many epochs without improvement of its validation loss and "
         "restore its best weights; None trains for all epochs. Ignored when there is no validation split.",
     )
-    num_threads: int = Field(1, ge=1, description="torch intra-op CPU threads used during training and inference.")
+    num_threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch intra-op CPU threads during training and inference; None (default): the caller's "
+        "setting (the loop's runtime.num_threads, the train command's --threads).",
+    )
     loss: Literal["mse", "l1", "huber"] = Field(
         "mse",
         description="Training loss on standardised targets: mean squared error, mean absolute error (optimises "
