@@ -5,6 +5,12 @@ A potential is named by a *spec* string: ``"chgnet"`` (the default, pretrained C
 ``r2scan``) or ``"matgl:<name or local folder>"`` (a MatGL PES model). Loaded potentials are
 cached per process, so the ~2 s CHGNet load is paid once.
 
+A family is a :class:`Potential` subclass (or any factory of the argument) in :data:`POTENTIALS`, added
+with one decorator line; a second registration of a name raises::
+
+    @POTENTIALS.register("sevennet")
+    class SevenNetPotential(Potential): ...
+
 Nothing here downloads at import time. ``matgl:<name>`` with a bare model name may try the
 Hugging Face Hub unless ``HF_HUB_OFFLINE=1``; local folders are checked before matgl is called.
 """
@@ -28,6 +34,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 
 from core.errors import ConfigError
+from core.registry import Registry
 
 DEFAULT_POTENTIAL = "chgnet"
 
@@ -110,6 +117,15 @@ class Potential(ABC):
         return f"{type(self).__name__}(name={self.name!r}, version={self.version!r})"
 
 
+PotentialFactory = Callable[[str | None], Potential]
+
+#: Registered potential families: spec prefix -> factory(argument after ':' or None). Add one with one
+#: decorator line, ``@POTENTIALS.register("name")`` on a Potential subclass (or ``register_potential``);
+#: registering a name twice raises :class:`~core.registry.DuplicateRegistrationError`.
+POTENTIALS: Registry[PotentialFactory] = Registry("potential")
+
+
+@POTENTIALS.register("chgnet")
 class CHGNetPotential(Potential):
     """Pretrained CHGNet from the chgnet wheel, on the device `torch_device()` names (CPU without a GPU)."""
 
@@ -206,6 +222,7 @@ def _looks_like_local_path(arg: str) -> bool:
     return arg.startswith(("/", "./", "../", "~")) or (os.sep in arg and Path(arg).expanduser().exists())
 
 
+@POTENTIALS.register("matgl")
 class MatGLPotential(Potential):
     """A MatGL PES model loaded by ``matgl.load_model`` (a local folder or a pretrained name)."""
 
@@ -243,14 +260,6 @@ class MatGLPotential(Potential):
         return PESCalculator(self.model, stress_unit="eV/A3")
 
 
-PotentialFactory = Callable[[str | None], Potential]
-
-#: Registered potential families: spec prefix -> factory(argument after ':' or None).
-POTENTIALS: dict[str, PotentialFactory] = {
-    "chgnet": CHGNetPotential,
-    "matgl": MatGLPotential,
-}
-
 _CACHE: dict[str, Potential] = {}
 _LOCK = threading.Lock()
 
@@ -262,16 +271,17 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
 
 
 def register_potential(name: str, factory: PotentialFactory, *, overwrite: bool = False) -> None:
-    """Add a potential family to the registry (e.g. a test double)."""
-    if name in POTENTIALS and not overwrite:
-        raise ConfigError(f"potential {name!r} is already registered")
-    POTENTIALS[name] = factory
+    """Add a potential family to the registry (e.g. a test double); a taken name raises
+    :class:`~core.registry.DuplicateRegistrationError` unless ``overwrite`` (which also drops its cached instances)."""
+    if overwrite:
+        POTENTIALS.remove(name)
+    POTENTIALS.add(name, factory)
     clear_potential_cache(name)
 
 
 def unregister_potential(name: str) -> None:
-    """Remove a potential family and its cached instances."""
-    POTENTIALS.pop(name, None)
+    """Remove a potential family and its cached instances (unknown names are ignored)."""
+    POTENTIALS.remove(name)
     clear_potential_cache(name)
 
 
@@ -297,5 +307,5 @@ def get_potential(spec: str = DEFAULT_POTENTIAL) -> Potential:
 
 
 def available_potentials() -> list[str]:
-    """The registered potential families."""
-    return list(POTENTIALS)
+    """The registered potential families, sorted."""
+    return POTENTIALS.names()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from battery_discovery.config import OracleConfig
 from oracle.compat import correct_energy, hubbard_values, mp_compatible
+from oracle.config import OracleConfig
 
 
 def _rocksalt(a: str, b: str, x: float) -> Structure:

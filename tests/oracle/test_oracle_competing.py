@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from battery_discovery.config import LoopConfig
 from oracle.competing import CompetingPhases, Phase
+from oracle.config import OracleConfig
+from oracle.labelling import competing_phase_entries
+from oracle.relax import RelaxConfig
 
 LI_O = [
     Phase(entry_id="mp-1960", formula="Li2O", energy_per_atom=-4.93),
@@ -44,21 +46,18 @@ def test_for_systems_fetches_only_the_largest_systems(tmp_path: Path) -> None:
 def test_without_a_key_nothing_is_fetched(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MP_API_KEY", raising=False)
     assert CompetingPhases.from_env() is None
-    from battery_discovery.pipeline import competing_phases
-
-    assert competing_phases(LoopConfig(), [["Li", "O"]]) == []
+    assert competing_phase_entries(OracleConfig(), [["Li", "O"]]) == []
 
 
 @pytest.mark.slow
-def test_the_loop_uses_mp_phases_when_a_key_is_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_the_oracle_uses_mp_phases_when_a_key_is_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import oracle.competing as competing
-    from battery_discovery.pipeline import competing_phases
 
     monkeypatch.setenv("MP_API_KEY", "test-key")
     monkeypatch.setattr(competing, "mp_api_fetcher", lambda key: lambda els: LI_O)
-    phases = competing_phases(LoopConfig(), [["Li", "O"]])
+    phases = competing_phase_entries(OracleConfig(), [["Li", "O"]])
     assert ("mp:mp-1960", "Li2O", -4.93) in phases and len(phases) == 3
-    off = LoopConfig.model_validate({"oracle": {"competing_phases": "off"}})
-    assert competing_phases(off, [["Li", "O"]]) == []
-    scan = LoopConfig.model_validate({"oracle": {"potential": "chgnet:r2scan"}})  # not on the MP scale
-    assert competing_phases(scan, [["Li", "O"]]) == []
+    off = OracleConfig(competing_phases="off")
+    assert competing_phase_entries(off, [["Li", "O"]]) == []
+    scan = OracleConfig(relax=RelaxConfig(potential="chgnet:r2scan"))  # not on the MP scale
+    assert competing_phase_entries(scan, [["Li", "O"]]) == []

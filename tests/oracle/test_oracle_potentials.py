@@ -1,4 +1,4 @@
-"""The potential registry: names, errors, caching."""
+"""The potential registry: names, decorator registration, duplicates, errors, caching."""
 
 from __future__ import annotations
 
@@ -6,9 +6,21 @@ import time
 from pathlib import Path
 
 import pytest
+from ase.calculators.calculator import Calculator
 
 from core.errors import ConfigError
-from oracle.potentials import available_potentials, get_potential, parse_spec
+from core.registry import DuplicateRegistrationError
+from oracle.potentials import (
+    POTENTIALS,
+    CHGNetPotential,
+    MatGLPotential,
+    Potential,
+    available_potentials,
+    get_potential,
+    parse_spec,
+    register_potential,
+    unregister_potential,
+)
 
 
 def test_unknown_potential_lists_valid_names() -> None:
@@ -21,7 +33,8 @@ def test_unknown_potential_lists_valid_names() -> None:
 
 
 def test_registry_has_chgnet_and_matgl() -> None:
-    assert available_potentials()[:2] == ["chgnet", "matgl"]
+    assert {"chgnet", "matgl"} <= set(available_potentials())
+    assert available_potentials() == sorted(available_potentials())
     assert parse_spec("matgl:M3GNet-MP-2021.2.8-PES") == ("matgl", "M3GNet-MP-2021.2.8-PES")
     assert parse_spec(" CHGNet ") == ("chgnet", None)
 
@@ -106,3 +119,47 @@ def test_left_handed_cells_relax_downhill() -> None:
     assert result.status == "converged"
     assert result.volume_change > 0.02  # 3.85 Å is compressed: CHGNet's LiF is near 4.05 Å
     assert result.energy_per_atom < result.initial_energy_per_atom
+
+
+class _Dummy(Potential):
+    def __init__(self, arg: str | None = None) -> None:
+        self.name = "dummy" if arg is None else f"dummy:{arg}"
+        self.version = "dummy 1"
+
+    def calculator(self) -> Calculator:
+        raise NotImplementedError
+
+
+def test_builtin_families_are_registered_by_decorator() -> None:
+    assert POTENTIALS["chgnet"] is CHGNetPotential and POTENTIALS["matgl"] is MatGLPotential
+    assert "chgnet" in POTENTIALS and "mace" not in POTENTIALS
+    assert sorted(POTENTIALS) == available_potentials()
+
+
+def test_registering_a_family_twice_raises() -> None:
+    with pytest.raises(DuplicateRegistrationError, match="chgnet"):
+
+        @POTENTIALS.register("chgnet")
+        class Shadow(_Dummy):
+            pass
+
+    with pytest.raises(DuplicateRegistrationError):
+        register_potential("matgl", _Dummy)
+    assert POTENTIALS["chgnet"] is CHGNetPotential and POTENTIALS["matgl"] is MatGLPotential
+
+
+def test_plugin_family_by_decorator_then_overwrite_and_unregister() -> None:
+    try:
+        POTENTIALS.register("dummy")(_Dummy)
+        first = get_potential("dummy:a")
+        assert first.name == "dummy:a" and get_potential("dummy:a") is first  # cached
+        with pytest.raises(DuplicateRegistrationError):
+            register_potential("dummy", _Dummy)
+        register_potential("dummy", _Dummy, overwrite=True)  # replaces, and forgets cached instances
+        assert get_potential("dummy:a") is not first
+    finally:
+        unregister_potential("dummy")
+    assert "dummy" not in POTENTIALS
+    with pytest.raises(ConfigError, match="unknown potential 'dummy'"):
+        get_potential("dummy")
+    unregister_potential("dummy")  # unknown names are ignored
