@@ -11,7 +11,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("script", ["round.py", "oracle.py", "property_models.py"])
+@pytest.mark.parametrize("script", ["round.py", "oracle.py", "property_models.py", "same_picks.py"])
 def test_help(script: str) -> None:
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / script), "--help"], capture_output=True, text=True, timeout=120
