@@ -2,9 +2,25 @@
 
 Entry points: :func:`select` (several outcomes, objectives, constraints, diversity) and :func:`select_batch`
 (one outcome, the loop's original call). Configuration: :class:`AcquisitionConfig`, loadable from YAML or a
-named preset with :func:`load_acquisition_config`.
+named preset with :func:`load_acquisition_config`. Strategies: :data:`STRATEGIES`, filled by decorators.
+
+Modules (each imports only those listed before it, and ``core``):
+
+- ``registry``: :data:`STRATEGIES`, name -> strategy factory.
+- ``config``: the validated settings; checks ``strategy`` against the registry.
+- ``objectives``: objectives and constraints as tensor functions of the outcomes.
+- ``model``: BoTorch models over the candidate rows (ensemble, GP) and recalibration.
+- ``problem``: :class:`AcquisitionProblem` (what a strategy sees) and the scorer contract.
+- ``diversity``: the batch diversity rules.
+- ``botorch_strategies`` / ``direct_strategies``: the built-in strategies (registered on import, below).
+- ``selection``: :func:`select`, :func:`select_batch`, :class:`Selection`.
+
+Importing this package registers the built-in strategies, so every module of it (``acquisition.config``
+included, which Python imports only after this file) sees them.
 """
 
+# The built-in strategies register themselves in STRATEGIES when imported; nothing else imports them.
+from acquisition import botorch_strategies, direct_strategies  # noqa: F401
 from acquisition.config import (
     AcquisitionConfig,
     ConstraintSpec,
@@ -16,7 +32,9 @@ from acquisition.config import (
     preset_names,
 )
 from acquisition.model import CandidateSetEnsemble, CandidateSetGP, fit_gp, fit_spread_scale, scale_spread
-from acquisition.strategies import STRATEGIES, AcquisitionProblem, Selection, select, select_batch
+from acquisition.problem import AcquisitionProblem, Scorer, static_scorer
+from acquisition.registry import STRATEGIES
+from acquisition.selection import Selection, select, select_batch
 
 __all__ = [
     "STRATEGIES",
@@ -28,6 +46,7 @@ __all__ = [
     "DiversityConfig",
     "ObjectiveSpec",
     "PosteriorConfig",
+    "Scorer",
     "Selection",
     "fit_gp",
     "fit_spread_scale",
@@ -37,4 +56,5 @@ __all__ = [
     "scale_spread",
     "select",
     "select_batch",
+    "static_scorer",
 ]

@@ -1,11 +1,18 @@
 """Acquisition settings: one validated pydantic model with small nested models, loadable from YAML.
 
-The model is the ``acquisition`` field of :class:`battery_discovery.config.LoopConfig` (and so a Prefect
+The model is the ``acquisition`` field of :class:`loop.config.LoopConfig` (and so a Prefect
 flow parameter). Every field has a default that keeps the original single-objective behaviour: qUCB
 (``beta`` 2) on the first outcome, minimised.
 
 Outcome names are not known here (they depend on what the surrogate predicts); checks that need them
 run in :meth:`AcquisitionConfig.check_outcomes`, which :func:`acquisition.select` calls.
+
+``strategy`` is checked against :data:`acquisition.registry.STRATEGIES` when a config is validated (not
+when this module is imported). This module imports only that registry of the package; the built-in
+strategies register themselves when the package ``acquisition`` is imported (always before this module).
+
+Validators raise :class:`~pydantic_core.PydanticCustomError` so that a message reads
+``<field>: <reason>`` without pydantic's ``Value error,`` prefix.
 """
 
 from __future__ import annotations
@@ -15,8 +22,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from acquisition.registry import STRATEGIES
 from core.errors import ConfigError
+from core.validation import describe_validation_error
+from core.yamlfile import read_mapping
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 """Folder of the named presets (``preset:<name>`` loads ``<name>.yaml`` from it)."""
@@ -28,11 +39,9 @@ THRESHOLD_STRATEGIES = frozenset({"target_probability"})
 """Strategies that need a threshold on every objective (``low`` for max, ``high`` for min, both for window)."""
 
 
-def _strategy_names() -> list[str]:
-    """Registered strategy names (imported when needed: the registry imports BoTorch)."""
-    from acquisition.strategies import STRATEGIES
-
-    return sorted(STRATEGIES)
+def _invalid(reason: str) -> PydanticCustomError:
+    """A validation error whose message is ``reason`` as given (no ``Value error,`` prefix)."""
+    return PydanticCustomError("value_error", "{reason}", {"reason": reason})
 
 
 class ObjectiveSpec(BaseModel):
@@ -69,9 +78,9 @@ class ObjectiveSpec(BaseModel):
     def _window(self) -> ObjectiveSpec:
         if self.direction == "window":
             if self.low is None or self.high is None:
-                raise ValueError(f"objective {self.name!r}: a window needs both low and high")
+                raise _invalid(f"objective {self.name!r}: a window needs both low and high")
             if self.low > self.high:
-                raise ValueError(f"objective {self.name!r}: window low {self.low:g} > high {self.high:g}")
+                raise _invalid(f"objective {self.name!r}: window low {self.low:g} > high {self.high:g}")
         return self
 
 
@@ -157,7 +166,7 @@ class AcquisitionConfig(BaseModel):
 
     strategy: str = Field(
         "ucb",
-        json_schema_extra=lambda schema: schema.update(enum=_strategy_names()),  # a dropdown in the Prefect UI
+        json_schema_extra=lambda schema: schema.update(enum=STRATEGIES.names()),  # a dropdown in the Prefect UI
         description="Registered strategy: ucb (qUpperConfidenceBound), logei (qLogExpectedImprovement), greedy "
         "(best mean), random, thompson (one posterior draw per batch slot), target_probability (probability "
         "that every objective meets its threshold/window), qlognehvi (qLogNoisyExpectedHypervolumeImprovement).",
@@ -209,27 +218,26 @@ class AcquisitionConfig(BaseModel):
     @field_validator("strategy")
     @classmethod
     def _registered(cls, value: str) -> str:
-        names = _strategy_names()
-        if value not in names:
-            raise ValueError(f"unknown strategy {value!r}; registered: {', '.join(names)}")
+        if value not in STRATEGIES:
+            raise _invalid(f"unknown strategy {value!r}; registered: {', '.join(STRATEGIES.names())}")
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> AcquisitionConfig:
         names = [o.name for o in self.objectives]
         if len(set(names)) != len(names):
-            raise ValueError(f"objectives: an outcome appears twice ({', '.join(names)})")
+            raise _invalid(f"objectives: an outcome appears twice ({', '.join(names)})")
         if self.strategy in MULTI_OBJECTIVE_STRATEGIES and len(self.objectives) < 2:
-            raise ValueError(f"strategy {self.strategy} needs at least 2 objectives, got {len(self.objectives)}")
+            raise _invalid(f"strategy {self.strategy} needs at least 2 objectives, got {len(self.objectives)}")
         if self.ref_point is not None and len(self.ref_point) != len(self.objectives):
-            raise ValueError(f"ref_point has {len(self.ref_point)} values for {len(self.objectives)} objectives")
+            raise _invalid(f"ref_point has {len(self.ref_point)} values for {len(self.objectives)} objectives")
         if self.probability == "ensemble" and self.posterior.kind != "ensemble":
-            raise ValueError("probability 'ensemble' counts members: it needs posterior.kind 'ensemble'")
+            raise _invalid("probability 'ensemble' counts members: it needs posterior.kind 'ensemble'")
         if self.strategy in THRESHOLD_STRATEGIES:
             for o in self.objectives:
                 if (o.direction == "max" and o.low is None) or (o.direction == "min" and o.high is None):
                     bound = "low" if o.direction == "max" else "high"
-                    raise ValueError(
+                    raise _invalid(
                         f"strategy {self.strategy}: objective {o.name!r} ({o.direction}) needs a threshold '{bound}'"
                     )
         return self
@@ -259,13 +267,18 @@ class AcquisitionConfig(BaseModel):
             )
 
 
-def _describe(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"])
-    where = f"acquisition.{where}" if where else "acquisition"
-    extra = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    return f"invalid config value for {where}: {msg}{extra}"
+class _Section(BaseModel):
+    """``{acquisition: <AcquisitionConfig keys>}``: validating through it names fields ``acquisition.<field>``,
+    as in a loop config."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    acquisition: AcquisitionConfig
+
+
+def _validate(data: dict[str, Any]) -> AcquisitionConfig:
+    """Validate the AcquisitionConfig keys in ``data``; ValidationError locations start with ``acquisition``."""
+    return _Section.model_validate({"acquisition": data}).acquisition
 
 
 def parse_acquisition_config(data: dict[str, Any]) -> AcquisitionConfig:
@@ -273,9 +286,9 @@ def parse_acquisition_config(data: dict[str, Any]) -> AcquisitionConfig:
     if not isinstance(data, dict):
         raise ConfigError("acquisition config: expected a mapping of keys")
     try:
-        return AcquisitionConfig.model_validate(data)
+        return _validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        raise ConfigError(describe_validation_error(exc)) from None
 
 
 def preset_names() -> list[str]:
@@ -302,12 +315,10 @@ def load_acquisition_config(path: str | Path) -> AcquisitionConfig:
         file = Path(path)
         if not file.is_file():
             raise ConfigError(f"acquisition config file not found: {file}")
-    from core.yamlfile import read_mapping
-
     data = read_mapping(file, "acquisition config keys")
     if set(data) == {"acquisition"} and isinstance(data["acquisition"], dict):
         data = data["acquisition"]
     try:
-        return AcquisitionConfig.model_validate(data)
+        return _validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{file.name}: {_describe(exc)}") from None
+        raise ConfigError(f"{file.name}: {describe_validation_error(exc)}") from None

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from acquisition import STRATEGIES, AcquisitionConfig, load_acquisition_config, preset_names, select
 from acquisition.config import parse_acquisition_config
-from battery_discovery.config import build_config
 from core.errors import ConfigError
+from loop.plan import build_config
 
 
 def test_defaults_are_the_original_single_objective_config() -> None:
