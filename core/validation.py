@@ -11,4 +11,5 @@ def describe_validation_error(exc: ValidationError, what: str = "config value") 
     err = errors[0]
     where = ".".join(str(p) for p in err["loc"]) or "config"
     extra = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"invalid {what} for {where}: {err['msg']}{extra}"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return f"invalid {what} for {where}: {message}{extra}"
