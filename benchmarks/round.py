@@ -38,8 +38,8 @@ def main() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from loop.config import LoopConfig
     from flows.discovery_loop import discovery_loop
+    from loop.config import LoopConfig
     from store import open_store
 
     config = LoopConfig(campaign="bench", rounds=args.rounds)

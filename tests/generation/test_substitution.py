@@ -5,7 +5,6 @@ from __future__ import annotations
 from pymatgen.core import Lattice, Structure
 
 from generation import GenerateConfig, generate_candidates, load_seeds
-from structures.identity import coarse_fingerprint, deduplicate, same_structure
 from generation.substitution import decorate, has_reasonable_distances, is_charge_balanced, substitute
 
 
@@ -56,17 +55,3 @@ def test_charge_balance_and_distance_checks() -> None:
     squeezed = Structure(Lattice.cubic(1.2), ["Li", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     assert not has_reasonable_distances(squeezed, 0.6)
     assert has_reasonable_distances(s, 0.6)
-
-
-def test_fingerprint_and_dedup() -> None:
-    a = _li2o()
-    b = a.copy()
-    b.scale_lattice(a.volume * 1.05)
-    b.make_supercell([1, 1, 2])
-    assert coarse_fingerprint(a) == coarse_fingerprint(b)
-    assert same_structure(a, b)
-    na2o = a.copy()
-    na2o.replace_species({"Li": "Na"})
-    assert coarse_fingerprint(na2o) != coarse_fingerprint(a)
-    assert deduplicate([a, b, na2o]) == [0, 2]
-    assert deduplicate([b, na2o], known=[a]) == [1]
