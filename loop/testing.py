@@ -20,7 +20,7 @@ from loop.stages.acquire import AcquireOutput, acquire_stage
 from loop.stages.bookkeeping import complete_round, record_batch
 from loop.stages.evaluate import EvaluateOutput, evaluate_stage
 from loop.stages.predict import PredictOutput, predict_stage
-from loop.stages.retrain import RetrainOutput, retrain_stage
+from loop.stages.retrain import RetrainOutput, retrain_stage, wants_model
 from loop.stages.transport import TransportOutput, transport_stage
 from store.candidates import register_structures
 from store.documents import BatchEntry, RoundDoc
@@ -84,9 +84,8 @@ class StageRunner:
 
     def retrain(self, round_index: int) -> RetrainOutput:
         """Train and register the round's model (as the retrain task decides whether to train)."""
-        train = self.config.acquisition.strategy != "random" and (
-            self.config.final_model or round_index < self.config.rounds
-        )
+        c = self.config
+        train = wants_model(c.acquisition.strategy, final_model=c.final_model, round_index=round_index, rounds=c.rounds)
         return retrain_stage(self.config.surrogate, self.ctx(round_index), train=train)
 
     def finish(self, round_index: int) -> dict[str, Any]:

@@ -10,12 +10,12 @@ from prefect.cache_policies import NO_CACHE
 
 from loop.config import LoopConfig
 from loop.plan import LoopPlan, build_plan
-from loop.roles import GenerateOutput, RoundContext
+from loop.roles import GenerateOutput, Progress, RoundContext
 from loop.stages.acquire import AcquireOutput, acquire_stage
 from loop.stages.bookkeeping import begin_round, complete_round, record_batch, record_timings
 from loop.stages.evaluate import EvaluateOutput, evaluate_stage, prepare_stage
 from loop.stages.predict import PredictOutput, predict_stage
-from loop.stages.retrain import RetrainOutput, retrain_stage
+from loop.stages.retrain import RetrainOutput, retrain_stage, wants_model
 from loop.stages.transport import TransportOutput, transport_stage
 from store import open_store as store_open
 from store.documents import BatchEntry, RoundDoc
@@ -96,18 +96,16 @@ def acquire_task(config: LoopConfig, round_index: int, prediction: PredictOutput
     return out
 
 
-@task(name="oracle", **_RETRY)
-def evaluate_task(
-    config: LoopConfig, round_index: int, candidate_ids: list[str], model_version: str | None, seeds: bool
+def _evaluate(
+    config: LoopConfig,
+    round_index: int,
+    candidate_ids: list[str],
+    model_version: str | None,
+    seeds: bool,
+    progress: Progress | None = None,
 ) -> EvaluateOutput:
-    """Label the batch; each result is stored as it finishes (a retry skips the stored ones)."""
     plan, ctx = _round(config, round_index)
-    logger = get_run_logger()
-
-    def progress(done: int, total: int, formula: str) -> None:
-        logger.info("round %d · oracle %d/%d: %s", round_index, done + 1, total, formula)
-
-    out = evaluate_stage(
+    return evaluate_stage(
         plan.labeler,
         ctx,
         candidate_ids,
@@ -116,6 +114,19 @@ def evaluate_task(
         seeds=seeds,
         progress=progress,
     )
+
+
+@task(name="oracle", **_RETRY)
+def evaluate_task(
+    config: LoopConfig, round_index: int, candidate_ids: list[str], model_version: str | None, seeds: bool
+) -> EvaluateOutput:
+    """Label the batch; each result is stored as it finishes (a retry skips the stored ones)."""
+    logger = get_run_logger()
+
+    def progress(done: int, total: int, formula: str) -> None:
+        logger.info("round %d · oracle %d/%d: %s", round_index, done + 1, total, formula)
+
+    out = _evaluate(config, round_index, candidate_ids, model_version, seeds, progress)
     failed = [cid for cid, s in out.status.items() if s == "failed"]
     logger.info("round %d · oracle: %d computed, %d failed", round_index, out.n_computed, len(failed))
     return out
@@ -136,15 +147,7 @@ def relax_chunk_task(
 
     ``chunk`` only names the task run (``relax-<k>of<n>``).
     """
-    plan, ctx = _round(config, round_index)
-    return evaluate_stage(
-        plan.labeler,
-        ctx,
-        candidate_ids,
-        model_version=model_version,
-        acquisition=None if seeds else config.acquisition.model_dump(),
-        seeds=seeds,
-    )
+    return _evaluate(config, round_index, candidate_ids, model_version, seeds)
 
 
 @task(name="md", **_RETRY)
@@ -166,7 +169,9 @@ def retrain_task(config: LoopConfig, round_index: int) -> RetrainOutput:
     """Retrain the ensembles on all labels (none for the random strategy, which never reads them, nor after
     the last round without ``final_model``)."""
     _, ctx = _round(config, round_index)
-    train = config.acquisition.strategy != "random" and (config.final_model or round_index < config.rounds)
+    train = wants_model(
+        config.acquisition.strategy, final_model=config.final_model, round_index=round_index, rounds=config.rounds
+    )
     out = retrain_stage(config.surrogate, ctx, train=train)
     get_run_logger().info(
         "round %d · retrain: %s on %d labels %s", round_index, out.model_version, out.n_train, out.metrics

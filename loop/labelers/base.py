@@ -24,12 +24,9 @@ from typing import Any, ClassVar
 from pymatgen.core import Structure
 
 from loop.config import LoopConfig
+from loop.labelers.rows import labels_table, target_batch_row
 from loop.roles import Progress, RoundContext
 from store.documents import BatchEntry, CandidateDoc, EvaluationDoc, Provenance, RoundDoc
-
-
-def _fmt(value: float | None, spec: str = ".3f") -> str:
-    return "" if value is None else format(value, spec)
 
 
 class SimpleLabeler:
@@ -128,21 +125,8 @@ class SimpleLabeler:
 
     def batch_row(self, entry: BatchEntry, targets: tuple[str, ...]) -> dict[str, Any]:
         """Formula, id, predicted mean and std per target, acquisition value, status."""
-        return {
-            "formula": entry.formula,
-            "candidate_id": entry.candidate_id,
-            **{f"{t}_mean": _fmt(entry.means.get(t)) for t in targets},
-            **{f"{t}_std": _fmt(entry.stds.get(t)) for t in targets},
-            "acquisition_value": _fmt(entry.acquisition_value, ".4g"),
-            "oracle_status": entry.status,
-        }
+        return target_batch_row(entry, targets)
 
     def best_markdown(self, doc: RoundDoc, targets: tuple[str, ...]) -> str:
         """The best labels so far."""
-        rows = "\n".join(
-            f"| {b['formula']} | {b['candidate_id']} | "
-            + ", ".join(f"{t} = {b.get(t, float('nan')):.3g}" for t in targets)
-            + " |"
-            for b in doc.best
-        )
-        return f"## Best so far ({self.name})\n| formula | id | labels |\n| --- | --- | --- |\n{rows}\n"
+        return f"## Best so far ({self.name})\n{labels_table(doc.best, targets)}"

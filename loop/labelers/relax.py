@@ -9,18 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from oracle.config import OracleConfig
 from pymatgen.core import Structure
 
 from core.threads import torch_threads
 from loop.config import LoopConfig
+from loop.labelers.rows import fmt
 from loop.registry import LABELERS
 from loop.roles import Progress, RoundContext
+from oracle.config import OracleConfig
 from store.documents import BatchEntry, CandidateDoc, EvaluationDoc, Provenance, RoundDoc
-
-
-def _fmt(value: float | None, spec: str = ".3f") -> str:
-    return "" if value is None else format(value, spec)
 
 
 @LABELERS.register("relax")
@@ -56,9 +53,8 @@ class RelaxLabeler:
         """Relax ``candidates`` in lockstep batches of ``oracle.batch_size`` (one batched potential call per
         step); each result is corrected onto the MP scale where the potential allows it, turned into a
         formation energy and stored as soon as it exists."""
-        from oracle.labelling import elemental_energies, relaxation_fields
-
         from oracle import get_potential, relax_many
+        from oracle.labelling import elemental_energies, relaxation_fields
 
         if not candidates:
             return 0
@@ -112,9 +108,8 @@ class RelaxLabeler:
         labelled structures in it and, when allowed, MP's competing phases; a phase found in a later round
         can raise the value of an earlier one, hence the recomputation. No round metrics.
         """
-        from oracle.labelling import competing_phase_entries, elemental_energies
-
         from oracle.hull import hull_energies
+        from oracle.labelling import competing_phase_entries, elemental_energies
 
         usable = [e for e in ctx.store.labelled(ctx.campaign, self.key) if e.energy_per_atom is not None]
         if not usable:
@@ -159,11 +154,11 @@ class RelaxLabeler:
             "formula": entry.formula,
             "candidate_id": entry.candidate_id,
             "n_sites": entry.n_sites,
-            "predicted_mean_eV_per_atom": _fmt(entry.mean),
-            "predicted_std_eV_per_atom": _fmt(entry.std),
-            "acquisition_value": _fmt(entry.acquisition_value, ".4g"),
+            "predicted_mean_eV_per_atom": fmt(entry.mean),
+            "predicted_std_eV_per_atom": fmt(entry.std),
+            "acquisition_value": fmt(entry.acquisition_value, ".4g"),
             "oracle_status": entry.status,
-            "formation_energy_eV_per_atom": _fmt(entry.formation_energy_per_atom),
+            "formation_energy_eV_per_atom": fmt(entry.formation_energy_per_atom),
         }
 
     def best_markdown(self, doc: RoundDoc, targets: tuple[str, ...]) -> str:

@@ -12,14 +12,11 @@ from typing import Any, ClassVar
 
 from core.errors import ConfigError
 from loop.config import LoopConfig
+from loop.labelers.rows import labels_table, target_batch_row
 from loop.registry import LABELERS
 from loop.roles import Progress, RoundContext
 from loop.targets import TargetExpression, parse_target
 from store.documents import BatchEntry, CandidateDoc, EvaluationDoc, Provenance, RoundDoc
-
-
-def _fmt(value: float | None, spec: str = ".3f") -> str:
-    return "" if value is None else format(value, spec)
 
 
 @LABELERS.register("replay")
@@ -113,27 +110,11 @@ class ReplayLabeler:
 
     def batch_row(self, entry: BatchEntry, targets: tuple[str, ...]) -> dict[str, Any]:
         """Formula, id, predicted mean and std per target, acquisition value, status."""
-        return {
-            "formula": entry.formula,
-            "candidate_id": entry.candidate_id,
-            **{f"{t}_mean": _fmt(entry.means.get(t)) for t in targets},
-            **{f"{t}_std": _fmt(entry.stds.get(t)) for t in targets},
-            "acquisition_value": _fmt(entry.acquisition_value, ".4g"),
-            "oracle_status": entry.status,
-        }
+        return target_batch_row(entry, targets)
 
     def best_markdown(self, doc: RoundDoc, targets: tuple[str, ...]) -> str:
         """Targets found so far, of how many in the pool."""
         m = doc.metrics
-        rows = "\n".join(
-            f"| {b['formula']} | {b['candidate_id']} | "
-            + ", ".join(f"{t} = {b.get(t, float('nan')):.3g}" for t in targets)
-            + " |"
-            for b in doc.best
-        )
         return f"""## Targets found: {m.get("n_targets_found", 0)} of {m.get("n_targets_pool", 0)} in a pool of \
 {m.get("n_pool", 0)} ({m.get("n_labelled", 0)} labelled; `{self.target.text}`)
-| formula | id | labels |
-| --- | --- | --- |
-{rows}
-"""
+{labels_table(doc.best, targets)}"""

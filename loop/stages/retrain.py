@@ -26,6 +26,12 @@ class RetrainOutput:
     elapsed_s: float = 0.0
 
 
+def wants_model(strategy: str, *, final_model: bool, round_index: int, rounds: int) -> bool:
+    """Whether a round trains a model: not for ``random`` (it never reads predictions), nor after the last
+    round (``round_index == rounds``) unless ``final_model``."""
+    return strategy != "random" and (final_model or round_index < rounds)
+
+
 def _previous_ensembles(surrogate: EnsembleConfig, ctx: RoundContext) -> list[Any]:
     """The ensembles of the campaign's newest model before this round (empty when none or unreadable)."""
     from surrogates.registry import load_ensembles
