@@ -294,7 +294,7 @@ def _prefect_api_for_workers() -> Iterator[None]:
         from prefect.server.api.server import SubprocessASGIServer
 
         server = SubprocessASGIServer()
-        server.start()
+        server.start(timeout=120)  # a fresh PREFECT_HOME migrates its database first: 20 s was not always enough
         url = server.api_url
     os.environ["PREFECT_API_URL"] = url
     try:
