@@ -49,6 +49,7 @@ def run_tree(label: str, code: Path | None, args: argparse.Namespace, work: Path
         "HF_HUB_OFFLINE": "1",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",  # a fresh PREFECT_HOME migrates first
     }
     env.pop("PREFECT_API_URL", None)
     if code is not None:
