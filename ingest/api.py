@@ -16,7 +16,7 @@ from ingest.sources.base import SourcePlan
 
 
 def _planners() -> dict[str, Callable[[str, Path | None], SourcePlan]]:
-    from ingest.sources import local, matbench, mp, obelix, perov5
+    from ingest.sources import liverpool, local, matbench, mp, mp20, obelix, perov5
 
     return {
         "perov5": perov5.plan,
@@ -26,20 +26,29 @@ def _planners() -> dict[str, Callable[[str, Path | None], SourcePlan]]:
         "extxyz": local.plan_extxyz,
         "matbench": matbench.plan,
         "mp": mp.plan,
+        "mp20": mp20.plan_mp20,
+        "mpts52": mp20.plan_mpts52,
+        "liverpool": liverpool.plan,
+        "obelix-liverpool": liverpool.plan_combined,
     }
 
 
 SPEC_HELP = (
     "perov5:val|train|test or perov5:PATH.csv, obelix or obelix:DIR, folder:DIR, csv:PATH, extxyz:PATH, "
-    "matbench:<name> (e.g. matbench:mp_gap), mp:<query> (e.g. mp:Li-Fe-O)"
+    "matbench:<name> (e.g. matbench:mp_gap), mp:<query> (e.g. mp:Li-Fe-O), mp20:val|train|test or mp20:PATH, "
+    "mpts52:val|train|test or mpts52:PATH, liverpool or liverpool:PATH.csv, obelix-liverpool or obelix-liverpool:DIR"
 )
+
+
+_NO_ARGUMENT = ("obelix", "perov5", "mp20", "mpts52", "liverpool", "obelix-liverpool")
+"""Kinds usable without ``:argument`` (their default split or cached download)."""
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
     """``kind:argument`` -> (kind, argument); a clear error for anything else."""
     kind, sep, arg = spec.strip().partition(":")
     kinds = _planners()
-    if kind not in kinds or (not sep and kind not in ("obelix", "perov5")):
+    if kind not in kinds or (not sep and kind not in _NO_ARGUMENT):
         raise DatasetError(f"unknown data set spec {spec!r}; use {SPEC_HELP}")
     return kind, arg.strip()
 
@@ -82,7 +91,9 @@ def load_dataset(spec: str, *, cache_dir: Path | None = None, cleaning: Cleaning
 
     Specs: ``perov5:val`` (or ``train``/``test``: download into the raw cache; ``cache_dir`` may point at a local
     copy holding ``perov_5/val.csv``), ``perov5:PATH.csv``, ``obelix`` / ``obelix:DIR``, ``folder:DIR``,
-    ``csv:PATH``, ``extxyz:PATH``, ``matbench:mp_gap``, ``mp:<query>``. The cleaned result is cached under
+    ``csv:PATH``, ``extxyz:PATH``, ``matbench:mp_gap``, ``mp:<query>``, ``mp20:val`` / ``mpts52:val`` (or a
+    PATH; ``cache_dir`` may hold ``mp_20_biternary/val.csv.gz``, ``mpts_52/val.csv.gz``), ``liverpool[:PATH]``,
+    ``obelix-liverpool[:DIR]``. The cleaned result is cached under
     ``processed_dir()`` and rebuilt when an input file or the cleaning settings change.
     """
     return load(spec, cache_dir=cache_dir, cleaning=cleaning).dataset
