@@ -27,6 +27,7 @@ from tasks import (
     evaluate_task,
     generate_task,
     predict_task,
+    prepare_properties_task,
     prepare_task,
     record_timings_task,
     relax_chunk_task,
@@ -156,6 +157,8 @@ def run_rounds(config: LoopConfig) -> dict[str, Any]:
     plan = build_plan(config)
     check_store_task(config)
     store = open_store(config)
+    if plan.properties:
+        prepare_properties_task(config)
     summaries = []
     for n in range(config.rounds + 1):
         existing = store.get_round(config.campaign, n)

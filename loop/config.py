@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from oracle.config import OracleConfig
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from acquisition.config import AcquisitionConfig
@@ -20,6 +19,7 @@ from core.errors import ConfigError
 from core.validation import describe_validation_error
 from generation.config import GenerateConfig
 from loop.targets import parse_target
+from oracle.config import OracleConfig
 from store.candidates import check_campaign_name
 from surrogates.config import EnsembleConfig
 
@@ -102,6 +102,20 @@ class LoopConfig(BaseModel):
         "order; empty: the labeller's own ('formation_energy_per_atom' (eV/atom) for 'relax', the labels the "
         "replay target reads for 'replay').",
     )
+    properties: tuple[str, ...] | None = Field(
+        None,
+        description="Further outcomes every candidate is scored on, each from a registered property provider: "
+        "'e_above_hull' (eV/atom: the learned formation energy against the hull of Materials Project phases and "
+        "the campaign's labels), 'band_gap' (eV) and 'log10_conductivity' (log10 S/cm) from registered property "
+        "models trained on public data (trained on first use); outcomes named by acquisition objectives or "
+        "constraints are added. None: the labeller's own ('relax': e_above_hull, band_gap, log10_conductivity; "
+        "'replay': none).",
+    )
+    property_models: dict[str, str] = Field(
+        default_factory=dict,
+        description="Property -> registry model ('name' for its newest version, or 'name-vK') instead of the "
+        "default model, e.g. {band_gap: my-gap-model}.",
+    )
     final_model: bool = Field(
         True,
         description="Train a model after the last round too (no round of the campaign reads it; the replay "
@@ -137,6 +151,13 @@ class LoopConfig(BaseModel):
     @classmethod
     def _distinct_targets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if len(set(value)) != len(value):
+            raise ValueError("give distinct property names")
+        return value
+
+    @field_validator("properties")
+    @classmethod
+    def _distinct_properties(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and len(set(value)) != len(value):
             raise ValueError("give distinct property names")
         return value
 

@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import loop.labelers
+import loop.properties
 import loop.sources  # noqa: F401  (registers the built-in sources)
+from acquisition.config import AcquisitionConfig, ObjectiveSpec
 from core.errors import ConfigError
 from loop.config import LoopConfig, read_config_file, validate_config
 from loop.labelers.relax import RelaxLabeler
-from loop.registry import LABELERS, SOURCES
+from loop.properties.base import Property
+from loop.registry import LABELERS, PROPERTIES, SOURCES
 from loop.roles import CandidateSource, Labeler, RoundContext
 from oracle.md import MDConfig
 from store.repository import CandidateStore
@@ -29,9 +32,19 @@ class LoopPlan:
     source: CandidateSource
     labeler: Labeler
     targets: tuple[str, ...]
-    """Outcomes learned and acquired on: ``config.targets`` or, when empty, the labeller's own."""
+    """Outcomes learned in the loop: ``config.targets`` or, when empty, the labeller's own."""
+    properties: tuple[Property, ...] = ()
+    """Further outcomes from property providers, in config order (see ``LoopConfig.properties``)."""
+    acquisition: AcquisitionConfig
+    """The acquisition settings in force: ``config.acquisition``, with the default objective (minimise
+    ``e_above_hull``) when the campaign scores stability and the config names no objective."""
     md: MDConfig | None = None
     """Molecular dynamics of the best labels after each round (relaxation labellers only); None: none."""
+
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        """What acquisition sees: the learned targets, then the properties."""
+        return (*self.targets, *(p.name for p in self.properties))
 
     def context(self, store: CandidateStore, round_index: int) -> RoundContext:
         """The context of round ``round_index`` of this campaign."""
@@ -57,9 +70,50 @@ def build_plan(config: LoopConfig) -> LoopPlan:
     provided = tuple(labeler.targets)
     if provided and not set(targets) <= set(provided):
         raise ConfigError(f"labeller {config.labeler!r} provides targets {list(provided)}, not {list(targets)}")
-    config.acquisition.check_outcomes(targets)  # objectives and constraints name outcomes the loop predicts
+    properties = _properties(config, labeler, targets)
+    outcomes = (*targets, *(p.name for p in properties))
+    acquisition = config.acquisition
+    if not acquisition.objectives and "e_above_hull" in outcomes:  # the default objective is stability
+        acquisition = acquisition.model_copy(
+            update={"objectives": (ObjectiveSpec(name="e_above_hull", direction="min"),)}
+        )
+    acquisition.check_outcomes(outcomes)  # objectives and constraints name outcomes the loop predicts
     md = config.oracle.md if config.oracle.md.enabled and isinstance(labeler, RelaxLabeler) else None
-    return LoopPlan(config=config, source=source, labeler=labeler, targets=targets, md=md)
+    return LoopPlan(
+        config=config,
+        source=source,
+        labeler=labeler,
+        targets=targets,
+        properties=properties,
+        acquisition=acquisition,
+        md=md,
+    )
+
+
+def _properties(config: LoopConfig, labeler: Labeler, targets: tuple[str, ...]) -> tuple[Property, ...]:
+    """The campaign's property providers: ``config.properties`` (None: the labeller's defaults that apply to this
+    config) plus registered properties that acquisition objectives or constraints name; each must find the
+    learned targets it needs."""
+    explicit = config.properties is not None
+    names = list(config.properties if explicit else getattr(labeler, "default_properties", ()))  # type: ignore[arg-type]
+    if not explicit:
+        names = [n for n in names if PROPERTIES.get(n).applies(config)]
+    for item in (*config.acquisition.objectives, *config.acquisition.constraints):
+        if item.name not in targets and item.name not in names and item.name in PROPERTIES:
+            names.append(item.name)
+    providers = []
+    for name in names:
+        if name in targets:
+            continue  # learned in the loop already
+        cls = PROPERTIES.get(name)
+        missing = [t for t in cls.needs if t not in targets]
+        if missing:
+            raise ConfigError(
+                f"property {name!r} derives from the learned target(s) {', '.join(missing)}, which labeller "
+                f"{config.labeler!r} with targets {list(targets)} does not learn"
+            )
+        providers.append(cls.from_config(config))
+    return tuple(providers)
 
 
 def build_config(data: dict[str, Any]) -> LoopConfig:

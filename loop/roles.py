@@ -82,6 +82,8 @@ class Labeler(Protocol):
     """Stable identity derived from the labeller's full settings."""
     targets: tuple[str, ...]
     """Outcomes it provides by default (empty: any label the candidates carry)."""
+    # Optional: ``default_properties: tuple[str, ...]``, the property providers (loop.registry.PROPERTIES)
+    # a campaign of this labeller scores candidates on when its config names none (absent: none).
 
     def label(
         self,

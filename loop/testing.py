@@ -7,14 +7,20 @@ context, so a test reads like the round it checks::
     ids = run.seed()
     run.evaluate(0, ids, seeds=True)
     gen = run.generate(1)
+
+:class:`ToyFractionProperty` is a property provider double (``register_toy_property()``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
+
+import numpy as np
 
 from loop.config import LoopConfig
 from loop.plan import LoopPlan, build_plan
+from loop.properties.base import PropertyInputs
+from loop.registry import PROPERTIES
 from loop.roles import GenerateOutput, Progress, RoundContext
 from loop.stages.acquire import AcquireOutput, acquire_stage
 from loop.stages.bookkeeping import complete_round, record_batch
@@ -23,7 +29,7 @@ from loop.stages.predict import PredictOutput, predict_stage
 from loop.stages.retrain import RetrainOutput, retrain_stage, wants_model
 from loop.stages.transport import TransportOutput, transport_stage
 from store.candidates import register_structures
-from store.documents import BatchEntry, RoundDoc
+from store.documents import BatchEntry, EvaluationDoc, RoundDoc
 from store.repository import CandidateStore
 
 
@@ -51,6 +57,11 @@ class StageRunner:
         """Round 0's initial candidates."""
         return self.plan.source.seed(self.ctx(0))
 
+    def prepare_properties(self) -> None:
+        """Each property provider's set-up (as the prepare-properties task)."""
+        for prop in self.plan.properties:
+            prop.prepare(self.ctx(0))
+
     def record_batch(self, round_index: int, ids: list[str]) -> list[BatchEntry]:
         """Record ``ids`` as the round's batch."""
         return record_batch(self.ctx(round_index), ids, self.config.model_dump(mode="json"))
@@ -61,12 +72,14 @@ class StageRunner:
 
     def predict(self, round_index: int) -> PredictOutput:
         """Predictions of the newest model."""
-        return predict_stage(self.ctx(round_index), fixed_pool=self.plan.source.fixed_pool)
+        return predict_stage(
+            self.ctx(round_index), fixed_pool=self.plan.source.fixed_pool, properties=self.plan.properties
+        )
 
     def acquire(self, round_index: int, prediction: PredictOutput) -> AcquireOutput:
         """The round's batch."""
         return acquire_stage(
-            self.config.acquisition, self.ctx(round_index), prediction, batch_size=self.config.batch_size
+            self.plan.acquisition, self.ctx(round_index), prediction, batch_size=self.config.batch_size
         )
 
     def evaluate(
@@ -77,7 +90,7 @@ class StageRunner:
             self.plan.labeler,
             self.ctx(round_index),
             ids,
-            acquisition=None if seeds else self.config.acquisition.model_dump(),
+            acquisition=None if seeds else self.plan.acquisition.model_dump(),
             seeds=seeds,
             progress=progress,
         )
@@ -117,3 +130,55 @@ class StageRunner:
         if self.plan.md is None:
             return TransportOutput(results={}, elapsed_s=0.0)
         return transport_stage(self.plan.md, self.ctx(round_index), potential=self.config.oracle.relax.potential)
+
+
+class ToyFractionProperty:
+    """A property test double: the atomic fraction of one element (exact, one sample), from the composition.
+
+    Register it with :func:`register_toy_property` (name ``toy_fraction``) and list it in ``properties``.
+    """
+
+    name: ClassVar[str] = "toy_fraction"
+    unit: ClassVar[str] = "atom fraction"
+    needs: ClassVar[tuple[str, ...]] = ()
+    element: ClassVar[str] = "Li"
+
+    @classmethod
+    def applies(cls, config: LoopConfig) -> bool:
+        """Any campaign."""
+        return True
+
+    @classmethod
+    def from_config(cls, config: LoopConfig) -> ToyFractionProperty:
+        """No settings."""
+        return cls()
+
+    def describe(self) -> dict[str, Any]:
+        """What it computes."""
+        return {"fraction_of": self.element}
+
+    def prepare(self, ctx: RoundContext, *, on_stage: Any = None) -> None:
+        """Nothing to prepare."""
+
+    def _fraction(self, formula: Any) -> float:
+        from pymatgen.core import Composition
+
+        return float(Composition(formula).get_atomic_fraction(self.element))
+
+    def samples(self, ctx: RoundContext, inputs: PropertyInputs) -> np.ndarray:
+        """``1 x n`` exact fractions."""
+        return np.array([[self._fraction(c) for c in inputs.compositions]])
+
+    def observed(self, ctx: RoundContext, evaluations: list[EvaluationDoc]) -> np.ndarray:
+        """The fraction of each labelled structure."""
+        return np.array([self._fraction(e.formula) for e in evaluations], dtype=float)
+
+
+def register_toy_property() -> None:
+    """Add :class:`ToyFractionProperty` as ``toy_fraction`` to :data:`loop.registry.PROPERTIES`."""
+    PROPERTIES.register(ToyFractionProperty.name)(ToyFractionProperty)
+
+
+def unregister_toy_property() -> None:
+    """Remove ``toy_fraction`` again."""
+    PROPERTIES.remove(ToyFractionProperty.name)

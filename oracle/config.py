@@ -18,7 +18,8 @@ from oracle.relax import RelaxConfig
 #: Fields that never change a stored label, left out of :meth:`OracleConfig.key`: ``batch_size`` only
 #: groups structures into lockstep batches (results do not depend on it) and ``md`` results are stored
 #: apart from the relaxation (``EvaluationDoc.transport``), so changing MD settings re-runs MD only.
-NOT_IN_KEY: frozenset[str] = frozenset({"batch_size", "md"})
+#: ``reference_phases`` only shapes the hull, which is recomputed from every label at the end of each round.
+NOT_IN_KEY: frozenset[str] = frozenset({"batch_size", "md", "reference_phases"})
 
 
 class OracleConfig(BaseModel):
@@ -53,6 +54,13 @@ class OracleConfig(BaseModel):
         description="MP competing phases in the hull: 'auto' fetches them once per chemical system with mp-api "
         "when MP_API_KEY is set and the energies are on the MP scale (cached under <data home>/cache/mp_phases); "
         "'off' never.",
+    )
+    reference_phases: tuple[Literal["mp_20", "mpts_52"], ...] = Field(
+        ("mp_20", "mpts_52"),
+        description="Materials Project phase files in the hull (oracle.phases: MP-20 and MPTS-52 formats, read "
+        "from ../shared/data, the raw data cache, or downloaded into it); empty: the hull holds the elemental "
+        "references, the campaign's structures and (with an API key) MP's phases only. Used when the energies "
+        "are on the MP scale.",
     )
     batch_size: int = Field(
         8,

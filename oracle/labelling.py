@@ -99,3 +99,19 @@ def competing_phase_entries(config: OracleConfig, systems: list[list[str]]) -> l
     if source is None:
         return []
     return [(f"mp:{p.entry_id}", p.formula, p.energy_per_atom) for p in source.for_systems(systems)]
+
+
+def reference_phase_set(config: OracleConfig) -> Any:
+    """The Materials Project reference phases (:class:`oracle.phases.PhaseSet`) for this oracle's hull: the files
+    of ``reference_phases`` plus, when ``competing_phases`` allows it, MP's own phases; None when the energies
+    are not on the MP scale or no phase file is configured."""
+    from oracle.compat import mp_compatible
+    from oracle.phases import default_phase_set
+    from oracle.potentials import get_potential
+
+    if not config.reference_phases:
+        return None
+    if not mp_compatible(get_potential(config.relax.potential).energy_scale, config.energy_correction):
+        return None
+    competing = None if config.competing_phases == "auto" else False
+    return default_phase_set(config.reference_phases, competing=competing)

@@ -284,6 +284,30 @@ class PhaseSet:
         hull = diagram.get_hull_energy_per_atom(comp)
         return float(hull - self._mu_mean(comp))
 
+    def hull_formation_energies(
+        self,
+        compositions: Sequence[Composition | str],
+        *,
+        context: Sequence[tuple[str, Composition | str, float]] = (),
+    ) -> list[float]:
+        """Formation energy of the hull (eV/atom) at each composition, with ``context`` phases (key, composition,
+        energy per atom in eV/atom on the MP scale) added to the reference phases; one diagram per chemical
+        system."""
+        comps = [Composition(c) for c in compositions]
+        extra = [
+            (frozenset(el.symbol for el in Composition(c).elements), Composition(c), float(e)) for _, c, e in context
+        ]
+        diagrams: dict[frozenset[str], PhaseDiagram] = {}
+        out = []
+        for comp in comps:
+            system = self._check(el.symbol for el in comp.elements)
+            if system not in diagrams:
+                base = self.diagram(system)
+                inside = [PDEntry(c, e * c.num_atoms) for s, c, e in extra if s <= system]
+                diagrams[system] = PhaseDiagram([*base.all_entries, *inside]) if inside else base
+            out.append(float(diagrams[system].get_hull_energy_per_atom(comp)) - self._mu_mean(comp))
+        return out
+
     def _mu_mean(self, comp: Composition) -> float:
         fractions = comp.fractional_composition
         return sum(float(amount) * self.mu[el.symbol] for el, amount in fractions.items())

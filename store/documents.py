@@ -71,6 +71,13 @@ class CandidateDoc(_Doc):
     substitutions: dict[str, str] = Field(default_factory=dict, description="Old species -> new species.")
     probability: float = Field(1.0, description="Data-mined substitution probability (dimensionless).")
     status: Literal["generated", "acquired", "evaluated", "failed"] = Field("generated")
+    predictions: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Latest predictions, outcome -> {'mean', 'std'} in the outcome's units (e.g. e_above_hull "
+        "eV/atom, band_gap eV, log10_conductivity log10 S/cm); empty until a round predicted it.",
+    )
+    predicted_by: str | None = Field(None, description="Loop model version behind `predictions`.")
+    predicted_round: int | None = Field(None, description="Round whose predict stage wrote `predictions`.")
     provenance: Provenance
 
     @classmethod
@@ -121,9 +128,17 @@ class EvaluationDoc(_Doc):
     )
     energy_above_hull: float | None = Field(
         None,
-        description="Energy above the convex hull of the elemental references, every structure the campaign "
-        "evaluated in this chemical system and, with an MP API key, MP's competing phases (eV/atom); "
-        "recomputed at the end of each round.",
+        description="Signed energy above the convex hull (eV/atom) of the Materials Project reference phases "
+        "of its chemical system (MP-20/MPTS-52 files, MP elemental references, MP's own phases with an API "
+        "key), and every other structure the campaign evaluated there; negative: below that hull. Recomputed "
+        "at the end of each round. Potentials not on the MP scale: against the elemental references and the "
+        "campaign's structures only (>= 0).",
+    )
+    hull: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What the hull value rests on: n_phases (reference compounds in the chemical system), "
+        "sources (source -> count), thin (True: too few phases to trust a negative value), "
+        "hull_formation_energy (eV/atom, the hull at this composition without this structure).",
     )
     decomposition: dict[str, float] = Field(
         default_factory=dict, description="Hull phases (reduced formula -> atom fraction) it decomposes into."

@@ -175,6 +175,17 @@ class CandidateStore:
         for cid in ids:
             self.candidates.update_one({"_id": cid}, {"$set": {"status": status}})
 
+    @_guard
+    def set_predictions(
+        self, predictions: dict[str, dict[str, dict[str, float]]], *, model_version: str, round_index: int
+    ) -> None:
+        """Record each candidate's latest predictions: id -> outcome -> ``{"mean", "std"}`` (outcome units)."""
+        for cid, values in predictions.items():
+            self.candidates.update_one(
+                {"_id": cid},
+                {"$set": {"predictions": values, "predicted_by": model_version, "predicted_round": round_index}},
+            )
+
     # evaluations --------------------------------------------------------------------------
     @_guard
     def evaluated_ids(self, oracle_key: str, candidate_ids: Sequence[str]) -> set[str]:
@@ -229,12 +240,19 @@ class CandidateStore:
         return [dict(d) for d in cursor]
 
     @_guard
-    def set_hull(self, evaluation_id: str, e_above_hull: float, decomposition: dict[str, float]) -> None:
-        """Record an evaluation's energy above hull (eV/atom) and decomposition."""
-        self.evaluations.update_one(
-            {"_id": evaluation_id},
-            {"$set": {"energy_above_hull": e_above_hull, "decomposition": decomposition}},
-        )
+    def set_hull(
+        self,
+        evaluation_id: str,
+        e_above_hull: float,
+        decomposition: dict[str, float],
+        hull: dict[str, Any] | None = None,
+    ) -> None:
+        """Record an evaluation's energy above hull (eV/atom), decomposition and what the hull rests on (a nested
+        document: the embedded server keeps nested booleans, not top-level ones)."""
+        fields: dict[str, Any] = {"energy_above_hull": e_above_hull, "decomposition": decomposition}
+        if hull is not None:
+            fields["hull"] = hull
+        self.evaluations.update_one({"_id": evaluation_id}, {"$set": fields})
 
     @_guard
     def set_transport(self, evaluation_id: str, transport: dict[str, Any]) -> None:

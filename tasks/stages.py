@@ -43,6 +43,17 @@ def check_store_task(config: LoopConfig) -> dict[str, int]:
     return open_store(config).counts()
 
 
+@task(name="prepare-properties", **_RETRY)
+def prepare_properties_task(config: LoopConfig) -> list[dict[str, Any]]:
+    """Before the first round: each property provider's set-up (reference phases read, a missing default
+    property model trained and registered); returns what each property reads from."""
+    plan, ctx = _round(config, 0)
+    logger = get_run_logger()
+    for prop in plan.properties:
+        prop.prepare(ctx, on_stage=lambda msg, name=prop.name: logger.info("property %s: %s", name, msg))
+    return [{"name": p.name, "unit": p.unit, **p.describe()} for p in plan.properties]
+
+
 @task(name="begin-round", **_RETRY)
 def begin_round_task(config: LoopConfig, round_index: int) -> RoundDoc:
     """Create or resume the round document."""
@@ -78,7 +89,7 @@ def generate_task(config: LoopConfig, round_index: int) -> GenerateOutput:
 def predict_task(config: LoopConfig, round_index: int) -> PredictOutput:
     """Ensemble predictions for the pool."""
     plan, ctx = _round(config, round_index)
-    out = predict_stage(ctx, fixed_pool=plan.source.fixed_pool)
+    out = predict_stage(ctx, fixed_pool=plan.source.fixed_pool, properties=plan.properties)
     get_run_logger().info(
         "round %d · predict: %d candidates with model %s", round_index, len(out.pool_ids), out.model_version
     )
@@ -88,8 +99,8 @@ def predict_task(config: LoopConfig, round_index: int) -> PredictOutput:
 @task(name="acquire", **_RETRY)
 def acquire_task(config: LoopConfig, round_index: int, prediction: PredictOutput) -> AcquireOutput:
     """Choose the batch."""
-    _, ctx = _round(config, round_index)
-    out = acquire_stage(config.acquisition, ctx, prediction, batch_size=config.batch_size)
+    plan, ctx = _round(config, round_index)
+    out = acquire_stage(plan.acquisition, ctx, prediction, batch_size=config.batch_size)
     get_run_logger().info(
         "round %d · acquire (%s): %s", round_index, out.strategy, ", ".join(e.formula for e in out.entries)
     )
@@ -110,7 +121,7 @@ def _evaluate(
         ctx,
         candidate_ids,
         model_version=model_version,
-        acquisition=None if seeds else config.acquisition.model_dump(),
+        acquisition=None if seeds else plan.acquisition.model_dump(),
         seeds=seeds,
         progress=progress,
     )

@@ -28,6 +28,8 @@ class RelaxLabeler:
 
     name: ClassVar[str] = "relax"
     targets: ClassVar[tuple[str, ...]] = ("formation_energy_per_atom",)
+    #: Outcomes scored on every candidate when the config names none (see ``LoopConfig.properties``).
+    default_properties: ClassVar[tuple[str, ...]] = ("e_above_hull", "band_gap", "log10_conductivity")
 
     oracle: OracleConfig
 
@@ -102,21 +104,17 @@ class RelaxLabeler:
         elemental_energies(self.oracle, {el for c in candidates for el in c.elements}, num_threads=ctx.num_threads)
 
     def finish_round(self, ctx: RoundContext) -> dict[str, Any]:
-        """Recompute the energy above hull (eV/atom) and decomposition of every label of the campaign.
+        """Recompute the signed energy above hull (eV/atom) and decomposition of every label of the campaign.
 
-        The hull of each chemical system holds the elemental references (same potential), all the campaign's
-        labelled structures in it and, when allowed, MP's competing phases; a phase found in a later round
-        can raise the value of an earlier one, hence the recomputation. No round metrics.
+        On the MP scale the hull of each chemical system holds the Materials Project reference phases
+        (:mod:`oracle.phases`) and every other labelled structure of the campaign; each value records how many
+        reference phases its system held, where they came from and whether the hull is thin. Otherwise the hull
+        holds the elemental references (same potential) and the campaign's structures. A phase found in a later
+        round can raise the value of an earlier one, hence the recomputation. No round metrics.
         """
-        from oracle.hull import hull_energies
-        from oracle.labelling import competing_phase_entries, elemental_energies
-
         usable = [e for e in ctx.store.labelled(ctx.campaign, self.key) if e.energy_per_atom is not None]
         if not usable:
             return {}
-        _, energies = elemental_energies(
-            self.oracle, {el for e in usable for el in e.elements}, num_threads=ctx.num_threads
-        )
         entries = [
             (
                 e.id,
@@ -125,10 +123,35 @@ class RelaxLabeler:
             )
             for e in usable
         ]
+        from oracle.labelling import reference_phase_set
+
+        phase_set = reference_phase_set(self.oracle)
+        if phase_set is None:
+            self._elemental_hull(ctx, usable, entries)
+            return {}
+        for key, formula, energy in entries:
+            others = [c for c in entries if c[0] != key]
+            st = phase_set.stability(formula, float(energy), context=others)  # type: ignore[arg-type]
+            hull = {
+                "n_phases": st.n_phases,
+                "sources": st.sources,
+                "thin": st.thin,
+                "hull_formation_energy": st.hull_formation_energy,
+            }
+            ctx.store.set_hull(key, st.e_above_hull, st.decomposition, hull)
+        return {}
+
+    def _elemental_hull(self, ctx: RoundContext, usable: list[Any], entries: list[Any]) -> None:
+        """The hull of the elemental references, the campaign's labels and (allowed) MP competing phases."""
+        from oracle.hull import hull_energies
+        from oracle.labelling import competing_phase_entries, elemental_energies
+
+        _, energies = elemental_energies(
+            self.oracle, {el for e in usable for el in e.elements}, num_threads=ctx.num_threads
+        )
         phases = competing_phase_entries(self.oracle, [e.elements for e in usable])
         for key, res in hull_energies(entries, energies, phases).items():
             ctx.store.set_hull(key, res.e_above_hull, res.decomposition)
-        return {}
 
     def best(self, ctx: RoundContext, n: int = 5) -> list[dict[str, Any]]:
         """The ``n`` lowest formation energies (formula, id, eV/atom)."""

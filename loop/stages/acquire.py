@@ -38,8 +38,9 @@ def acquire_stage(
     pool = store.candidate_briefs(prediction.pool_ids)
     if not pool:
         return AcquireOutput(entries=[], strategy=acquisition.strategy, elapsed_s=time.perf_counter() - start)
-    observed = observed_targets(ctx)
-    m = len(ctx.targets)
+    names = prediction.outcomes or ctx.targets
+    observed = np.asarray(prediction.observed, dtype=float) if prediction.outcomes else observed_targets(ctx)
+    m = len(names)
     usable = bool(prediction.members) and bool(np.all(np.isfinite(np.asarray(prediction.members))))
     if usable:
         members = np.asarray(prediction.members, dtype=float).reshape(-1, len(pool), m)
@@ -51,7 +52,7 @@ def acquire_stage(
         members,
         batch_size,
         strategy,
-        outcome_names=ctx.targets,
+        outcome_names=names,
         observed=observed if len(observed) else None,
         keys=[c["formula"] for c in pool],
     )
@@ -63,8 +64,8 @@ def acquire_stage(
             n_sites=pool[i]["n_sites"],
             mean=float(mean[i, 0]) if usable else None,
             std=float(std[i, 0]) if usable else None,
-            means={t: float(mean[i, j]) for j, t in enumerate(ctx.targets)} if usable else {},
-            stds={t: float(std[i, j]) for j, t in enumerate(ctx.targets)} if usable else {},
+            means={t: float(mean[i, j]) for j, t in enumerate(names)} if usable else {},
+            stds={t: float(std[i, j]) for j, t in enumerate(names)} if usable else {},
             acquisition_value=value,
         )
         for i, value in zip(selection.indices, selection.values, strict=True)

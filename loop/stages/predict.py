@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -11,18 +11,26 @@ from pymatgen.core import Structure
 
 from core.errors import ModelNotFoundError
 from core.threads import torch_threads
+from loop.labels import label_value
+from loop.properties.base import Property, PropertyInputs, combine_samples
 from loop.roles import RoundContext
 
 
 @dataclass(frozen=True, kw_only=True)
 class PredictOutput:
-    """Member predictions on the pool: ``members`` is K x n x m (m = number of targets, target units), or
-    empty without a model."""
+    """Posterior samples on the pool: ``members`` is ``S x n x M`` (target units), or empty without a model.
+
+    Without properties ``M`` is the number of learned targets and ``S`` the ensemble's ``K`` members; with
+    properties, ``outcomes`` names the ``M`` columns (targets, then properties) and ``observed`` holds their
+    ``n_obs x M`` values on the labelled structures (see :func:`loop.properties.base.combine_samples`).
+    """
 
     pool_ids: list[str]
     members: list[list[list[float]]]
     model_version: str | None
     elapsed_s: float
+    outcomes: tuple[str, ...] = ()
+    observed: list[list[float]] = field(default_factory=list)
 
 
 #: Fixed pools' graphs, built once per process: (store, database, campaign, cutoff) -> (id -> row, graphs).
@@ -48,12 +56,14 @@ def _pool_graphs(ctx: RoundContext, ids: list[str], ensemble: Any) -> Any:
     return graphs.subset([index[i] for i in ids])
 
 
-def predict_stage(ctx: RoundContext, *, fixed_pool: bool) -> PredictOutput:
-    """Predict the targets of every unlabelled candidate with the newest model of the campaign.
+def predict_stage(ctx: RoundContext, *, fixed_pool: bool, properties: tuple[Property, ...] = ()) -> PredictOutput:
+    """Predict the targets of every unlabelled candidate with the newest model of the campaign, and score them
+    on the campaign's properties; the means and standard deviations are recorded on the candidates.
 
     Args:
         fixed_pool: the candidate set never changes (a pool source): its graphs are built once and cached,
             and structures are not re-read every round.
+        properties: the campaign's property providers (their outcomes follow the targets).
     """
     from surrogates.registry import load_ensembles
 
@@ -70,6 +80,7 @@ def predict_stage(ctx: RoundContext, *, fixed_pool: bool) -> PredictOutput:
         ensembles = []
     if not ensembles:
         return PredictOutput(pool_ids=pool_ids, members=[], model_version=None, elapsed_s=time.perf_counter() - start)
+    structures: list[Structure] = []
     with torch_threads(ctx.num_threads):
         if fixed_pool:
             graphs = _pool_graphs(ctx, pool_ids, ensembles[0])
@@ -77,9 +88,53 @@ def predict_stage(ctx: RoundContext, *, fixed_pool: bool) -> PredictOutput:
         else:
             structures = [Structure.from_dict(c.structure) for c in pool]
             members = np.stack([e.predict_members(structures) for e in ensembles], axis=-1)
+        if not properties:
+            return PredictOutput(
+                pool_ids=pool_ids,
+                members=members.astype(float).tolist(),
+                model_version=model.id,  # type: ignore[union-attr]
+                elapsed_s=time.perf_counter() - start,
+            )
+        if fixed_pool:
+            structures = [Structure.from_dict(c.structure) for c in ctx.store.get_candidates(pool_ids)]
+        samples, observed = _score_properties(ctx, properties, pool_ids, structures, members)
+    outcomes = (*ctx.targets, *(p.name for p in properties))
+    ctx.store.set_predictions(
+        {
+            cid: {
+                name: {"mean": float(samples[:, i, j].mean()), "std": float(samples[:, i, j].std())}
+                for j, name in enumerate(outcomes)
+            }
+            for i, cid in enumerate(pool_ids)
+        },
+        model_version=model.id,  # type: ignore[union-attr]
+        round_index=ctx.round_index,
+    )
     return PredictOutput(
         pool_ids=pool_ids,
-        members=members.astype(float).tolist(),
+        members=samples.astype(float).tolist(),
         model_version=model.id,  # type: ignore[union-attr]
         elapsed_s=time.perf_counter() - start,
+        outcomes=outcomes,
+        observed=observed.astype(float).tolist(),
     )
+
+
+def _score_properties(
+    ctx: RoundContext,
+    properties: tuple[Property, ...],
+    ids: list[str],
+    structures: list[Structure],
+    members: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``S x n x M`` samples of targets and properties on the pool, and ``n_obs x M`` values on the labels."""
+    learned = {t: members[:, :, j] for j, t in enumerate(ctx.targets)}
+    inputs = PropertyInputs(
+        ids=ids, compositions=[s.composition for s in structures], structures=structures, learned=learned
+    )
+    samples = combine_samples(members, [p.samples(ctx, inputs) for p in properties])
+    evaluations = ctx.store.evaluated(ctx.campaign, ctx.labeler_key)  # the order of observed_targets
+    columns = [np.array([label_value(e, t) for e in evaluations], dtype=float) for t in ctx.targets]
+    columns += [np.asarray(p.observed(ctx, evaluations), dtype=float) for p in properties]
+    observed = np.stack(columns, axis=-1) if evaluations else np.zeros((0, len(columns)))
+    return samples, observed

@@ -35,6 +35,7 @@ def config(toy: None) -> LoopConfig:
         candidates_per_round=5,
         seeds=("pymatgen:Li2O", "pymatgen:Li2O2"),
         oracle={"relax": {"potential": "toy", "fmax": 0.1, "max_steps": 30}, "reference_source": "auto"},
+        properties=(),  # the loop mechanics alone: no property models
         store_uri="mongomock://pipeline",
     )
 
