@@ -123,6 +123,7 @@ class StageRunner:
             retrain=retrain,
             timings=timings,
             config=self.config.model_dump(mode="json"),
+            properties=self.plan.properties,
         )
 
     def transport(self, round_index: int) -> TransportOutput:
@@ -156,6 +157,10 @@ class ToyFractionProperty:
     def describe(self) -> dict[str, Any]:
         """What it computes."""
         return {"fraction_of": self.element}
+
+    def version(self, ctx: RoundContext) -> str:
+        """Fixed."""
+        return "toy-1"
 
     def prepare(self, ctx: RoundContext, *, on_stage: Any = None) -> None:
         """Nothing to prepare."""

@@ -148,6 +148,12 @@ class EvaluationDoc(_Doc):
         description="Known labels revealed by the replay oracle (property -> value, the pool's units); empty "
         "in discovery mode.",
     )
+    properties: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Properties of the relaxed structure from registered property models, outcome -> {'mean', "
+        "'std', 'model'} in the outcome's units (band_gap eV, log10_conductivity log10 S/cm); written at the end "
+        "of the round that labelled it.",
+    )
     transport: dict[str, Any] | None = Field(
         None,
         description="Molecular-dynamics diffusion result (oracle.md.DiffusionResult: D in cm²/s, Nernst-Einstein "

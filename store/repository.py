@@ -255,6 +255,11 @@ class CandidateStore:
         self.evaluations.update_one({"_id": evaluation_id}, {"$set": fields})
 
     @_guard
+    def set_evaluation_properties(self, evaluation_id: str, properties: dict[str, dict[str, Any]]) -> None:
+        """Record model-predicted properties of an evaluation's relaxed structure (outcome -> mean, std, model)."""
+        self.evaluations.update_one({"_id": evaluation_id}, {"$set": {"properties": properties}})
+
+    @_guard
     def set_transport(self, evaluation_id: str, transport: dict[str, Any]) -> None:
         """Record an evaluation's MD diffusion result (numbers and strings only)."""
         self.evaluations.update_one({"_id": evaluation_id}, {"$set": {"transport": transport}})

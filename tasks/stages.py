@@ -209,6 +209,7 @@ def complete_round_task(
         retrain=retrain,
         timings=timings,
         config=config.model_dump(mode="json"),
+        properties=plan.properties,
     )
 
 

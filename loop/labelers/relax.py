@@ -6,6 +6,7 @@ writes each result to the store as soon as it exists.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -154,43 +155,74 @@ class RelaxLabeler:
             ctx.store.set_hull(key, res.e_above_hull, res.decomposition)
 
     def best(self, ctx: RoundContext, n: int = 5) -> list[dict[str, Any]]:
-        """The ``n`` lowest formation energies (formula, id, eV/atom)."""
-        labelled = sorted(ctx.store.labelled(ctx.campaign, self.key), key=lambda e: e.formation_energy_per_atom)
-        return [
-            {
-                "candidate_id": e.candidate_id,
-                "formula": e.formula,
-                "formation_energy_per_atom": e.formation_energy_per_atom,
-            }
-            for e in labelled[:n]
-        ]
+        """The ``n`` most stable labels: lowest signed energy above hull, then formation energy (eV/atom), with
+        what the hull rests on and the model properties of the relaxed structure (mean and std)."""
+        labelled = sorted(ctx.store.labelled(ctx.campaign, self.key), key=_stability_key)
+        return [_best_row(e) for e in labelled[:n]]
 
     def parent_rank(self, ctx: RoundContext) -> list[tuple[str, dict[str, Any]]]:
-        """Relaxed structures by formation energy, lowest first."""
+        """Relaxed structures, most stable first (energy above hull, then formation energy)."""
         labelled = [e for e in ctx.store.labelled(ctx.campaign, self.key) if e.relaxed_structure]
-        labelled.sort(key=lambda e: e.formation_energy_per_atom)
+        labelled.sort(key=_stability_key)
         return [(e.candidate_id, e.relaxed_structure) for e in labelled]  # type: ignore[misc]
 
     def batch_row(self, entry: BatchEntry, targets: tuple[str, ...]) -> dict[str, Any]:
-        """Formula, id, sites, predicted formation energy and spread, acquisition value, oracle result."""
+        """Formula, id, sites, predicted formation energy and spread, the other predicted outcomes (mean and std),
+        acquisition value, oracle result."""
+        others = [name for name in entry.means if name not in targets]
         return {
             "formula": entry.formula,
             "candidate_id": entry.candidate_id,
             "n_sites": entry.n_sites,
             "predicted_mean_eV_per_atom": fmt(entry.mean),
             "predicted_std_eV_per_atom": fmt(entry.std),
+            **{f"{name}_mean": fmt(entry.means.get(name)) for name in others},
+            **{f"{name}_std": fmt(entry.stds.get(name)) for name in others},
             "acquisition_value": fmt(entry.acquisition_value, ".4g"),
             "oracle_status": entry.status,
             "formation_energy_eV_per_atom": fmt(entry.formation_energy_per_atom),
         }
 
     def best_markdown(self, doc: RoundDoc, targets: tuple[str, ...]) -> str:
-        """The lowest formation energies so far."""
-        rows = "\n".join(
-            f"| {b['formula']} | {b['candidate_id']} | {b['formation_energy_per_atom']:.3f} |" for b in doc.best
-        )
-        return f"""## Lowest formation energies so far (eV/atom)
-| formula | id | formation energy |
-| --- | --- | --- |
-{rows}
+        """The most stable labels so far, with their predicted properties."""
+        names = sorted({k[: -len("_mean")] for b in doc.best for k in b if k.endswith("_mean")})
+        head = "| formula | id | formation energy | E above hull (phases) |" + "".join(f" {n} |" for n in names)
+        rule = "| --- " * (4 + len(names)) + "|"
+        rows = []
+        for b in doc.best:
+            hull = "" if b.get("e_above_hull") is None else f"{b['e_above_hull']:+.3f}"
+            if b.get("hull_phases") is not None:
+                hull += f" ({b['hull_phases']}{', thin' if b.get('hull_thin') else ''})"
+            cells = "".join(
+                f" {b[n + '_mean']:.2f} ± {b.get(n + '_std', 0.0):.2f} |" if n + "_mean" in b else " |" for n in names
+            )
+            energy = f"{b['formation_energy_per_atom']:.3f}"
+            rows.append(f"| {b['formula']} | {b['candidate_id']} | {energy} | {hull} |{cells}")
+        body = "\n".join(rows)
+        return f"""## Most stable so far (eV/atom; energy above the hull of MP phases, signed)
+{head}
+{rule}
+{body}
 """
+
+
+def _stability_key(e: EvaluationDoc) -> tuple[float, float]:
+    """Sort key: signed energy above hull (unknown last), then formation energy (eV/atom)."""
+    e_hull = e.energy_above_hull if e.energy_above_hull is not None else math.inf
+    return (e_hull, e.formation_energy_per_atom if e.formation_energy_per_atom is not None else math.inf)
+
+
+def _best_row(e: EvaluationDoc) -> dict[str, Any]:
+    """One "best so far" row: id, formula, energies (eV/atom), hull context, model properties (mean, std)."""
+    row: dict[str, Any] = {
+        "candidate_id": e.candidate_id,
+        "formula": e.formula,
+        "formation_energy_per_atom": e.formation_energy_per_atom,
+        "e_above_hull": e.energy_above_hull,
+        "hull_phases": e.hull.get("n_phases"),
+        "hull_thin": e.hull.get("thin"),
+    }
+    for name, value in sorted(e.properties.items()):
+        row[f"{name}_mean"] = value.get("mean")
+        row[f"{name}_std"] = value.get("std")
+    return row

@@ -57,6 +57,11 @@ class Property(Protocol):
         """Provenance of the values (model id, phase set, ...), stored with each round."""
         ...
 
+    def version(self, ctx: RoundContext) -> str:
+        """Identity of the values it gives now (e.g. the resolved model id): stored values of another version
+        are recomputed."""
+        ...
+
     def prepare(self, ctx: RoundContext, *, on_stage: Any = None) -> None:
         """Work before the first round reads it (e.g. train and register a missing default model)."""
         ...

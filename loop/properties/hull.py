@@ -82,6 +82,10 @@ class HullProperty:
             sources[p.source] = sources.get(p.source, 0) + 1
         return {"phases": sources, "online": phases.competing is not None}
 
+    def version(self, ctx: RoundContext) -> str:
+        """The phase files in the hull."""
+        return "mp-phases:" + ",".join(self.oracle.reference_phases)
+
     def prepare(self, ctx: RoundContext, *, on_stage: Any = None) -> None:
         """Read the reference phases once (a missing file is an error before any round runs)."""
         if on_stage is not None:

@@ -85,13 +85,21 @@ class ModelProperty:
         return np.asarray(self._predictor(ctx).predict_samples(inputs.structures, seed=ctx.round_index), dtype=float)
 
     def observed(self, ctx: RoundContext, evaluations: list[EvaluationDoc]) -> np.ndarray:
-        """The model's mean on the relaxed structures (a model property has no oracle label)."""
-        structures = [Structure.from_dict(e.relaxed_structure) for e in evaluations if e.relaxed_structure]
-        if not structures:
-            return np.full(len(evaluations), np.nan)
-        mean, _ = self._predictor(ctx).predict(structures)
+        """The model's mean on the relaxed structures (a model property has no oracle label): the value stored by
+        the score stage for this model, else predicted now."""
+        model_id = self.version(ctx)
         out = np.full(len(evaluations), np.nan)
-        out[[i for i, e in enumerate(evaluations) if e.relaxed_structure]] = np.asarray(mean, dtype=float)
+        todo = []
+        for i, e in enumerate(evaluations):
+            stored = e.properties.get(self.name, {})
+            if stored.get("model") == model_id and isinstance(stored.get("mean"), int | float):
+                out[i] = float(stored["mean"])
+            elif e.relaxed_structure:
+                todo.append(i)
+        if todo:
+            structures = [Structure.from_dict(evaluations[i].relaxed_structure) for i in todo]  # type: ignore[arg-type]
+            mean, _ = self._predictor(ctx).predict(structures)
+            out[todo] = np.asarray(mean, dtype=float)
         return out
 
 

@@ -6,9 +6,11 @@ import time
 from typing import Any
 
 from core import __version__
+from loop.properties.base import Property
 from loop.roles import Labeler, RoundContext
 from loop.stages.evaluate import EvaluateOutput
 from loop.stages.retrain import RetrainOutput
+from loop.stages.score import score_labels_stage
 from store.documents import BatchEntry, RoundDoc, utcnow
 
 
@@ -50,14 +52,17 @@ def complete_round(
     retrain: RetrainOutput,
     timings: dict[str, float],
     config: dict[str, Any],
+    properties: tuple[Property, ...] = (),
 ) -> RoundDoc:
-    """Run the labeller's end-of-round analysis, fill in results, metrics and timings, mark the round completed.
+    """Run the labeller's end-of-round analysis, score the new labels on the model properties, fill in results,
+    metrics and timings, mark the round completed.
 
     ``timings['store']`` of the returned document records how long this took (s).
     """
     start = time.perf_counter()
     store = ctx.store
     metrics = labeler.finish_round(ctx)
+    score_labels_stage(properties, ctx)
     doc = store.get_round(ctx.campaign, ctx.round_index) or begin_round(ctx, config)
     entries = [
         e.model_copy(
