@@ -29,6 +29,9 @@ app.add_typer(models_app)
 from battery_discovery.data_cli import data_app  # noqa: E402
 
 app.add_typer(data_app, name="data")
+from battery_discovery.query_cli import app as query_app  # noqa: E402  (query: candidates by any property)
+
+app.add_typer(query_app)
 # Wide enough for the tables when piped (rich would fall back to 80 columns).
 console = Console(width=None if sys.stdout.isatty() else 180)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -88,7 +91,6 @@ def run(
         from acquisition.config import load_acquisition_config
 
         acquisition = load_acquisition_config(acquisition_config)
-        acquisition.check_outcomes(build_plan(cfg).targets)  # the outcomes the loop predicts
         cfg = build_config({**cfg.model_dump(), "acquisition": acquisition.model_dump()})
     if strategy:
         cfg = build_config({**cfg.model_dump(), "acquisition": {**cfg.acquisition.model_dump(), "strategy": strategy}})
@@ -131,86 +133,14 @@ def _print_summary(result: dict[str, Any], uri: str, database: str, campaign: st
             f"{s['timings'].get('total', 0):.0f}",
         )
     console.print(table)
-    best = Table(title="Lowest formation energies so far (eV/atom)")
-    for col in ("formula", "id", "E_f"):
-        best.add_column(col)
-    for b in result["best"]:
-        best.add_row(b["formula"], b["candidate_id"], f"{b['formation_energy_per_atom']:.3f}")
-    console.print(best)
+    from battery_discovery.tables import best_table
+
+    console.print(best_table(result["best"], "Most stable so far (energy above the hull of MP phases)"))
     console.print(
-        "Next: [bold]battery-discovery status[/], [bold]battery-discovery query --elements Li --limit 20[/], "
+        "Next: [bold]battery-discovery status[/], "
+        "[bold]battery-discovery query --where 'band_gap >= 3' --predicted[/], "
         "or the Prefect UI (prefect server start) for artifacts per round."
     )
-
-
-@app.command()
-def query(
-    elements: Annotated[str, typer.Option(help="Comma-separated elements that must all be present, e.g. Li,O.")] = "",
-    max_formation_energy: Annotated[float | None, typer.Option(help="Keep formation energy <= this (eV/atom).")] = None,
-    max_e_above_hull: Annotated[
-        float | None, typer.Option(help="Keep energy above the convex hull <= this (eV/atom).")
-    ] = None,
-    sort: Annotated[
-        str, typer.Option(help="formation_energy, e_above_hull, energy_per_atom, formula, round.")
-    ] = "formation_energy",
-    limit: Annotated[int, typer.Option(help="Rows at most (0: all).")] = 20,
-    include_failed: Annotated[bool, typer.Option(help="Also list failed relaxations with their reason.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
-    store_uri: StoreUri = "embedded",
-    database: Database = "battery_discovery",
-) -> None:
-    """List evaluated candidates from the store (lowest formation energy first by default)."""
-    from store import open_store
-
-    symbols = [e.strip() for e in elements.split(",") if e.strip()]
-    from pymatgen.core import Element
-
-    for s in symbols:
-        if not Element.is_valid_symbol(s):
-            raise DiscoveryError(f"unknown element {s!r}")
-    try:
-        docs = open_store(store_uri, database).query(
-            elements=symbols,
-            max_formation_energy=max_formation_energy,
-            max_e_above_hull=max_e_above_hull,
-            sort=sort,
-            limit=limit,
-            include_failed=include_failed,
-        )
-    except ValueError as exc:
-        raise DiscoveryError(str(exc)) from None
-    if as_json:
-        for d in docs:
-            print(json.dumps(d.model_dump(mode="json", exclude={"relaxed_structure"})))
-        return
-    table = Table(title=f"{len(docs)} evaluated candidates")
-    for col in (
-        "formula",
-        "id",
-        "E_f eV/atom",
-        "E_hull eV/atom",
-        "E eV/atom",
-        "status",
-        "steps",
-        "round",
-        "campaign",
-        "reason",
-    ):
-        table.add_column(col, no_wrap=col != "reason", overflow="ellipsis", max_width=60 if col == "reason" else None)
-    for d in docs:
-        table.add_row(
-            d.formula,
-            d.candidate_id,
-            "" if d.formation_energy_per_atom is None else f"{d.formation_energy_per_atom:.3f}",
-            "" if d.energy_above_hull is None else f"{d.energy_above_hull:.3f}",
-            "" if d.energy_per_atom is None else f"{d.energy_per_atom:.3f}",
-            d.status,
-            str(d.n_steps),
-            str(d.provenance.round),
-            d.provenance.campaign,
-            d.reason,
-        )
-    console.print(table)
 
 
 @app.command()
@@ -256,12 +186,9 @@ def status(
         )
     console.print(table)
     if rounds:
-        best = Table(title=f"Best so far in {rounds[-1].campaign} (eV/atom)")
-        for col in ("formula", "id", "E_f"):
-            best.add_column(col)
-        for b in rounds[-1].best:
-            best.add_row(b["formula"], b["candidate_id"], f"{b['formation_energy_per_atom']:.3f}")
-        console.print(best)
+        from battery_discovery.tables import best_table
+
+        console.print(best_table(rounds[-1].best, f"Best so far in {rounds[-1].campaign}"))
     models = store.list_models(campaign)
     if models:
         mt = Table(title="Models")

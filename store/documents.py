@@ -154,6 +154,18 @@ class EvaluationDoc(_Doc):
         "'std', 'model'} in the outcome's units (band_gap eV, log10_conductivity log10 S/cm); written at the end "
         "of the round that labelled it.",
     )
+    electrode: dict[str, Any] | None = Field(
+        None,
+        description="Intercalation electrode of this Li/Na compound against its de-intercalated counterpart relaxed "
+        "by the same oracle (oracle.electrode.ElectrodeResult: average_voltage V vs the metal, capacity_mAh_g, "
+        "energy_density_Wh_kg, volume_change fraction, ...); None when not computed.",
+    )
+    window: dict[str, Any] | None = Field(
+        None,
+        description="Electrochemical stability window vs the working-ion metal from the grand-potential phase "
+        "diagram of the reference phases (oracle.window: low_V, high_V, products, phases used, thin); None when "
+        "not computed.",
+    )
     transport: dict[str, Any] | None = Field(
         None,
         description="Molecular-dynamics diffusion result (oracle.md.DiffusionResult: D in cm²/s, Nernst-Einstein "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -65,6 +67,60 @@ def test_query_and_status_on_an_empty_store(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cli: Callable[..., int]
 ) -> None:
     assert cli("query", "--store-uri", "mongomock://cli-empty") == 0
-    assert "0 evaluated candidates" in capsys.readouterr().out
+    assert "0 evaluated candidates, 0 predicted" in capsys.readouterr().out
     assert cli("status", "--store-uri", "mongomock://cli-empty") == 0
     assert "candidates 0" in capsys.readouterr().out
+
+
+def test_query_where_filters_on_oracle_values_and_predictions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cli: Callable[..., int]
+) -> None:
+    from pymatgen.core import Lattice, Structure
+
+    from store import open_store
+    from store.documents import CandidateDoc, EvaluationDoc, Provenance
+
+    store = open_store("mongomock://cli-where", "battery_discovery")
+    cell = Structure(Lattice.cubic(4.2), ["Li", "F"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    prov = Provenance(campaign="w", round=1, code_version="t")
+    for cid, gap, e_hull in (("w-a", 6.0, 0.01), ("w-b", 1.0, 0.0), ("w-c", 5.0, 0.3)):
+        cand = CandidateDoc.from_structure(cell, cid=cid, fingerprint=cid, provenance=prov, source="seed")
+        store.insert_candidate(cand)
+        store.put_evaluation(
+            EvaluationDoc.from_relaxation(
+                cand,
+                {
+                    "status": "converged",
+                    "energy_per_atom": -4.0,
+                    "formation_energy_per_atom": -3.0,
+                    "energy_above_hull": e_hull,
+                    "relaxed_structure": cell.as_dict(),
+                    "properties": {"band_gap": {"mean": gap, "std": 0.2, "model": "m-v1"}},
+                    "potential": "chgnet",
+                    "potential_version": "x",
+                    "fmax": 0.1,
+                    "max_steps": 10,
+                    "elapsed_s": 1.0,
+                },
+                oracle_key="k",
+                provenance=prov,
+            )
+        )
+    pending = CandidateDoc.from_structure(cell, cid="w-d", fingerprint="w-d", provenance=prov, source="substitution")
+    store.insert_candidate(pending)
+    store.set_predictions({"w-d": {"band_gap": {"mean": 4.0, "std": 1.0}}}, model_version="w-r0", round_index=1)
+    uri = ("--store-uri", "mongomock://cli-where")
+    out_csv, out_json, cif_dir = tmp_path / "q.csv", tmp_path / "q.json", tmp_path / "cifs"
+    args = ("query", "--where", "band_gap >= 3 and e_above_hull <= 0.05", "--csv", str(out_csv), *uri)
+    assert cli(*args, "--json-file", str(out_json), "--cifs", str(cif_dir)) == 0
+    rows = list(csv.DictReader(out_csv.open()))
+    assert [r["id"] for r in rows] == ["w-a"] and float(rows[0]["band_gap_mean"]) == 6.0
+    assert json.loads(out_json.read_text())[0]["id"] == "w-a" and (cif_dir / "w-a.cif").is_file()
+    capsys.readouterr()
+    assert cli("query", "--where", "band_gap >= 3", "--predicted", "--json", "--sort", "band_gap", *uri) == 0
+    got = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(g["id"], g["values_from"]) for g in got] == [("w-d", "predicted"), ("w-c", "oracle"), ("w-a", "oracle")]
+    # raw operators and unknown names never reach the database
+    assert cli("query", "--where", "{'$where': 1}", *uri) == 2
+    assert cli("query", "--where", "colour >= 1", *uri) == 2
+    assert "cannot filter on 'colour'" in capsys.readouterr().err

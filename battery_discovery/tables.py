@@ -1,0 +1,79 @@
+"""Console tables shared by the commands: the "best so far" rows of a campaign and query results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+
+def _num(value: Any, spec: str = ".3f") -> str:
+    return "" if not isinstance(value, int | float) or isinstance(value, bool) else format(value, spec)
+
+
+def _pm(mean: Any, std: Any) -> str:
+    return "" if _num(mean) == "" else f"{mean:.2f} ± {std:.2f}" if _num(std) else f"{mean:.2f}"
+
+
+def best_table(best: list[dict[str, Any]], title: str) -> Table:
+    """The labeller's best rows: formula, id, formation energy and signed energy above hull (eV/atom) with the
+    hull's phase count, then every property as mean ± std (band gap eV, log10 conductivity log10 S/cm, ...)."""
+    props = sorted({k[: -len("_mean")] for b in best for k in b if k.endswith("_mean")})
+    table = Table(title=title)
+    for col in ("formula", "id", "E_f eV/atom", "E_hull eV/atom (phases)", *props):
+        table.add_column(col)
+    for b in best:
+        hull = _num(b.get("e_above_hull"), "+.3f")
+        if hull and b.get("hull_phases") is not None:
+            hull += f" ({b['hull_phases']}{', thin' if b.get('hull_thin') else ''})"
+        table.add_row(
+            str(b.get("formula", "")),
+            str(b.get("candidate_id", "")),
+            _num(b.get("formation_energy_per_atom")),
+            hull,
+            *(_pm(b.get(f"{p}_mean"), b.get(f"{p}_std")) for p in props),
+        )
+    return table
+
+
+def query_table(rows: list[dict[str, Any]]) -> Table:
+    """Query rows (see :data:`store.queries.COLUMNS`)."""
+    evaluated = sum(r.get("values_from") == "oracle" for r in rows)
+    table = Table(title=f"{evaluated} evaluated candidates, {len(rows) - evaluated} predicted")
+    columns = (
+        "formula",
+        "id",
+        "from",
+        "E_f eV/atom",
+        "E_hull eV/atom",
+        "gap eV",
+        "log10 σ S/cm",
+        "V vs metal",
+        "mAh/g",
+        "window V",
+        "status",
+        "round",
+        "campaign",
+        "reason",
+    )
+    for col in columns:
+        table.add_column(col, no_wrap=col != "reason", overflow="ellipsis", max_width=50 if col == "reason" else None)
+    for r in rows:
+        low, high = r.get("stability_window_low_V"), r.get("stability_window_high_V")
+        table.add_row(
+            r["formula"],
+            r["id"],
+            r["values_from"],
+            _num(r.get("formation_energy_per_atom")),
+            _num(r.get("e_above_hull"), "+.3f") + (" thin" if r.get("hull_thin") else ""),
+            _pm(r.get("band_gap_mean"), r.get("band_gap_std")),
+            _pm(r.get("log10_conductivity_mean"), r.get("log10_conductivity_std")),
+            _num(r.get("average_voltage"), ".2f"),
+            _num(r.get("capacity_mAh_g"), ".0f"),
+            f"{low:.2f}-{high:.2f}" if _num(low) and _num(high) else "",
+            str(r.get("status", "")),
+            str(r.get("round", "")),
+            str(r.get("campaign", "")),
+            str(r.get("reason", "")),
+        )
+    return table
