@@ -1,6 +1,6 @@
 """The ``discovery-loop`` flow: round 0 labels the source's initial candidates, then generate → predict →
-acquire → label → store → retrain, once per round. Each round is a subflow run named ``round-<n>`` with a
-table and a markdown artifact. State lives in the store: completed rounds are skipped on re-run.
+acquire → label → (MD, electrode) → retrain → store, once per round. Each round is a subflow run named
+``round-<n>`` with a table and a markdown artifact. State lives in the store: completed rounds are skipped on re-run.
 
 The flow only orders tasks. Its parameters are the fields of :class:`loop.config.LoopConfig`, declared
 there once: the flow's signature is built from that model.
@@ -24,6 +24,7 @@ from tasks import (
     begin_round_task,
     check_store_task,
     complete_round_task,
+    electrode_task,
     evaluate_task,
     generate_task,
     predict_task,
@@ -75,6 +76,8 @@ def discovery_round(config: LoopConfig, round_index: int) -> dict[str, Any]:
         timings["oracle"] = evaluation.elapsed_s
     if plan.md is not None:
         timings["md"] = transport_task(config, round_index).elapsed_s
+    if plan.electrode is not None:
+        timings["electrode"] = electrode_task(config, round_index).elapsed_s
     retrain = retrain_task(config, round_index)
     timings["retrain"] = retrain.elapsed_s
     doc = complete_round_task(config, round_index, n_generated, evaluation, retrain, timings)

@@ -20,6 +20,8 @@ from loop.labelers.relax import RelaxLabeler
 from loop.properties.base import Property
 from loop.registry import LABELERS, PROPERTIES, SOURCES
 from loop.roles import CandidateSource, Labeler, RoundContext
+from loop.stages.electrode import ELECTRODE_TARGETS
+from oracle.config import OracleConfig
 from oracle.md import MDConfig
 from store.repository import CandidateStore
 
@@ -40,6 +42,13 @@ class LoopPlan:
     ``e_above_hull``) when the campaign scores stability and the config names no objective."""
     md: MDConfig | None = None
     """Molecular dynamics of the best labels after each round (relaxation labellers only); None: none."""
+    electrode: OracleConfig | None = None
+    """The oracle whose electrode stage computes voltages (relaxation labellers only); None: no electrode stage."""
+
+    @property
+    def learn_electrode(self) -> bool:
+        """Whether an electrode result is a learned target (then every labelled Li/Na candidate gets one)."""
+        return bool(set(self.targets) & set(ELECTRODE_TARGETS))
 
     @property
     def outcomes(self) -> tuple[str, ...]:
@@ -67,8 +76,10 @@ def build_plan(config: LoopConfig) -> LoopPlan:
     targets = config.targets or tuple(labeler.targets)
     if not targets:
         raise ConfigError(f"labeller {config.labeler!r} names no targets: set targets")
-    provided = tuple(labeler.targets)
-    if provided and not set(targets) <= set(provided):
+    optional = tuple(getattr(labeler, "optional_targets", ()))
+    targets = (*targets, *(t for t in _wanted(config) if t in optional and t not in targets))
+    provided = (*labeler.targets, *optional)
+    if labeler.targets and not set(targets) <= set(provided):
         raise ConfigError(f"labeller {config.labeler!r} provides targets {list(provided)}, not {list(targets)}")
     properties = _properties(config, labeler, targets)
     outcomes = (*targets, *(p.name for p in properties))
@@ -79,6 +90,7 @@ def build_plan(config: LoopConfig) -> LoopPlan:
         )
     acquisition.check_outcomes(outcomes)  # objectives and constraints name outcomes the loop predicts
     md = config.oracle.md if config.oracle.md.enabled and isinstance(labeler, RelaxLabeler) else None
+    electrode = config.oracle if isinstance(labeler, RelaxLabeler) else None
     return LoopPlan(
         config=config,
         source=source,
@@ -87,7 +99,17 @@ def build_plan(config: LoopConfig) -> LoopPlan:
         properties=properties,
         acquisition=acquisition,
         md=md,
+        electrode=electrode,
     )
+
+
+def _wanted(config: LoopConfig) -> list[str]:
+    """Outcomes the acquisition settings name, and the learned targets the named properties need."""
+    names = [item.name for item in (*config.acquisition.objectives, *config.acquisition.constraints)]
+    for name in [*(config.properties or ()), *names]:
+        if name in PROPERTIES:
+            names.extend(PROPERTIES.get(name).needs)
+    return list(dict.fromkeys(names))
 
 
 def _properties(config: LoopConfig, labeler: Labeler, targets: tuple[str, ...]) -> tuple[Property, ...]:

@@ -24,6 +24,7 @@ from loop.registry import PROPERTIES
 from loop.roles import GenerateOutput, Progress, RoundContext
 from loop.stages.acquire import AcquireOutput, acquire_stage
 from loop.stages.bookkeeping import complete_round, record_batch
+from loop.stages.electrode import ElectrodeOutput, electrode_stage
 from loop.stages.evaluate import EvaluateOutput, evaluate_stage
 from loop.stages.predict import PredictOutput, predict_stage
 from loop.stages.retrain import RetrainOutput, retrain_stage, wants_model
@@ -124,6 +125,15 @@ class StageRunner:
             timings=timings,
             config=self.config.model_dump(mode="json"),
             properties=self.plan.properties,
+        )
+
+    def electrode(self, round_index: int) -> ElectrodeOutput:
+        """Electrode results of the round (nothing when the plan has no electrode stage)."""
+        if self.plan.electrode is None:
+            return ElectrodeOutput(results={}, elapsed_s=0.0)
+        last = round_index == self.config.rounds
+        return electrode_stage(
+            self.plan.electrode, self.ctx(round_index), learn=self.plan.learn_electrode, last_round=last
         )
 
     def transport(self, round_index: int) -> TransportOutput:

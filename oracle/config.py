@@ -19,7 +19,30 @@ from oracle.relax import RelaxConfig
 #: groups structures into lockstep batches (results do not depend on it) and ``md`` results are stored
 #: apart from the relaxation (``EvaluationDoc.transport``), so changing MD settings re-runs MD only.
 #: ``reference_phases`` only shapes the hull, which is recomputed from every label at the end of each round.
-NOT_IN_KEY: frozenset[str] = frozenset({"batch_size", "md", "reference_phases"})
+#: ``electrode`` results are stored apart (``EvaluationDoc.electrode``), like MD.
+NOT_IN_KEY: frozenset[str] = frozenset({"batch_size", "md", "reference_phases", "electrode"})
+
+
+class ElectrodeConfig(BaseModel):
+    """Intercalation voltage of Li/Na candidates: their de-intercalated counterpart relaxed by the oracle."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    top_k: int = Field(
+        1,
+        ge=0,
+        le=100,
+        description="Most stable labelled Li/Na candidates (lowest energy above hull) whose voltage, capacity and "
+        "energy density are computed; 0: none (unless average_voltage or volume_change is learned, which computes "
+        "them for every labelled candidate).",
+    )
+    when: Literal["last", "every"] = Field(
+        "last", description="'last': after the campaign's last round only; 'every': after every round."
+    )
+    ion: Literal["auto", "Li", "Na"] = Field("auto", description="Working ion; 'auto': Li if present, else Na.")
+    max_sites: int = Field(
+        60, ge=1, description="Largest cell whose counterpart is relaxed (atoms); bigger ones are skipped (reason)."
+    )
 
 
 class OracleConfig(BaseModel):
@@ -68,6 +91,11 @@ class OracleConfig(BaseModel):
         le=256,
         description="Structures relaxed in lockstep with one batched potential call per optimizer step "
         "(each keeps its own optimizer; results do not depend on it; memory grows with it).",
+    )
+    electrode: ElectrodeConfig = Field(
+        default_factory=ElectrodeConfig,
+        description="Average voltage vs the metal, capacity (mAh/g), energy density (Wh/kg) and volume change of the "
+        "top Li/Na candidates (oracle.electrode).",
     )
     md: MDConfig = Field(
         default_factory=MDConfig,

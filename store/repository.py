@@ -260,6 +260,16 @@ class CandidateStore:
         self.evaluations.update_one({"_id": evaluation_id}, {"$set": {"properties": properties}})
 
     @_guard
+    def set_electrode(self, evaluation_id: str, electrode: dict[str, Any]) -> None:
+        """Record an evaluation's electrode result (voltage V, capacity mAh/g, ...; or status 'failed' and why)."""
+        self.evaluations.update_one({"_id": evaluation_id}, {"$set": {"electrode": electrode}})
+
+    @_guard
+    def set_window(self, evaluation_id: str, window: dict[str, Any]) -> None:
+        """Record an evaluation's electrochemical stability window (V vs the metal, products, phases used)."""
+        self.evaluations.update_one({"_id": evaluation_id}, {"$set": {"window": window}})
+
+    @_guard
     def set_transport(self, evaluation_id: str, transport: dict[str, Any]) -> None:
         """Record an evaluation's MD diffusion result (numbers and strings only)."""
         self.evaluations.update_one({"_id": evaluation_id}, {"$set": {"transport": transport}})

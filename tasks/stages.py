@@ -13,6 +13,7 @@ from loop.plan import LoopPlan, build_plan
 from loop.roles import GenerateOutput, Progress, RoundContext
 from loop.stages.acquire import AcquireOutput, acquire_stage
 from loop.stages.bookkeeping import begin_round, complete_round, record_batch, record_timings
+from loop.stages.electrode import ElectrodeOutput, electrode_stage
 from loop.stages.evaluate import EvaluateOutput, evaluate_stage, prepare_stage
 from loop.stages.predict import PredictOutput, predict_stage
 from loop.stages.retrain import RetrainOutput, retrain_stage, wants_model
@@ -172,6 +173,20 @@ def transport_task(config: LoopConfig, round_index: int) -> TransportOutput:
     for key, value in out.results.items():
         shown = f"log10 sigma = {value:.2f} S/cm" if value is not None else "failed"
         logger.info("round %d · md %s: %s", round_index, key.split(":")[0], shown)
+    return out
+
+
+@task(name="electrode", **_RETRY)
+def electrode_task(config: LoopConfig, round_index: int) -> ElectrodeOutput:
+    """Voltage, capacity and energy density of labelled Li/Na candidates (their charged state relaxed)."""
+    plan, ctx = _round(config, round_index)
+    if plan.electrode is None:
+        return ElectrodeOutput(results={}, elapsed_s=0.0)
+    out = electrode_stage(plan.electrode, ctx, learn=plan.learn_electrode, last_round=round_index == config.rounds)
+    logger = get_run_logger()
+    for key, value in out.results.items():
+        shown = f"average voltage {value:.2f} V" if value is not None else "not computed (see the evaluation)"
+        logger.info("round %d · electrode %s: %s", round_index, key.split(":")[0], shown)
     return out
 
 

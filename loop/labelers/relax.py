@@ -29,6 +29,9 @@ class RelaxLabeler:
 
     name: ClassVar[str] = "relax"
     targets: ClassVar[tuple[str, ...]] = ("formation_energy_per_atom",)
+    #: Further targets it can provide when asked: the electrode results (``oracle.electrode``), computed then for
+    #: every labelled Li/Na candidate.
+    optional_targets: ClassVar[tuple[str, ...]] = ("average_voltage", "volume_change")
     #: Outcomes scored on every candidate when the config names none (see ``LoopConfig.properties``).
     default_properties: ClassVar[tuple[str, ...]] = ("e_above_hull", "band_gap", "log10_conductivity")
 
@@ -140,6 +143,9 @@ class RelaxLabeler:
                 "hull_formation_energy": st.hull_formation_energy,
             }
             ctx.store.set_hull(key, st.e_above_hull, st.decomposition, hull)
+        for e in usable:
+            if e.window is None and ({"Li", "Na"} & set(e.elements)):
+                ctx.store.set_window(e.id, _window(phase_set, e))
         return {}
 
     def _elemental_hull(self, ctx: RoundContext, usable: list[Any], entries: list[Any]) -> None:
@@ -204,6 +210,20 @@ class RelaxLabeler:
 {rule}
 {body}
 """
+
+
+def _window(phase_set: Any, e: EvaluationDoc) -> dict[str, Any]:
+    """The electrochemical stability window of a labelled structure at its own energy against the reference
+    phases (:func:`oracle.window.stability_window`), or a failed record with the reason."""
+    from oracle.window import stability_window
+
+    ion = "Li" if "Li" in e.elements else "Na"
+    energy = e.corrected_energy_per_atom if e.corrected_energy_per_atom is not None else e.energy_per_atom
+    try:
+        window = stability_window(e.formula, energy, phase_set.entries({*e.elements, ion}), ion=ion)
+    except (ValueError, KeyError) as exc:
+        return {"status": "failed", "ion": ion, "reason": f"{type(exc).__name__}: {exc}"}
+    return {"status": "ok", **window.model_dump(mode="json")}
 
 
 def _stability_key(e: EvaluationDoc) -> tuple[float, float]:
