@@ -124,3 +124,35 @@ def test_query_where_filters_on_oracle_values_and_predictions(
     assert cli("query", "--where", "{'$where': 1}", *uri) == 2
     assert cli("query", "--where", "colour >= 1", *uri) == 2
     assert "cannot filter on 'colour'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_screen_relaxes_scores_and_keeps_bad_rows(tmp_path: Path, cli: Callable[..., int]) -> None:
+    """A CSV of four structures: two real ones relaxed and scored against the MP phases, a malformed CIF and an
+    impossible cell kept in place with their reasons."""
+    from pymatgen.core import Lattice, Structure
+
+    lif = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.03), ["Li", "F"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    import pymatgen.core
+
+    lio = Structure.from_file(str(Path(pymatgen.core.__file__).parents[1] / "util/structures/Li2O.json"))
+    huge = Structure(Lattice.cubic(1e9), ["Li", "F"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    path = tmp_path / "in.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["material_id", "cif"])
+        writer.writerow(["lif", lif.to(fmt="cif")])
+        writer.writerow(["junk", "data_x\n_cell_length_a nope\n"])
+        writer.writerow(["huge", huge.to(fmt="cif")])
+        writer.writerow(["li2o", lio.to(fmt="cif")])
+    out = tmp_path / "results.csv"
+    args = ("screen", "--input", str(path), "--out", str(out), "--properties", "e_above_hull,stability_window")
+    assert cli(*args) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["id"] for r in rows] == ["lif", "junk", "huge", "li2o"]
+    assert [r["status"] for r in rows] == ["ok", "failed", "failed", "ok"]
+    assert "Å³/atom" in rows[2]["reason"] and rows[1]["reason"]
+    for r in (rows[0], rows[3]):
+        assert float(r["formation_energy_per_atom"]) < -1.5 and r["e_above_hull"] != ""
+        assert float(r["stability_window_low_V"]) <= float(r["stability_window_high_V"])
+    assert rows[0]["band_gap_mean"] == "" and rows[0]["average_voltage"] == ""  # not asked for

@@ -1,0 +1,323 @@
+"""Screening: the campaign's labellers on structures a user brings, without a campaign.
+
+:func:`read_inputs` reads a structure file, a folder of them or a CSV with a ``cif`` column (and ``id`` or
+``material_id``); :func:`screen` relaxes them with the oracle (formation energy, signed energy above the hull of
+the MP reference phases, decomposition), predicts band gap and ionic conductivity with the registered property
+models, computes the electrochemical window and, for Li/Na compounds with redox-active cations, the average
+voltage, capacity and energy density against the relaxed de-intercalated counterpart. Only what is asked for is
+computed: model properties alone relax nothing. One row per input, in input order; a bad structure gets its row
+with ``status=failed`` and the reason, the others go on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pymatgen.core import Structure
+
+from oracle.config import OracleConfig
+from structures.sanity import structure_problem
+
+__all__ = ["COLUMNS", "PROPERTY_GROUPS", "ScreenInput", "read_inputs", "resolve_properties", "screen"]
+
+#: Output columns (units: eV/atom, eV, log10 S/cm, V vs the metal, mAh/g, Wh/kg).
+COLUMNS: tuple[str, ...] = (
+    "id",
+    "formula",
+    "status",
+    "reason",
+    "energy_per_atom",
+    "formation_energy_per_atom",
+    "e_above_hull",
+    "decomposition",
+    "band_gap_mean",
+    "band_gap_std",
+    "log10_conductivity_mean",
+    "log10_conductivity_std",
+    "average_voltage",
+    "capacity_mAh_g",
+    "energy_density_Wh_kg",
+    "stability_window_low_V",
+    "stability_window_high_V",
+)
+
+#: What ``--properties`` accepts -> the computation it needs.
+PROPERTY_GROUPS: dict[str, str] = {
+    "energy_per_atom": "relax",
+    "formation_energy_per_atom": "relax",
+    "e_above_hull": "relax",
+    "decomposition": "relax",
+    "band_gap": "band_gap",
+    "log10_conductivity": "log10_conductivity",
+    "average_voltage": "voltage",
+    "capacity_mAh_g": "voltage",
+    "energy_density_Wh_kg": "voltage",
+    "voltage": "voltage",
+    "stability_window": "window",
+    "stability_window_low_V": "window",
+    "stability_window_high_V": "window",
+}
+ALL_GROUPS = ("relax", "band_gap", "log10_conductivity", "window", "voltage")
+STRUCTURE_SUFFIXES = (".cif", ".json", ".vasp", ".poscar")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScreenInput:
+    """One input: its id, the parsed structure (None when it failed) and why it failed."""
+
+    id: str
+    structure: Structure | None
+    reason: str = ""
+
+
+def resolve_properties(names: Sequence[str], *, voltage: bool = False) -> set[str]:
+    """The computations for ``--properties`` (empty: all of them); ``voltage`` adds the electrode.
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones).
+    """
+    groups = set(ALL_GROUPS) if not names else set()
+    for name in names:
+        if name not in PROPERTY_GROUPS:
+            raise ValueError(f"unknown property {name!r}; choose from {', '.join(PROPERTY_GROUPS)}")
+        groups.add(PROPERTY_GROUPS[name])
+    if voltage:
+        groups.add("voltage")
+    if "voltage" in groups:
+        groups.add("relax")  # the voltage pairs two relaxed energies
+    return groups
+
+
+def _parse_file(path: Path) -> ScreenInput:
+    from ingest.sources.base import parse_structure_file
+
+    structure, problem = parse_structure_file(path)
+    return ScreenInput(id=path.stem, structure=structure, reason=problem[1] if problem else "")
+
+
+def read_inputs(path: Path | str) -> list[ScreenInput]:
+    """The structures of a file, a folder (its structure files, sorted) or a CSV (``cif`` column; ``id`` or
+    ``material_id`` names the rows, else their position); unparsable entries keep their place with a reason."""
+    from ingest.sources.base import parse_structure_text
+
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in STRUCTURE_SUFFIXES or p.name == "POSCAR")
+        return [_parse_file(p) for p in files]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    if not path.name.lower().endswith((".csv", ".csv.gz")):
+        return [_parse_file(path)]
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    lower = {str(c).lower(): c for c in df.columns}
+    cif = next((lower[c] for c in ("cif", "structure", "cif_string") if c in lower), None)
+    if cif is None:
+        raise ValueError(f"{path}: no 'cif' column (columns: {', '.join(map(str, df.columns))})")
+    ident = next((lower[c] for c in ("id", "material_id", "name") if c in lower), None)
+    out = []
+    for k, text in enumerate(df[cif]):
+        rid = str(df[ident].iloc[k]) if ident is not None else str(k)
+        if not isinstance(text, str) or not text.strip():
+            out.append(ScreenInput(id=rid, structure=None, reason="empty cif"))
+            continue
+        structure, problem = parse_structure_text(text, "cif")
+        out.append(ScreenInput(id=rid, structure=structure, reason=problem[1] if problem else ""))
+    return out
+
+
+def _fmt_decomposition(decomposition: dict[str, float]) -> str:
+    return "; ".join(f"{formula}:{fraction:.3f}" for formula, fraction in sorted(decomposition.items()))
+
+
+def screen(
+    inputs: Sequence[ScreenInput],
+    *,
+    groups: set[str],
+    oracle: OracleConfig | None = None,
+    predictors: dict[str, Any] | None = None,
+    num_threads: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Rows of :data:`COLUMNS` for ``inputs`` (see the module docstring).
+
+    Args:
+        groups: computations from :func:`resolve_properties`.
+        predictors: property name -> loaded predictor (``surrogates.predictors``) for ``band_gap`` and
+            ``log10_conductivity`` when those groups are asked for.
+        progress: called with a short message as each step starts.
+    """
+    oracle = oracle or OracleConfig()
+    say = progress or (lambda msg: None)
+    rows: list[dict[str, Any]] = []
+    valid: list[int] = []
+    for item in inputs:
+        row: dict[str, Any] = dict.fromkeys(COLUMNS, None)
+        row.update(id=item.id, status="ok", reason="")
+        problem = item.reason or ("" if item.structure is None else structure_problem(item.structure))
+        if item.structure is None or problem:
+            row.update(status="failed", reason=problem or "no structure")
+        else:
+            row["formula"] = item.structure.composition.reduced_formula
+            valid.append(len(rows))
+        rows.append(row)
+    structures: dict[int, Structure] = {i: inputs[i].structure for i in valid}  # type: ignore[misc]
+    energies: dict[int, float] = {}
+    if "relax" in groups and valid:
+        say(f"relaxing {len(valid)} structures with {oracle.relax.potential}")
+        energies = _relax(oracle, rows, structures, valid, num_threads)
+    phases = _phase_set(oracle) if ({"relax", "window"} & groups) else None
+    for i in valid:
+        if rows[i]["status"] != "ok":
+            continue
+        if i in energies and phases is not None:
+            st = phases.stability(structures[i].composition, energies[i])
+            rows[i]["e_above_hull"] = st.e_above_hull
+            rows[i]["decomposition"] = _fmt_decomposition(st.decomposition)
+            if st.thin:
+                rows[i]["reason"] = f"thin hull ({st.n_phases} reference phases)"
+        if "window" in groups and phases is not None:
+            _window(rows[i], structures[i], energies.get(i), phases)
+    for name in ("band_gap", "log10_conductivity"):
+        ok = [i for i in valid if rows[i]["status"] == "ok"]
+        if name in groups and ok and predictors and name in predictors:
+            say(f"predicting {name} for {len(ok)} structures")
+            mean, std = predictors[name].predict([structures[i] for i in ok])
+            for k, i in enumerate(ok):
+                rows[i][f"{name}_mean"], rows[i][f"{name}_std"] = float(mean[k]), float(std[k])
+    if "voltage" in groups:
+        _voltages(oracle, rows, structures, energies, num_threads, say)
+    return rows
+
+
+def _phase_set(oracle: OracleConfig) -> Any:
+    from oracle.labelling import reference_phase_set
+
+    return reference_phase_set(oracle)
+
+
+def _relax(
+    oracle: OracleConfig, rows: list[dict[str, Any]], structures: dict[int, Structure], valid: list[int], threads: int
+) -> dict[int, float]:
+    """Relax, correct onto the MP scale, formation energies; returns index -> corrected energy (eV/atom)."""
+    from core.threads import torch_threads
+    from oracle import get_potential, relax_many
+    from oracle.labelling import elemental_energies, relaxation_fields
+
+    potential = get_potential(oracle.relax.potential)
+    elements = {el.symbol for i in valid for el in structures[i].composition.elements}
+    try:
+        references, _ = elemental_energies(oracle, elements, num_threads=threads)
+    except Exception as exc:  # a missing elemental reference fails the rows that need it, not the run
+        for i in valid:
+            rows[i].update(status="failed", reason=f"no elemental references: {exc}")
+        return {}
+    energies: dict[int, float] = {}
+
+    def on_result(k: int, result: Any) -> None:
+        i = valid[k]
+        relaxed = Structure.from_dict(result.relaxed_structure) if result.relaxed_structure else structures[i]
+        fields = relaxation_fields(
+            result,
+            relaxed,
+            formula=rows[i]["formula"],
+            references=references,
+            energy_scale=potential.energy_scale,
+            correction=oracle.energy_correction,
+        )
+        if fields.get("status") == "failed" or fields.get("formation_energy_per_atom") is None:
+            rows[i].update(status="failed", reason=fields.get("reason") or "relaxation failed")
+            return
+        structures[i] = relaxed
+        energies[i] = float(fields["corrected_energy_per_atom"])
+        rows[i]["energy_per_atom"] = energies[i]
+        rows[i]["formation_energy_per_atom"] = float(fields["formation_energy_per_atom"])
+        if fields.get("status") == "unconverged":
+            rows[i]["reason"] = fields.get("reason") or "unconverged"
+
+    with torch_threads(threads):
+        relax_many([structures[i] for i in valid], oracle.relax, batch_size=oracle.batch_size, on_result=on_result)
+    return energies
+
+
+def _window(row: dict[str, Any], structure: Structure, energy: float | None, phases: Any) -> None:
+    from oracle.window import stability_window
+
+    elements = {el.symbol for el in structure.composition.elements}
+    ion = "Li" if "Li" in elements else "Na" if "Na" in elements else None
+    if ion is None:
+        return  # no working ion: the window does not apply
+    try:
+        window = stability_window(structure.composition, energy, phases.entries(elements | {ion}), ion=ion)
+    except (ValueError, KeyError) as exc:
+        row["reason"] = "; ".join(r for r in (row["reason"], f"no window: {exc}") if r)
+        return
+    row["stability_window_low_V"] = window.low_V
+    row["stability_window_high_V"] = window.high_V
+
+
+def _voltages(
+    oracle: OracleConfig,
+    rows: list[dict[str, Any]],
+    structures: dict[int, Structure],
+    energies: dict[int, float],
+    threads: int,
+    say: Callable[[str], None],
+) -> None:
+    """Average voltage, capacity and energy density of the relaxed Li/Na compounds with removable ions."""
+    from core.threads import torch_threads
+    from oracle import get_potential, relax_many
+    from oracle.compat import correct_energy
+    from oracle.electrode import ElectrodeResult, deintercalate, removable_ions
+    from oracle.labelling import elemental_energies
+
+    jobs: list[tuple[int, str, Structure]] = []
+    for i, energy in energies.items():
+        elements = {el.symbol for el in structures[i].composition.elements}
+        ion = "Li" if "Li" in elements else "Na" if "Na" in elements else None
+        if ion is None or not math.isfinite(energy):
+            continue
+        removal = removable_ions(structures[i].composition, ion)
+        if removal.n_removable < 1 - 1e-6:
+            continue  # no intercalation: the columns stay empty
+        jobs.append((i, ion, deintercalate(structures[i], ion)))
+    if not jobs:
+        return
+    say(f"relaxing {len(jobs)} de-intercalated counterparts")
+    potential = get_potential(oracle.relax.potential)
+    references, _ = elemental_energies(oracle, {ion for _, ion, _ in jobs}, num_threads=threads)
+
+    def on_result(k: int, result: Any) -> None:
+        i, ion, _ = jobs[k]
+        if result.status == "failed" or result.energy_total is None or not result.relaxed_structure:
+            rows[i]["reason"] = "; ".join(r for r in (rows[i]["reason"], f"charged state: {result.reason}") if r)
+            return
+        charged = Structure.from_dict(result.relaxed_structure)
+        try:
+            scale, correction = potential.energy_scale, oracle.energy_correction
+            corrected = correct_energy(charged, float(result.energy_total), energy_scale=scale, correction=correction)
+            e_charged = corrected.energy_per_atom * len(charged)
+            electrode = ElectrodeResult.from_energies(
+                structures[i].composition,
+                energies[i] * len(structures[i]),
+                charged.composition,
+                e_charged,
+                references.energy_per_atom(ion),
+                ion=ion,
+            )
+        except ValueError as exc:
+            rows[i]["reason"] = "; ".join(r for r in (rows[i]["reason"], f"no voltage: {exc}") if r)
+            return
+        rows[i].update(
+            average_voltage=electrode.average_voltage,
+            capacity_mAh_g=electrode.capacity_mAh_g,
+            energy_density_Wh_kg=electrode.energy_density_Wh_kg,
+        )
+
+    with torch_threads(threads):
+        relax_many([c for _, _, c in jobs], oracle.relax, batch_size=oracle.batch_size, on_result=on_result)
