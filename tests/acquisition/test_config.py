@@ -113,18 +113,28 @@ def test_bad_yaml_files(tmp_path: Path, text: str, message: str) -> None:
 def test_missing_file_and_unknown_preset() -> None:
     with pytest.raises(ConfigError, match="acquisition config file not found"):
         load_acquisition_config("/no/such/acq.yaml")
-    with pytest.raises(ConfigError, match=r"unknown acquisition preset 'nope'; presets: electrolyte, exploitation"):
+    with pytest.raises(
+        ConfigError, match=r"unknown acquisition preset 'nope'; presets: cathode, electrolyte, exploitation"
+    ):
         load_acquisition_config("preset:nope")
 
 
 def test_presets_load_and_mean_what_they_say() -> None:
-    assert preset_names() == ["electrolyte", "exploitation", "exploration"]
+    assert preset_names() == ["cathode", "electrolyte", "exploitation", "exploration"]
     electrolyte = load_acquisition_config("preset:electrolyte")
     assert [(o.name, o.direction) for o in electrolyte.objectives] == [("log10_conductivity", "max")]
     assert [(c.name, c.op, c.value) for c in electrolyte.constraints] == [
         ("band_gap", ">=", 3.0),
         ("e_above_hull", "<=", 0.05),
+        ("stability_window_high_V", ">=", 2.5),
     ]
+    cathode = load_acquisition_config("preset:cathode")
+    assert cathode.strategy == "qlognehvi"
+    assert [(o.name, o.direction) for o in cathode.objectives] == [
+        ("energy_density_Wh_kg", "max"),
+        ("e_above_hull", "min"),
+    ]
+    assert {c.name for c in cathode.constraints} == {"e_above_hull", "volume_change"}
     exploration = load_acquisition_config("preset:exploration")
     assert exploration.strategy == "ucb" and exploration.beta == 9.0 and exploration.diversity.max_per_key == 1
     assert load_acquisition_config("preset:exploitation").strategy == "logei"
@@ -134,13 +144,22 @@ def test_presets_load_and_mean_what_they_say() -> None:
 
 
 def test_electrolyte_preset_on_a_synthetic_pool() -> None:
-    names = ["band_gap", "e_above_hull", "log10_conductivity"]
-    # 0: most conductive but metallic; 1: conductive, insulating, stable; 2: unstable; 3: stable, poor conductor
-    mean = np.array([[0.5, 0.0, -1.0], [4.0, 0.01, -2.0], [5.0, 0.3, -1.5], [6.0, 0.0, -6.0]])
+    names = ["band_gap", "e_above_hull", "log10_conductivity", "stability_window_high_V"]
+    # 0: most conductive but metallic; 1: conductive, insulating, stable, wide window; 2: unstable;
+    # 3: stable, poor conductor; 4: conductive, insulating, stable, but oxidised at 2 V
+    mean = np.array(
+        [
+            [0.5, 0.0, -1.0, 4.0],
+            [4.0, 0.01, -2.0, 4.0],
+            [5.0, 0.3, -1.5, 4.0],
+            [6.0, 0.0, -6.0, 4.0],
+            [4.0, 0.0, -1.8, 2.0],
+        ]
+    )
     members = mean[None] + np.linspace(-0.01, 0.01, 4)[:, None, None]
     cfg = load_acquisition_config("preset:electrolyte")
-    observed = np.array([[5.0, 0.0, -5.0]])
-    sel = select(members, 2, cfg, outcome_names=names, observed=observed, keys=["A", "B", "C", "D"])
+    observed = np.array([[5.0, 0.0, -5.0, 4.0]])
+    sel = select(members, 2, cfg, outcome_names=names, observed=observed, keys=["A", "B", "C", "D", "E"])
     assert sel.indices[0] == 1 and sel.strategy == "logei"
 
 
@@ -156,7 +175,6 @@ def test_loop_config_and_flow_parameter_accept_the_nested_config() -> None:
     ("option", "message"),
     [
         ("preset:nope", "unknown acquisition preset 'nope'"),
-        ("preset:electrolyte", "unknown outcome 'log10_conductivity'; predicted outcomes: formation_energy_per_atom"),
         ("/no/such.yaml", "acquisition config file not found"),
     ],
 )
@@ -199,3 +217,13 @@ def test_json_schema_lists_the_registered_strategies() -> None:
     schema = AcquisitionConfig.model_json_schema()
     assert schema["properties"]["strategy"]["enum"] == sorted(STRATEGIES)
     assert {"objectives", "constraints", "diversity", "posterior", "ref_point"} <= set(schema["properties"])
+
+
+def test_an_outcome_nobody_provides_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cli: Callable[..., int]
+) -> None:
+    acq = tmp_path / "acq.yaml"
+    acq.write_text("objectives:\n  - {name: colour, direction: max}\n")
+    assert cli("run", "--acquisition-config", str(acq), "--store-uri", "mongomock://acq") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "unknown outcome 'colour'" in err and "e_above_hull" in err
