@@ -153,10 +153,13 @@ def test_deployment_run_end_to_end(prefect_env: dict[str, str], tmp_path: Path) 
     rows = json.loads(batch["data"]) if isinstance(batch["data"], str) else batch["data"]
     assert len(rows) == 1 and rows[0]["oracle_status"] in {"converged", "unconverged", "failed"}
     assert {"predicted_mean_eV_per_atom", "predicted_std_eV_per_atom", "acquisition_value"} <= set(rows[0])
+    # the battery campaign: stability against MP phases, band gap and conductivity with their uncertainty
+    assert {"e_above_hull_mean", "band_gap_mean", "band_gap_std", "log10_conductivity_mean"} <= set(rows[0])
     assert "round 1" in by_key["e2e-round-1-summary"]["data"]
 
     query = _run([str(BIN / "battery-discovery"), "query", "--elements", "Li,O", "--database", "e2e", "--json"], env)
     found = [json.loads(line) for line in query.stdout.splitlines() if line.startswith("{")]
     li2o = [d for d in found if d["formula"] == "Li2O"]
     assert li2o and -2.4 < li2o[0]["formation_energy_per_atom"] < -1.8
-    assert all(d["provenance"]["campaign"] == "e2e" for d in found)
+    assert all(d["campaign"] == "e2e" for d in found)
+    assert li2o[0]["e_above_hull"] is not None and li2o[0]["band_gap_mean"] is not None
