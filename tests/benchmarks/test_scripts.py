@@ -11,7 +11,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("script", ["round.py", "oracle.py", "property_models.py", "same_picks.py"])
+SCRIPTS = sorted(p.name for p in (REPO / "benchmarks").glob("*.py"))
+
+
+def test_every_script_is_checked() -> None:
+    assert {"round.py", "oracle.py", "property_models.py", "same_picks.py", "hull_check.py"} <= set(SCRIPTS)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_help(script: str) -> None:
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / script), "--help"], capture_output=True, text=True, timeout=120
