@@ -65,9 +65,13 @@ def train(
     property_name: Annotated[str, typer.Option("--property", "-p", help="Target column, e.g. heat_all, ind_gap.")],
     name: Annotated[str, typer.Option("--name", "-n", help="Registry name; retraining adds a version.")],
     ensemble: Annotated[int, typer.Option("--ensemble", "-k", min=1, help="Ensemble members.")] = 5,
-    architecture: Annotated[str, typer.Option(help="megnet (vectorised, fast), m3gnet, tensornet, or baseline.")] = (
-        "megnet"
-    ),
+    architecture: Annotated[
+        str,
+        typer.Option(
+            help="megnet (vectorised, fast), m3gnet, tensornet, baseline, or a descriptor ensemble: hurdle-gb "
+            "(zero-inflated targets such as band gaps), gb-ensemble (bootstrap gradient boosting)."
+        ),
+    ] = "megnet",
     hidden_size: Annotated[str, typer.Option(help="small, medium or default (network width/depth).")] = "small",
     epochs: Annotated[int, typer.Option(min=1, help="Epochs (the cosine schedule spans them).")] = 50,
     batch_size: Annotated[int, typer.Option(min=1, help="Structures per step.")] = 64,
@@ -84,6 +88,9 @@ def train(
     cache: Annotated[bool, typer.Option(help="Reuse/save preprocessed graphs under the processed/ folder.")] = True,
     out: Annotated[
         Path | None, typer.Option(help="Model folder (default <data home>/models/<database>/NAME-vK).")
+    ] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Raw-data folder laid out <source>/<file> (e.g. ../shared/data), read first.")
     ] = None,
     store_uri: StoreUri = "embedded",
     database: Database = "battery_discovery",
@@ -105,13 +112,18 @@ def train(
     from store import open_store
     from surrogates.config import EnsembleConfig
     from surrogates.data import PropertyData
+    from surrogates.descriptor_models import DESCRIPTOR_ARCHITECTURES
     from surrogates.property_models import train_and_register
 
-    if architecture not in ("megnet", "m3gnet", "tensornet", "baseline"):
-        raise ConfigError(f"architecture must be megnet, m3gnet, tensornet or baseline, not {architecture!r}")
+    descriptor = architecture in DESCRIPTOR_ARCHITECTURES
+    if architecture not in ("megnet", "m3gnet", "tensornet", "baseline") and not descriptor:
+        raise ConfigError(
+            "architecture must be megnet, m3gnet, tensornet, baseline, "
+            f"{', '.join(DESCRIPTOR_ARCHITECTURES)}, not {architecture!r}"
+        )
     try:
         config = EnsembleConfig(
-            architecture="megnet" if architecture == "baseline" else architecture,  # type: ignore[arg-type]
+            architecture="megnet" if architecture == "baseline" or descriptor else architecture,  # type: ignore[arg-type]
             hidden_size=hidden_size,  # type: ignore[arg-type]
             n_members=ensemble,
             epochs=epochs,
@@ -133,7 +145,7 @@ def train(
 
         def loaded(data: PropertyData) -> None:
             console.print(f"[bold]{data.name}[/]: {len(data)} records with {property_name} ({data.unit_description})")
-            if architecture != "baseline" and not data.has_all_structures:
+            if architecture != "baseline" and not descriptor and not data.has_all_structures:
                 n_missing = sum(s is None for s in data.structures)
                 console.print(
                     f"{n_missing} of {len(data)} records have no structure: training the composition baseline only"
@@ -155,6 +167,8 @@ def train(
             on_data=loaded,
             on_stage=lambda msg: progress.update(task, description=msg),
             on_epoch=lambda e, total: progress.update(task, completed=e, total=total, description="training epochs"),
+            architecture=architecture if descriptor else None,
+            cache_dir=cache_dir,
         )
     meta = trained.result.meta
     unit = str(meta["unit"]).rsplit("(", 1)[-1].rstrip(")") if "(" in str(meta["unit"]) else ""
@@ -166,6 +180,11 @@ def train(
             f"ensemble fit {timings['ensemble_fit_s']:.0f} s, graphs {timings['graphs_s']:.1f} s "
             f"({'cache hit' if timings.get('graph_cache_hit') else 'built and cached' if cache else 'built'}), "
             f"std scale {meta['std_scale']:.2f}"
+        )
+    if "descriptor_fit_s" in timings:
+        console.print(
+            f"{architecture} fit {timings['descriptor_fit_s']:.0f} s (train, calibrate on val, refit), descriptors "
+            f"{timings['descriptors_s']:.0f} s"
         )
     console.print(
         f"registered [cyan]{trained.model_id}[/] at {trained.directory}; plots in {trained.directory / 'plots'}"

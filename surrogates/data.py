@@ -141,8 +141,11 @@ def _load_perov5_csv(path: Path, prop: str) -> PropertyData:
     )
 
 
-def load_property_data(spec: str, prop: str) -> PropertyData:
+def load_property_data(spec: str, prop: str, *, cache_dir: Path | None = None) -> PropertyData:
     """Records of data set ``spec`` with a finite ``prop`` (see ``ingest.load_dataset`` for the specs).
+
+    ``cache_dir`` is ingest's raw-data folder laid out ``<source>/<file>`` (e.g. ``../shared/data``), read
+    before any download.
 
     Raises:
         ConfigError: unknown data set, missing file or property (ingest's own errors pass through).
@@ -155,7 +158,7 @@ def load_property_data(spec: str, prop: str) -> PropertyData:
         if spec.startswith("perov5:"):
             return _load_perov5_csv(Path(spec.split(":", 1)[1]).expanduser(), prop)
         raise ConfigError(f"data set {spec!r} needs the ingest package, which is not available")
-    dataset = load_dataset(spec)
+    dataset = load_dataset(spec, cache_dir=cache_dir)
     if prop not in dataset.properties:
         raise ConfigError(
             f"{dataset.name} has no property {prop!r}; properties: {', '.join(sorted(dataset.properties))}"

@@ -19,6 +19,7 @@ from core.errors import ConfigError
 
 from .config import EnsembleConfig
 from .data import PropertyData, load_property_data
+from .descriptor_models import DESCRIPTOR_ARCHITECTURES, DescriptorEnsemble
 from .registry import check_name, model_dir, model_id, next_version, register_property_model
 from .workflow import TrainResult, train_property_model
 
@@ -67,6 +68,8 @@ def train_and_register(
     on_data: Callable[[PropertyData], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
     on_epoch: Callable[[int, int], None] | None = None,
+    architecture: str | None = None,
+    cache_dir: Path | None = None,
 ) -> RegisteredModel:
     """Train property model ``name`` on ``property_name`` of ``dataset`` and register it as its next version.
 
@@ -84,16 +87,28 @@ def train_and_register(
         directory: the model folder (default :func:`surrogates.registry.model_dir`).
         on_data: called with the loaded records before training.
         on_stage, on_epoch: progress callbacks of :func:`surrogates.workflow.train_property_model`.
+        architecture: a descriptor model of ``DESCRIPTOR_ARCHITECTURES`` (``hurdle-gb``: classifier x regressor
+            for zero-inflated targets such as band gaps; ``gb-ensemble``: bootstrap gradient boosting) with
+            ``config.n_members`` members and ``seed``; None (default) trains the GNN ensemble of ``config``.
+        cache_dir: raw-data folder read before any download (``<source>/<file>``, e.g. ``../shared/data``).
 
     Raises:
         ConfigError: invalid name or baseline, unknown data set or property, too few records.
     """
     check_name(name)
+    descriptor = None
+    if architecture is not None:
+        if architecture not in DESCRIPTOR_ARCHITECTURES:
+            raise ConfigError(
+                f"descriptor architecture must be one of {', '.join(DESCRIPTOR_ARCHITECTURES)}, not {architecture!r}"
+            )
+        kind = DESCRIPTOR_ARCHITECTURES[architecture]
+        descriptor = DescriptorEnsemble(kind=kind, n_members=config.n_members, seed=seed, bootstrap=kind == "regressor")
     if baseline_kind not in BASELINE_KINDS:
         raise ConfigError(f"baseline must be random_forest or gradient_boosting, not {baseline_kind!r}")
     version = next_version(store, name)
     folder = Path(directory) if directory is not None else model_dir(database, model_id(name, version))
-    data = load_property_data(dataset, property_name)
+    data = load_property_data(dataset, property_name, cache_dir=cache_dir)
     if on_data is not None:
         on_data(data)
     result = train_property_model(
@@ -106,6 +121,8 @@ def train_and_register(
         seed=seed,
         on_stage=on_stage,
         on_epoch=on_epoch,
+        descriptor=descriptor,
+        architecture=architecture,
     )
     registered = register_property_model(
         store,

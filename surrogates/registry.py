@@ -254,7 +254,11 @@ def register_property_model(
             property_name=property_name,
             unit=str(meta["unit"]),
             architecture=str(meta["architecture"]),
-            n_members=n_members if meta["kind"] == "gnn" else 0,
+            n_members=n_members
+            if meta["kind"] == "gnn"
+            else int(meta.get("n_members", 0))
+            if meta["kind"] == "descriptor"
+            else 0,
             path=str(folder),
             n_train=int(meta["split"]["n_train"]),
             metrics={

@@ -4,6 +4,7 @@
 A trained property model is a folder::
 
     <dir>/ensemble/        GNNEnsemble.save() output (absent for a composition-only model)
+    <dir>/descriptor.pkl   DescriptorEnsemble (a descriptor model: hurdle-gb, gb-ensemble), instead of ensemble/
     <dir>/baseline.pkl     CompositionBaseline (random forest on composition/structure descriptors)
     <dir>/model.json       property, unit, data set, split, dummy mean, std scale, metrics
     <dir>/split.json       record ids of the train / val / test split
@@ -29,11 +30,21 @@ from core.errors import ConfigError, ModelNotFoundError
 from .baseline import CompositionBaseline
 from .config import EnsembleConfig
 from .data import PropertyData, Split, processed_dir, split_data
-from .metrics import ensemble_metrics, fit_std_scale, regression_metrics, save_plots
+from .descriptor_models import DescriptorEnsemble
+from .metrics import (
+    ensemble_metrics,
+    fit_std_scale,
+    gaussian_nll,
+    miscalibration_area,
+    regression_metrics,
+    save_plots,
+    spearman_error_std,
+)
 
 __all__ = ["PropertyModel", "TrainResult", "evaluate_model", "train_property_model"]
 
 MODEL_FILE = "model.json"
+DESCRIPTOR_FILE = "descriptor.pkl"
 
 
 @dataclass
@@ -44,6 +55,7 @@ class PropertyModel:
     meta: dict[str, Any]
     baseline: CompositionBaseline
     ensemble: Any | None = None  # GNNEnsemble
+    descriptor: DescriptorEnsemble | None = None
 
     @property
     def property_name(self) -> str:
@@ -63,20 +75,26 @@ class PropertyModel:
         meta = json.loads(meta_path.read_text())
         baseline = CompositionBaseline.load(directory / "baseline.pkl")
         ensemble = None
-        if (directory / "ensemble").is_dir():
+        descriptor = None
+        if (directory / DESCRIPTOR_FILE).is_file():
+            descriptor = DescriptorEnsemble.load(directory / DESCRIPTOR_FILE)
+        elif (directory / "ensemble").is_dir():
             from .ensemble import GNNEnsemble
 
             ensemble = GNNEnsemble.load(directory / "ensemble")
-        return cls(directory=directory, meta=meta, baseline=baseline, ensemble=ensemble)
+        return cls(directory=directory, meta=meta, baseline=baseline, ensemble=ensemble, descriptor=descriptor)
 
     def predict(
         self, structures: Sequence[Structure | None], compositions: Sequence[Any] | None = None, graphs: Any = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Mean ``(n,)`` and (recalibrated) std ``(n,)``.
 
-        With a GNN ensemble: its member mean and std times ``std_scale``; otherwise the random forest's
-        mean and the spread of its trees. ``compositions`` stand in where a structure is None.
+        With a GNN ensemble: its member mean and std times ``std_scale``; with a descriptor ensemble: its
+        predictive mean and std (the mixture of a hurdle model); otherwise the random forest's mean and the
+        spread of its trees. ``compositions`` stand in where a structure is None.
         """
+        if self.descriptor is not None:
+            return self.descriptor.predict(_items(structures, compositions))
         if self.ensemble is not None:
             if any(s is None for s in structures):
                 raise ConfigError("this model is a GNN ensemble: every input needs a structure")
@@ -86,12 +104,51 @@ class PropertyModel:
                 else self.ensemble.predict_members(list(structures))
             )
             return members.mean(axis=0), members.std(axis=0) * self.std_scale
-        items = [
-            s if s is not None else compositions[i]  # type: ignore[index]
-            for i, s in enumerate(structures)
-        ]
-        trees = self.baseline.predict_members(items)
+        trees = self.baseline.predict_members(_items(structures, compositions))
         return trees.mean(axis=0), trees.std(axis=0) * self.std_scale
+
+
+def _items(structures: Sequence[Structure | None], compositions: Sequence[Any] | None) -> list[Any]:
+    """Structures, with ``compositions[i]`` where ``structures[i]`` is None."""
+    if any(s is None for s in structures) and compositions is None:
+        raise ConfigError("compositions are needed where a structure is None")
+    return [s if s is not None else compositions[i] for i, s in enumerate(structures)]  # type: ignore[index]
+
+
+def descriptor_metrics(y: np.ndarray, members: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict[str, float]:
+    """:func:`surrogates.metrics.ensemble_metrics`' keys for a descriptor ensemble whose std is its own
+    (mixture) std rather than the member spread: ``y``, ``mean``, ``std`` ``(n,)``, ``members`` ``(K, n)``."""
+    out = regression_metrics(y, mean)
+    out.update(
+        {
+            "member_mae_mean": float(np.mean([np.abs(row - y).mean() for row in members])),
+            "mean_std": float(std.mean()),
+            "nll": gaussian_nll(y, mean, std),
+            "miscalibration_area": miscalibration_area(y, mean, std),
+            "spearman": spearman_error_std(y, mean, std),
+            "std_scale": 1.0,
+        }
+    )
+    return out
+
+
+def fit_descriptor(
+    template: DescriptorEnsemble, x: np.ndarray, y: np.ndarray, split: Split
+) -> tuple[DescriptorEnsemble, dict[str, float]]:
+    """Fit on ``split.train``, calibrate (sigma / std scale) on ``split.val``, refit on train + val keeping the
+    calibration. ``x`` ``(n, D)`` descriptors and ``y`` ``(n,)`` of all records; returns the model and timings."""
+    import copy
+    import time as _time
+
+    timings: dict[str, float] = {}
+    t = _time.perf_counter()
+    model = copy.deepcopy(template).fit(None, y[split.train], x=x[split.train])
+    if len(split.val):
+        model.calibrate(None, y[split.val], x=x[split.val])
+        fit_pos = np.concatenate([split.train, split.val])
+        model.fit(None, y[fit_pos], x=x[fit_pos])
+    timings["descriptor_fit_s"] = _time.perf_counter() - t
+    return model, timings
 
 
 @dataclass
@@ -137,10 +194,15 @@ def train_property_model(
     seed: int = 0,
     on_stage: Callable[[str], None] | None = None,
     on_epoch: Callable[[int, int], None] | None = None,
+    descriptor: DescriptorEnsemble | None = None,
+    architecture: str | None = None,
 ) -> TrainResult:
     """Split ``data``, train the GNN ensemble (if every record has a structure and ``use_gnn``), the
     baseline and the dummy on the training part, recalibrate the std on the validation part, evaluate all
     three on the test part, save the folder and plots. Returns the metadata and a comparison table.
+
+    With ``descriptor`` (an unfitted :class:`DescriptorEnsemble`, named ``architecture``) that ensemble is the
+    model instead of a GNN: fitted on the training part, calibrated on the validation part, refitted on both.
     """
     stage = on_stage or (lambda _msg: None)
     split = split_data(data, seed=seed)
@@ -167,8 +229,25 @@ def train_property_model(
     std_scale = 1.0
     ens_metrics: dict[str, Any] = {}
     plots: list[Path] = []
-    gnn = use_gnn and data.has_all_structures
-    if gnn:
+    gnn = use_gnn and data.has_all_structures and descriptor is None
+    n_members = config.n_members
+    if descriptor is not None:
+        from .descriptors import describe
+
+        stage(f"descriptors: {len(items)} records")
+        t = time.perf_counter()
+        x = describe(items)
+        timings["descriptors_s"] = time.perf_counter() - t
+        stage(f"{architecture}: {descriptor.n_members} members on {len(split.train)} (+{len(split.val)}) records")
+        model, fit_times = fit_descriptor(descriptor, x, y, split)
+        timings.update(fit_times)
+        model.save(directory / DESCRIPTOR_FILE)
+        test_members = model.predict_members(None, x=x[split.test])
+        mean, std = model.predict(None, x=x[split.test])
+        ens_metrics = descriptor_metrics(y[split.test], test_members, mean, std)
+        table.append({"model": f"{architecture} ({model.n_members} members)", **ens_metrics})
+        n_members = model.n_members
+    elif gnn:
         from .ensemble import GNNEnsemble
 
         stage(f"graphs: {len(fit_pos) + len(split.test)} structures (cutoff {config.cutoff} Å)")
@@ -229,9 +308,14 @@ def train_property_model(
         "dataset_name": data.name,
         "data_hash": data.data_hash,
         "split": split.describe(),
-        "kind": "gnn" if gnn else "baseline",
-        "architecture": config.architecture if gnn else f"baseline:{baseline_kind}",
-        "config": config.model_dump(mode="json"),
+        "kind": "descriptor" if descriptor is not None else "gnn" if gnn else "baseline",
+        "architecture": architecture
+        if descriptor is not None
+        else config.architecture
+        if gnn
+        else f"baseline:{baseline_kind}",
+        "n_members": n_members,
+        "config": _descriptor_config(model) if descriptor is not None else config.model_dump(mode="json"),
         "dummy_mean": dummy_mean,
         "std_scale": std_scale,
         "metrics": {
@@ -247,6 +331,11 @@ def train_property_model(
     )
     (directory / MODEL_FILE).write_text(json.dumps(meta, indent=2, default=float))
     return TrainResult(directory=directory, meta=meta, table=table, plots=plots)
+
+
+def _descriptor_config(model: DescriptorEnsemble) -> dict[str, Any]:
+    """A descriptor ensemble's settings and calibration, JSON-friendly."""
+    return {k: v for k, v in vars(model).items() if k != "members"}
 
 
 def _unit(description: str) -> str:
@@ -281,7 +370,13 @@ def evaluate_model(
     rows = [{"model": "dummy mean", **regression_metrics(y, np.full(len(y), model.meta["dummy_mean"]))}]
     base = model.baseline.predict_members(items)  # type: ignore[arg-type]
     rows.append({"model": "baseline", **regression_metrics(y, base.mean(0))})
-    if model.ensemble is not None:
+    std_plot: np.ndarray | None = None
+    if model.descriptor is not None:
+        members = model.descriptor.predict_members(items)
+        mean_d, std_plot = model.descriptor.predict(items)
+        name = f"{model.meta.get('architecture', 'descriptor')} ({model.descriptor.n_members} members)"
+        rows.append({"model": name, **descriptor_metrics(y, members, mean_d, std_plot)})
+    elif model.ensemble is not None:
         members = model.ensemble.predict_members([data.structures[int(i)] for i in positions])
         rows.append(
             {"model": f"ensemble of {model.ensemble.n_members}", **ensemble_metrics(y, members, model.std_scale)}
@@ -295,7 +390,7 @@ def evaluate_model(
             plots_dir,
             y,
             members.mean(0),
-            members.std(0) * model.std_scale,
+            members.std(0) * model.std_scale if std_plot is None else std_plot,
             label=model.property_name,
             unit=_unit(str(model.meta.get("unit", ""))),
         )
