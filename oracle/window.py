@@ -62,6 +62,15 @@ class StabilityWindow(BaseModel):
         description="True when the compound was put HULL_OFFSET below the hull: no energy given, or the given "
         "energy is on or above the hull (a metastable compound gets the window of its hull point)."
     )
+    hull_decomposition: tuple[str, ...] = Field(
+        description="Reference phases of the hull at the composition, the compound left out (reduced formulas, "
+        "elements included); the compound itself when it is a reference phase on the hull."
+    )
+    degenerate: bool = Field(
+        description="True when the compound was placed at the hull inside a full facet (as many decomposition "
+        "phases as elements): its window is then one potential (width ~ HULL_OFFSET), the potential at which "
+        "those phases coexist; an interval needs a decomposition into fewer phases (LGPS = Li4GeS4 + 2 Li3PS4)."
+    )
     n_phases: int = Field(description="Reference compounds (two or more elements) in the chemical system.")
     missing_ion_binaries: tuple[str, ...] = Field(
         description="Ion binaries absent from the references, e.g. 'Li-O' when no Li-O compound is there."
@@ -134,6 +143,8 @@ def stability_window(
     refs = _system_entries(entries, system)
     base = PhaseDiagram(refs)
     hull = float(base.get_hull_energy_per_atom(comp))
+    decomposition = base.get_decomposition(comp)
+    hull_phases = tuple(sorted({e.composition.reduced_formula for e, f in decomposition.items() if f > 1e-6}))
     e_hull = None if energy_per_atom is None else float(energy_per_atom) - hull
     placed = e_hull is None or e_hull > -hull_offset
     used = hull - hull_offset if placed else float(energy_per_atom)  # type: ignore[arg-type]
@@ -175,6 +186,8 @@ def stability_window(
         energy_per_atom=used,
         e_above_hull=e_hull,
         placed_at_hull=placed,
+        hull_decomposition=hull_phases,
+        degenerate=placed and len(hull_phases) >= len(system),
         n_phases=len(compounds),
         missing_ion_binaries=missing,
         thin=thin,

@@ -127,3 +127,17 @@ def test_window_at_the_chgnet_energy_of_li3po4(phases: PhaseSet) -> None:
     w = stability_window("Li3PO4", result.energy_per_atom, _entries(phases, "Li3PO4"))
     assert w.e_above_hull is not None and abs(w.e_above_hull) < 0.1
     assert w.high_V is not None and 0.0 <= w.low_V < w.high_V < 6.0 and w.thin
+
+
+def test_a_hull_point_inside_a_full_facet_has_a_one_point_window(phases: PhaseSet) -> None:
+    """Li3PS4 is not among the offline phases: its hull point lies inside the Li2S-P2S3-P2S7 facet, where all
+    three coexist at one Li potential, so the window at the hull is a point. LiCoO2 (also absent) sits on the
+    CoO-Li3Co2O5 tie line: its hull point keeps an interval."""
+    point = stability_window("Li3PS4", None, _entries(phases, "Li3PS4"))
+    assert point.degenerate and len(point.hull_decomposition) == 3
+    assert point.high_V - point.low_V < 0.01
+    line = stability_window("LiCoO2", None, _entries(phases, "LiCoO2"))
+    assert not line.degenerate and line.hull_decomposition == ("CoO", "Li3Co2O5")
+    assert line.high_V - line.low_V > 0.1
+    own = stability_window("LiFePO4", None, _entries(phases, "LiFePO4"))
+    assert own.hull_decomposition == ("LiFePO4",) and not own.degenerate
