@@ -53,6 +53,8 @@ class DescriptorEnsemble:
         seed: member k uses ``seed + k``.
         sigma: noise of the positive part (hurdle, target units), set by :meth:`calibrate`.
         std_scale: factor on the member spread (regressor), set by :meth:`calibrate`.
+        num_threads: OpenMP threads of scikit-learn while fitting and predicting (None: the library's default,
+            every core); results do not depend on it.
     """
 
     kind: Literal["hurdle", "regressor"] = "hurdle"
@@ -67,6 +69,7 @@ class DescriptorEnsemble:
     seed: int = 0
     sigma: float = 0.0
     std_scale: float = 1.0
+    num_threads: int | None = None
     members: list[tuple[Any, Any]] = field(default_factory=list, repr=False)
 
     # ----------------------------------------------------------------------------- fitting
@@ -85,9 +88,19 @@ class DescriptorEnsemble:
             random_state=seed,
         )
 
+    def _threads(self) -> Any:
+        from contextlib import nullcontext
+
+        from threadpoolctl import threadpool_limits
+
+        return nullcontext() if self.num_threads is None else threadpool_limits(limits=self.num_threads)
+
     def fit(self, items: Sequence[Item], y: Sequence[float], x: np.ndarray | None = None) -> DescriptorEnsemble:
         """Fit the K members on ``items`` with targets ``y`` ``(n,)`` (``x``: precomputed descriptors ``(n, D)``)."""
-        x = describe(items) if x is None else x
+        with self._threads():
+            return self._fit(describe(items) if x is None else x, y)
+
+    def _fit(self, x: np.ndarray, y: Sequence[float]) -> DescriptorEnsemble:
         y_arr = np.asarray(y, dtype=np.float64)
         if self.kind == "hurdle" and (np.any(y_arr < 0) or (y_arr > 0).sum() < 2 or (y_arr == 0).sum() < 1):
             raise ValueError("a hurdle model needs targets >= 0 with at least one zero and two positive values")
@@ -131,11 +144,12 @@ class DescriptorEnsemble:
         mu = np.zeros((len(self.members), n))
         if n == 0:
             return p, mu
-        for k, (clf, reg) in enumerate(self.members):
-            mu[k] = reg.predict(x)
-            if clf is not None:
-                p[k] = clf.predict_proba(x)[:, 1]
-                mu[k] = np.clip(mu[k], 0.0, None)
+        with self._threads():
+            for k, (clf, reg) in enumerate(self.members):
+                mu[k] = reg.predict(x)
+                if clf is not None:
+                    p[k] = clf.predict_proba(x)[:, 1]
+                    mu[k] = np.clip(mu[k], 0.0, None)
         return p, mu
 
     def predict_members(self, items: Sequence[Item], x: np.ndarray | None = None) -> np.ndarray:

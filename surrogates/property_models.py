@@ -89,7 +89,8 @@ def train_and_register(
         on_stage, on_epoch: progress callbacks of :func:`surrogates.workflow.train_property_model`.
         architecture: a descriptor model of ``DESCRIPTOR_ARCHITECTURES`` (``hurdle-gb``: classifier x regressor
             for zero-inflated targets such as band gaps; ``gb-ensemble``: bootstrap gradient boosting) with
-            ``config.n_members`` members and ``seed``; None (default) trains the GNN ensemble of ``config``.
+            ``config.n_members`` members, ``config.num_threads`` and ``seed``; None (default) trains the GNN
+            ensemble of ``config``.
         cache_dir: raw-data folder read before any download (``<source>/<file>``, e.g. ``../shared/data``).
 
     Raises:
@@ -103,7 +104,13 @@ def train_and_register(
                 f"descriptor architecture must be one of {', '.join(DESCRIPTOR_ARCHITECTURES)}, not {architecture!r}"
             )
         kind = DESCRIPTOR_ARCHITECTURES[architecture]
-        descriptor = DescriptorEnsemble(kind=kind, n_members=config.n_members, seed=seed, bootstrap=kind == "regressor")
+        descriptor = DescriptorEnsemble(
+            kind=kind,
+            n_members=config.n_members,
+            seed=seed,
+            bootstrap=kind == "regressor",
+            num_threads=config.num_threads,
+        )
     if baseline_kind not in BASELINE_KINDS:
         raise ConfigError(f"baseline must be random_forest or gradient_boosting, not {baseline_kind!r}")
     version = next_version(store, name)
