@@ -4,9 +4,10 @@ Two kinds, both deterministic for a seed (no wall-time planning):
 
 - ``hurdle`` for zero-inflated targets (band gaps: 0 for metals). Member ``k`` is a classifier giving
   ``p_k(x) = P(y > 0)`` and a regressor giving ``mu_k(x) = E[y | y > 0]``; its expected value is ``p_k mu_k``.
-  The predictive distribution is the mixture over members of "0 with probability ``1 - p_k``, else
-  ``max(0, N(mu_k, sigma^2))``", with ``sigma`` (target units) the RMS residual of the positive part on
-  calibration data. :meth:`DescriptorEnsemble.sample` draws from that mixture.
+  The predictive distribution is the mixture over members of "exactly 0 with probability ``1 - p_k``, else a
+  log-normal with mean ``mu_k`` and standard deviation ``sigma``" (strictly positive), with ``sigma`` (target
+  units) the RMS residual of the positive part on calibration data; its mean is ``mean_k p_k mu_k`` and its
+  second moment ``mean_k p_k (mu_k^2 + sigma^2)``. :meth:`DescriptorEnsemble.sample` draws from that mixture.
 - ``regressor``: K regressors (bootstrap resamples when ``bootstrap``); mean and spread over members, the spread
   times a scale fitted on calibration data (:func:`surrogates.metrics.fit_std_scale`); samples are Gaussian.
 
@@ -31,6 +32,8 @@ from .metrics import MIN_STD, fit_std_scale
 __all__ = ["DESCRIPTOR_ARCHITECTURES", "DescriptorEnsemble"]
 
 Item = Structure | Composition | str
+MIN_POSITIVE = 1e-3
+"""Smallest mean of the positive part used for a hurdle draw (target units, e.g. eV)."""
 
 #: Architecture names of ``battery-discovery train --architecture`` -> ensemble kind.
 DESCRIPTOR_ARCHITECTURES: dict[str, Literal["hurdle", "regressor"]] = {
@@ -54,7 +57,8 @@ class DescriptorEnsemble:
         sigma: noise of the positive part (hurdle, target units), set by :meth:`calibrate`.
         std_scale: factor on the member spread (regressor), set by :meth:`calibrate`.
         num_threads: OpenMP threads of scikit-learn while fitting and predicting (None: the library's default,
-            every core); results do not depend on it.
+            every core); results do not depend on it. Default 1: on a busy 2-core machine two processes with
+            two OpenMP threads each slow down many times over (spinning threads).
     """
 
     kind: Literal["hurdle", "regressor"] = "hurdle"
@@ -69,7 +73,7 @@ class DescriptorEnsemble:
     seed: int = 0
     sigma: float = 0.0
     std_scale: float = 1.0
-    num_threads: int | None = None
+    num_threads: int | None = 1
     members: list[tuple[Any, Any]] = field(default_factory=list, repr=False)
 
     # ----------------------------------------------------------------------------- fitting
@@ -169,8 +173,9 @@ class DescriptorEnsemble:
     def sample(self, items: Sequence[Item], n_samples: int, seed: int = 0, x: np.ndarray | None = None) -> np.ndarray:
         """``(n_samples, n)`` posterior draws (target units), deterministic for ``seed``.
 
-        Draw ``s`` uses member ``s mod K``: for a hurdle, 0 with probability ``1 - p_k``, else
-        ``max(0, mu_k + sigma z)``; for a regressor, ``mean + std z`` with the calibrated std.
+        Draw ``s`` uses member ``s mod K``: for a hurdle, exactly 0 with probability ``1 - p_k``, else a
+        log-normal draw with mean ``mu_k`` (floored at ``MIN_POSITIVE``) and std ``sigma``; for a regressor,
+        ``mean + std z`` with the calibrated std.
         """
         if n_samples < 1:
             raise ValueError("n_samples must be >= 1")
@@ -182,7 +187,9 @@ class DescriptorEnsemble:
         k = np.arange(n_samples) % len(self.members)
         u = rng.random((n_samples, p.shape[1]))
         z = rng.standard_normal((n_samples, p.shape[1]))
-        positive = np.maximum(mu[k] + self.sigma * z, 0.0)
+        m = np.maximum(mu[k], MIN_POSITIVE)
+        var_log = np.log1p((self.sigma / m) ** 2)
+        positive = np.exp(np.log(m) - 0.5 * var_log + np.sqrt(var_log) * z)
         return np.where(u < p[k], positive, 0.0)
 
     # --------------------------------------------------------------------------- persistence

@@ -76,6 +76,7 @@ DESCRIPTOR_NAMES: tuple[str, ...] = (
     "na_fraction",
     "ionic_character",
     "metal_fraction",
+    *_OXIDATION,
     "volume_per_atom",
     "density",
     "packing_fraction",
@@ -165,9 +166,14 @@ def _composition_part(comp: Composition) -> np.ndarray:
     return np.concatenate([stats, extra, _oxidation_part(comp.reduced_formula)])
 
 
+MAX_OXIDATION_ATOMS = 30
+"""Oxidation states are guessed only for reduced formulas up to this many atoms (NaN features above)."""
+
+
 @cache
 def _oxidation_part(formula: str) -> np.ndarray:
-    """Features of pymatgen's most likely oxidation states (``oxi_state_guesses``); NaN when none balances.
+    """Features of pymatgen's most likely oxidation states (``oxi_state_guesses``); NaN (and 0 for the
+    balance flag) when none balances, all NaN for fractional formulas and above ``MAX_OXIDATION_ATOMS``.
 
     Charge balanced (1/0), fractional states present, mean and max cation state, mean anion state, mean anion
     minus mean cation electronegativity, d electrons left on transition-metal cations (mean, max over
@@ -175,6 +181,9 @@ def _oxidation_part(formula: str) -> np.ndarray:
     """
     comp = Composition(formula)
     out = np.full(len(_OXIDATION), np.nan)
+    amounts = list(comp.get_el_amt_dict().values())
+    if comp.num_atoms > MAX_OXIDATION_ATOMS or any(abs(a - round(a)) > 1e-6 for a in amounts):
+        return out  # pymatgen's enumeration explodes on large formulas; fractional (doped) ones it refuses
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

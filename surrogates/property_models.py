@@ -109,7 +109,7 @@ def train_and_register(
             n_members=config.n_members,
             seed=seed,
             bootstrap=kind == "regressor",
-            num_threads=config.num_threads,
+            num_threads=config.num_threads or 1,
         )
     if baseline_kind not in BASELINE_KINDS:
         raise ConfigError(f"baseline must be random_forest or gradient_boosting, not {baseline_kind!r}")
