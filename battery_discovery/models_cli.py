@@ -199,6 +199,9 @@ def evaluate(
     ] = None,
     split: Annotated[str, typer.Option(help="test, val, train or all.")] = "test",
     plots: Annotated[Path | None, typer.Option(help="Write parity/error/calibration PNGs here.")] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Raw-data folder laid out <source>/<file> (e.g. ../shared/data), read first.")
+    ] = None,
     store_uri: StoreUri = "embedded",
     database: Database = "battery_discovery",
 ) -> None:
@@ -216,7 +219,7 @@ def evaluate(
     loaded = PropertyModel.load(doc.path)
     spec = dataset or doc.dataset
     with console.status(f"loading {spec} ..."):
-        data = load_property_data(spec, doc.property_name)
+        data = load_property_data(spec, doc.property_name, cache_dir=cache_dir)
     if dataset is None and doc.data_hash and data.data_hash != doc.data_hash:
         console.print("[yellow]note:[/] the data set changed since training (different data hash)")
     rows, paths = evaluate_model(loaded, data, split_name=split, plots_dir=plots)
