@@ -76,6 +76,8 @@ def run_here(rounds: int) -> dict[str, Any]:
 def run_tree(code: Path | None, rounds: int, work: Path) -> dict[str, Any]:
     """This script's ``--worker`` run in a subprocess with ``code`` first on PYTHONPATH (None: this tree)."""
     home = work / ("base" if code else "head")
+    (home / "prefect").mkdir(parents=True, exist_ok=True)
+    (home / "home").mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "BATTERY_DISCOVERY_HOME": str(home / "home"),
