@@ -154,7 +154,7 @@ def _conductivity_one(spec: str, seed: int, threads: int) -> tuple[list[dict[str
     from surrogates.baseline import CompositionBaseline
     from surrogates.data import load_property_data, split_data
     from surrogates.descriptor_models import DescriptorEnsemble
-    from surrogates.descriptors import describe
+    from surrogates.property_models import GB_ENSEMBLE
     from surrogates.workflow import fit_descriptor
 
     data = load_property_data(spec, "log10_conductivity", cache_dir=SHARED)
@@ -178,11 +178,14 @@ def _conductivity_one(spec: str, seed: int, threads: int) -> tuple[list[dict[str
         fit_s = time.perf_counter() - t
         members = base.predict_members([items[i] for i in test])  # type: ignore[arg-type]
         add(f"baseline.py {kind}", members.mean(0), members.std(0) if len(members) > 1 else None, fit_s)
-    x = describe(items)
-    template = DescriptorEnsemble(kind="regressor", n_members=8, seed=seed, bootstrap=True, num_threads=threads)
-    model, timings = fit_descriptor(template, x, y, split)
-    mean, std = model.predict(None, x=x[test])
-    add("gb-ensemble (8, bootstrap) on describe", mean, std, timings["descriptor_fit_s"])
+    for label, settings in (("describe", {}), ("baseline descriptors (registered)", GB_ENSEMBLE)):
+        template = DescriptorEnsemble(
+            kind="regressor", n_members=8, seed=seed, bootstrap=True, num_threads=threads, **settings
+        )
+        x = template.featurize(items)
+        model, timings = fit_descriptor(template, x, y, split)
+        mean, std = model.predict(None, x=x[test])
+        add(f"gb-ensemble (8, bootstrap) on {label}", mean, std, timings["descriptor_fit_s"])
     return rows, [data.ids[int(i)] for i in test]
 
 

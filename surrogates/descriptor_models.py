@@ -56,6 +56,8 @@ class DescriptorEnsemble:
         seed: member k uses ``seed + k``.
         sigma: noise of the positive part (hurdle, target units), set by :meth:`calibrate`.
         std_scale: factor on the member spread (regressor), set by :meth:`calibrate`.
+        features: ``describe`` (143 composition, oxidation-state and structure descriptors) or ``baseline`` (the
+            35 descriptors of ``surrogates.baseline.featurize``; better on small data such as OBELiX).
         num_threads: OpenMP threads of scikit-learn while fitting and predicting (None: the library's default,
             every core); results do not depend on it. Default 1: on a busy 2-core machine two processes with
             two OpenMP threads each slow down many times over (spinning threads).
@@ -74,6 +76,7 @@ class DescriptorEnsemble:
     sigma: float = 0.0
     std_scale: float = 1.0
     num_threads: int | None = 1
+    features: Literal["describe", "baseline"] = "describe"
     members: list[tuple[Any, Any]] = field(default_factory=list, repr=False)
 
     # ----------------------------------------------------------------------------- fitting
@@ -92,6 +95,14 @@ class DescriptorEnsemble:
             random_state=seed,
         )
 
+    def featurize(self, items: Sequence[Item]) -> np.ndarray:
+        """Descriptors ``(n, D)`` of ``items`` in this ensemble's feature set."""
+        if self.features == "baseline":
+            from .baseline import featurize
+
+            return featurize(items)
+        return describe(items)
+
     def _threads(self) -> Any:
         from contextlib import nullcontext
 
@@ -102,7 +113,7 @@ class DescriptorEnsemble:
     def fit(self, items: Sequence[Item], y: Sequence[float], x: np.ndarray | None = None) -> DescriptorEnsemble:
         """Fit the K members on ``items`` with targets ``y`` ``(n,)`` (``x``: precomputed descriptors ``(n, D)``)."""
         with self._threads():
-            return self._fit(describe(items) if x is None else x, y)
+            return self._fit(self.featurize(items) if x is None else x, y)
 
     def _fit(self, x: np.ndarray, y: Sequence[float]) -> DescriptorEnsemble:
         y_arr = np.asarray(y, dtype=np.float64)
@@ -125,7 +136,7 @@ class DescriptorEnsemble:
     def calibrate(self, items: Sequence[Item], y: Sequence[float], x: np.ndarray | None = None) -> DescriptorEnsemble:
         """Fit ``sigma`` (hurdle: RMS residual of ``mean_k mu_k`` on positive targets) or ``std_scale``
         (regressor) on held-out data."""
-        x = describe(items) if x is None else x
+        x = self.featurize(items) if x is None else x
         y_arr = np.asarray(y, dtype=np.float64)
         _, mu = self.components(items, x=x)
         if self.kind == "hurdle":
@@ -142,7 +153,7 @@ class DescriptorEnsemble:
         (the positive part's mean, clipped at 0 for a hurdle; the prediction of a regressor)."""
         if not self.members:
             raise RuntimeError("fit the descriptor ensemble first")
-        x = describe(items) if x is None else x
+        x = self.featurize(items) if x is None else x
         n = x.shape[0]
         p = np.ones((len(self.members), n))
         mu = np.zeros((len(self.members), n))

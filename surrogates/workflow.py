@@ -232,11 +232,9 @@ def train_property_model(
     gnn = use_gnn and data.has_all_structures and descriptor is None
     n_members = config.n_members
     if descriptor is not None:
-        from .descriptors import describe
-
         stage(f"descriptors: {len(items)} records")
         t = time.perf_counter()
-        x = describe(items)
+        x = descriptor.featurize(items)
         timings["descriptors_s"] = time.perf_counter() - t
         stage(f"{architecture}: {descriptor.n_members} members on {len(split.train)} (+{len(split.val)}) records")
         model, fit_times = fit_descriptor(descriptor, x, y, split)

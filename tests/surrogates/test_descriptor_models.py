@@ -156,6 +156,7 @@ def test_register_load_predict_and_ensure(
     uri = "mongomock://descriptor-cli"
     args = ["--dataset", spec, "--property", "band_gap", "--name", "cli-gap", "--architecture", "hurdle-gb"]
     assert cli("train", *args, "--ensemble", "2", "--out", str(tmp_path / "cli"), "--store-uri", uri) == 0
+    assert cli("evaluate", "--model", "cli-gap", "--store-uri", uri) == 0
     folder = tmp_path / "cells"
     folder.mkdir()
     for i, cell in enumerate(cells):
