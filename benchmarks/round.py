@@ -87,6 +87,11 @@ def run_tree(code: Path | None, rounds: int, work: Path) -> dict[str, Any]:
         "DO_NOT_TRACK": "1",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     }
+    shared = REPO.parent / "shared" / "data"  # a worktree in /tmp has no ../shared beside it
+    env.setdefault(
+        "BATTERY_DISCOVERY_MP_REFERENCES", str(shared / "mp" / "2023-02-07-mp-elemental-reference-entries.json.gz")
+    )
+    env.setdefault("BATTERY_DISCOVERY_PHASES_DIR", str(shared))
     env.pop("PREFECT_API_URL", None)
     script = (code or REPO) / "benchmarks" / "round.py"
     out = home / "round.json"
