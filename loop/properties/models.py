@@ -50,17 +50,21 @@ class ModelProperty:
 
         return self.model or DEFAULT_MODELS[self.name][0]
 
+    def version(self, ctx: RoundContext) -> str:
+        """The registry id of the model this property reads now (``name-vK``)."""
+        from surrogates.registry import resolve_model
+
+        return resolve_model(ctx.store, self._ref()).id
+
     def _predictor(self, ctx: RoundContext) -> Any:
         from surrogates.predictors import load_predictor
 
-        from surrogates.registry import resolve_model
-
-        doc = resolve_model(ctx.store, self._ref())
-        key = (ctx.store_uri, ctx.database, doc.id)
+        model_id = self.version(ctx)
+        key = (ctx.store_uri, ctx.database, model_id)
         if key not in _LOADED:
             while len(_LOADED) >= 8:
                 _LOADED.pop(next(iter(_LOADED)))
-            _LOADED[key] = load_predictor(ctx.store, doc.id)
+            _LOADED[key] = load_predictor(ctx.store, model_id)
         return _LOADED[key]
 
     def describe(self) -> dict[str, Any]:
@@ -70,7 +74,6 @@ class ModelProperty:
     def prepare(self, ctx: RoundContext, *, on_stage: Any = None) -> None:
         """Train and register the default model when none is registered (an explicit ``model`` must exist)."""
         from surrogates.predictors import ensure_model
-
         from surrogates.registry import resolve_model
 
         if self.model:
