@@ -43,7 +43,8 @@ def pick_for_electrode(
     oracle: OracleConfig, labelled: list[EvaluationDoc], *, learn: bool, last_round: bool
 ) -> list[EvaluationDoc]:
     """The labelled candidates to compute now: every one without a result when voltage is learned, else the
-    ``top_k`` most stable Li/Na ones (after the last round only, unless ``when: every``)."""
+    ``top_k`` most stable Li/Na ones whose other cations can be oxidised (after the last round only, unless
+    ``when: every``)."""
     from oracle.electrode import working_ion
 
     config = oracle.electrode
@@ -60,7 +61,18 @@ def pick_for_electrode(
         return [e for e in todo if has_ion(e)]
     if config.top_k == 0 or (config.when == "last" and not last_round):
         return []
-    ranked = sorted((e for e in labelled if e.relaxed_structure and has_ion(e)), key=_stability)[: config.top_k]
+
+    def can_charge(e: EvaluationDoc) -> bool:  # an intercalation electrode at all: ions the redox can release
+        from oracle.electrode import removable_ions
+
+        ion = "Li" if "Li" in e.elements and config.ion in ("auto", "Li") else "Na"
+        try:
+            return removable_ions(e.formula, ion).n_removable > 0
+        except ValueError:
+            return False
+
+    usable = (e for e in labelled if e.relaxed_structure and has_ion(e) and can_charge(e))
+    ranked = sorted(usable, key=_stability)[: config.top_k]
     return [e for e in ranked if e.electrode is None]
 
 
