@@ -9,6 +9,8 @@ when none exists, from the public data in ``../shared/data`` beside the checkout
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ from pymatgen.core import Structure
 from core.errors import ConfigError, ModelNotFoundError
 from core.paths import project_root
 
-from .registry import campaign_of, model_dir, resolve_model
+from .registry import campaign_of, resolve_model
 from .workflow import MODEL_FILE, PropertyModel
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ __all__ = [
     "DEFAULT_SAMPLES",
     "PropertyPredictor",
     "RegisteredPredictor",
+    "default_model_dir",
     "ensure_model",
     "load_predictor",
     "shared_data_dir",
@@ -174,14 +177,29 @@ def ensure_model(
         return latest.id
     from .config import EnsembleConfig
     from .property_models import train_and_register
+    from .registry import next_version, register_property_model
 
-    lock = model_dir(database, f".{name}.lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        latest = store.latest_model(campaign_of(name))  # another process may have trained it meanwhile
+    folder = default_model_dir(property_name)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # concurrent callers (any store) train it once
+        latest = store.latest_model(campaign_of(name))  # another process may have registered it meanwhile
         if latest is not None:
             return latest.id
+        if (folder / MODEL_FILE).is_file():  # trained before for another store: register the same folder
+            meta = json.loads((folder / MODEL_FILE).read_text())
+            if on_stage is not None:
+                on_stage(f"registering the default {property_name} model trained before ({folder})")
+            return register_property_model(
+                store,
+                name=name,
+                version=next_version(store, name),
+                dataset=spec,
+                property_name=property_name,
+                directory=folder,
+                meta=meta,
+                n_members=DEFAULT_N_MEMBERS,
+            )
         if on_stage is not None:
             on_stage(f"training default {property_name} model {name} on {spec}")
         trained = train_and_register(
@@ -194,6 +212,20 @@ def ensure_model(
             use_gnn=False,
             architecture=DEFAULT_ARCHITECTURES[property_name],
             cache_dir=cache_dir if cache_dir is not None else shared_data_dir(),
+            directory=folder,
             on_stage=on_stage,
         )
     return trained.model_id
+
+
+def default_model_dir(property_name: str) -> Path:
+    """Where the default model of ``property_name`` is trained, shared by every store and database of this data
+    home: ``<data home>/models/defaults/<name>-<hash of data set, architecture, members, seed, code version>``
+    (the same inputs give the same model, so it is trained once and registered wherever it is needed)."""
+    from core import __version__
+    from core.paths import subdir
+
+    name, spec = DEFAULT_MODELS[property_name]
+    settings = [spec, DEFAULT_ARCHITECTURES[property_name], DEFAULT_N_MEMBERS, 0, __version__]
+    digest = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:12]
+    return subdir("models") / "defaults" / f"{name}-{digest}"
