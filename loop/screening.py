@@ -271,9 +271,9 @@ def _voltages(
 ) -> None:
     """Average voltage, capacity and energy density of the relaxed Li/Na compounds with removable ions."""
     from core.threads import torch_threads
+    from loop.stages.electrode import electrode_from_charged
     from oracle import get_potential, relax_many
-    from oracle.compat import correct_energy
-    from oracle.electrode import ElectrodeResult, deintercalate, removable_ions
+    from oracle.electrode import deintercalate, removable_ions
     from oracle.labelling import elemental_energies
 
     jobs: list[tuple[int, str, Structure]] = []
@@ -297,20 +297,9 @@ def _voltages(
         if result.status == "failed" or result.energy_total is None or not result.relaxed_structure:
             rows[i]["reason"] = "; ".join(r for r in (rows[i]["reason"], f"charged state: {result.reason}") if r)
             return
-        charged = Structure.from_dict(result.relaxed_structure)
         try:
-            scale, correction = potential.energy_scale, oracle.energy_correction
-            corrected = correct_energy(charged, float(result.energy_total), energy_scale=scale, correction=correction)
-            e_charged = corrected.energy_per_atom * len(charged)
-            electrode = ElectrodeResult.from_energies(
-                structures[i].composition,
-                energies[i] * len(structures[i]),
-                charged.composition,
-                e_charged,
-                references.energy_per_atom(ion),
-                ion=ion,
-            )
-        except ValueError as exc:
+            electrode = electrode_from_charged(oracle, potential, references, structures[i], energies[i], result, ion)
+        except (ValueError, KeyError) as exc:
             rows[i]["reason"] = "; ".join(r for r in (rows[i]["reason"], f"no voltage: {exc}") if r)
             return
         rows[i].update(

@@ -135,30 +135,22 @@ def _finish(
     result: Any,
 ) -> float | None:
     """Turn the charged state's relaxation into an ElectrodeResult and store it (or the failure)."""
-    from oracle.compat import correct_energy
-    from oracle.electrode import ElectrodeResult
-
     base = {"ion": ion, "charged_status": result.status, "charged_steps": result.n_steps, "round": ctx.round_index}
     if result.status == "failed" or result.energy_total is None or result.relaxed_structure is None:
         _store(ctx, e, {**base, "status": "failed", "reason": f"charged state: {result.reason or result.status}"})
         return None
+    discharged_per_atom = e.corrected_energy_per_atom
+    if discharged_per_atom is None:
+        discharged_per_atom = e.energy_per_atom
     try:
-        relaxed = Structure.from_dict(result.relaxed_structure)
-        scale, correction = potential.energy_scale, oracle.energy_correction
-        corrected = correct_energy(relaxed, float(result.energy_total), energy_scale=scale, correction=correction)
-        charged_e = corrected.energy_per_atom * len(relaxed)
-        discharged_per_atom = e.corrected_energy_per_atom
-        if discharged_per_atom is None:
-            discharged_per_atom = e.energy_per_atom
-        electrode = ElectrodeResult.from_energies(
-            discharged.composition,
-            float(discharged_per_atom) * len(discharged),  # type: ignore[arg-type]
-            relaxed.composition,
-            charged_e,
-            references.energy_per_atom(ion),
-            ion=ion,
-            discharged_volume=discharged.volume,
-            charged_volume=relaxed.volume,
+        electrode = electrode_from_charged(
+            oracle,
+            potential,
+            references,
+            discharged,
+            float(discharged_per_atom),
+            result,
+            ion,
         )
     except (ValueError, KeyError) as exc:
         _store(ctx, e, {**base, "status": "failed", "reason": f"{type(exc).__name__}: {exc}"})
@@ -170,3 +162,33 @@ def _finish(
 
 def _store(ctx: RoundContext, e: EvaluationDoc, doc: dict[str, Any]) -> None:
     ctx.store.set_electrode(e.id, doc)
+
+
+def electrode_from_charged(
+    oracle: OracleConfig,
+    potential: Any,
+    references: Any,
+    discharged: Structure,
+    discharged_energy_per_atom: float,
+    result: Any,
+    ion: str,
+) -> Any:
+    """The ElectrodeResult of ``discharged`` (its corrected energy in eV/atom) and the relaxation ``result`` of its
+    charged state, corrected onto the same scale (``oracle.energy_correction``); the ion's metal reference from
+    ``references``. Raises ValueError (or KeyError) when the pair has no voltage."""
+    from oracle.compat import correct_energy
+    from oracle.electrode import ElectrodeResult
+
+    relaxed = Structure.from_dict(result.relaxed_structure)
+    scale, correction = potential.energy_scale, oracle.energy_correction
+    corrected = correct_energy(relaxed, float(result.energy_total), energy_scale=scale, correction=correction)
+    return ElectrodeResult.from_energies(
+        discharged.composition,
+        discharged_energy_per_atom * len(discharged),
+        relaxed.composition,
+        corrected.energy_per_atom * len(relaxed),
+        references.energy_per_atom(ion),
+        ion=ion,
+        discharged_volume=discharged.volume,
+        charged_volume=relaxed.volume,
+    )
