@@ -78,8 +78,14 @@ def predict_stage(ctx: RoundContext, *, fixed_pool: bool, properties: tuple[Prop
         ensembles = load_ensembles(model, ctx.targets) if model is not None and pool_ids else []
     except ModelNotFoundError:
         ensembles = []
-    if not ensembles:
-        return PredictOutput(pool_ids=pool_ids, members=[], model_version=None, elapsed_s=time.perf_counter() - start)
+    if not ensembles:  # no model yet: acquisition picks at random, but over the campaign's outcomes
+        return PredictOutput(
+            pool_ids=pool_ids,
+            members=[],
+            model_version=None,
+            elapsed_s=time.perf_counter() - start,
+            outcomes=(*ctx.targets, *(p.name for p in properties)) if properties else (),
+        )
     structures: list[Structure] = []
     with torch_threads(ctx.num_threads):
         if fixed_pool:

@@ -103,7 +103,7 @@ def test_deployment_run_end_to_end(prefect_env: dict[str, str], tmp_path: Path) 
         "campaign": "e2e",
         "batch_size": 1,
         "candidates_per_round": 5,
-        "seeds": ["pymatgen:Li2O"],
+        "seeds": ["pymatgen:Li2O", "pymatgen:Li2O2"],  # two labels: round 1 has a model to predict with
         "surrogate": {"n_members": 2, "epochs": 3, "num_threads": 1},
         "oracle": {"relax": {"fmax": 0.2, "max_steps": 30}},
         "database": "e2e",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from itertools import combinations
 from pathlib import Path
 
@@ -63,10 +64,11 @@ def test_two_rounds_then_rerun_adds_nothing(prefect_harness: None, session_home:
     li2o = store.query(elements=["Li", "O"], sort="formation_energy", limit=0)
     by_formula = {d.formula: d.formation_energy_per_atom for d in li2o}
     assert -2.4 < by_formula["Li2O"] < -1.8
-    # stability against the hull of references and everything evaluated: Li2O is on it
+    # stability against MP phases and everything evaluated, signed (matbench-discovery): the offline MP-20/MPTS-52
+    # phase files hold no Li-O compound, so Li2O lies below the hull of the elements and Li2O2 (negative = stable)
     hull = {d.formula: d.energy_above_hull for d in li2o}
-    assert hull["Li2O"] == pytest.approx(0.0, abs=1e-9)
-    assert all(v is not None and v >= 0 for v in hull.values())
+    assert hull["Li2O"] < -0.3
+    assert all(v is not None and math.isfinite(v) for v in hull.values())
     assert store.query(elements=["Li", "O"], max_e_above_hull=0.0, limit=0)[0].decomposition
 
     # models are registered with files on disk

@@ -143,3 +143,32 @@ def test_multi_objective_acquisition_over_targets_and_properties(toys: None) -> 
     stored = store.get_candidates(pred.pool_ids)
     assert all(set(c.predictions) == {"formation_energy_per_atom", "toy_fraction"} for c in stored)
     assert all(c.predicted_by == "mo-r0" and c.predicted_round == 1 for c in stored)
+
+
+def test_without_a_model_a_property_objective_gets_a_random_batch(toys: None) -> None:
+    """One seed is too few labels to train on: round 1 has no model, yet acquisition over a property (the
+    default stability objective in a real run) must still pick, at random, instead of refusing the outcome."""
+    config = LoopConfig(
+        campaign="nomodel",
+        batch_size=1,
+        candidates_per_round=5,
+        seeds=("pymatgen:Li2O",),
+        properties=("toy_fraction",),
+        oracle=TOY_ORACLE,
+        surrogate={"n_members": 2, "epochs": 3},
+        acquisition={"strategy": "ucb", "objectives": [{"name": "toy_fraction", "direction": "max"}]},
+        store_uri="mongomock://nomodel",
+    )
+    store = open_store(config.store_uri, config.database)
+    run = StageRunner(store, config)
+    run.prepare_properties()
+    ids = run.seed()
+    run.record_batch(0, ids)
+    run.evaluate(0, ids, seeds=True)
+    assert run.retrain(0).model_version is None
+    run.generate(1)
+    pred = run.predict(1)
+    assert pred.model_version is None and pred.members == [] and pred.pool_ids
+    assert pred.outcomes == ("formation_energy_per_atom", "toy_fraction")
+    acq = run.acquire(1, pred)
+    assert acq.strategy == "random" and len(acq.entries) == 1
