@@ -78,9 +78,6 @@ def train(
     learning_rate: Annotated[float, typer.Option(help="Initial Adam learning rate (cosine decay).")] = 5e-3,
     cutoff: Annotated[float, typer.Option(help="Graph radius cutoff (Å).")] = 4.0,
     patience: Annotated[int | None, typer.Option(help="Early-stopping patience in epochs (default: none).")] = None,
-    time_budget: Annotated[
-        float | None, typer.Option(help="Training wall-time budget (s): epochs are planned to fit it.")
-    ] = None,
     bootstrap: Annotated[bool, typer.Option(help="Bootstrap weights per member (else: seeds only).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the split, initialisation and batches.")] = 0,
     threads: Annotated[int, typer.Option(min=1, help="torch CPU threads.")] = 1,
@@ -131,7 +128,6 @@ def train(
             learning_rate=learning_rate,
             cutoff=cutoff,
             patience=patience,
-            time_budget_s=time_budget,
             bootstrap=bootstrap,
             seed=seed,
             num_threads=threads,

@@ -105,12 +105,6 @@ class EnsembleConfig(BaseModel):
     min_lr_ratio: float = Field(
         0.02, gt=0.0, le=1.0, description="Final / initial learning rate of the cosine schedule (dimensionless)."
     )
-    time_budget_s: float | None = Field(
-        None,
-        gt=0.0,
-        description="Stop training after this many seconds of wall time (checked after every epoch; the best "
-        "weights so far are kept); None: no limit.",
-    )
     warm_start: bool = Field(
         True,
         description="When fit() is given a previous ensemble of the same architecture, size, cutoff and member "

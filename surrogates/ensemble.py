@@ -5,7 +5,7 @@ This module is the public API (:meth:`GNNEnsemble.fit`, :meth:`~GNNEnsemble.pred
 
 - :mod:`surrogates.members`: input checks, building a member, the joint ``(K, B)`` module (for MEGNet the
   vectorised :class:`surrogates.stacked.StackedMEGNet`);
-- :mod:`surrogates.trainer`: the training loop (per-member sample weights, early stopping, time budget);
+- :mod:`surrogates.trainer`: the training loop (per-member sample weights, early stopping);
 - :mod:`surrogates.persistence`: the folder format (``member_<k>/`` + ``ensemble.json``).
 
 Members are independent models (own weights, seeds, optional bootstrap weights, own best epoch). Graphs come

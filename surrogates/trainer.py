@@ -12,7 +12,6 @@ Targets are standardised (zero mean, unit std on the training split): dimensionl
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -62,18 +61,16 @@ def train_joint(
     weighted mean ``config.loss`` (squared, absolute or Huber error) on standardised targets, so members
     stay independent. With a validation split every member keeps the weights of its best validation epoch
     (by mean squared error); training stops once no member has
-    improved for ``patience`` epochs, or when ``time_budget_s`` is spent (with a budget, the epoch count is
-    planned from the first epoch's duration so that the cosine schedule completes within it).
+    improved for ``patience`` epochs. There is no wall-time limit: the same data, settings and seed give the
+    same members on any machine, however busy (with the same torch thread count).
     ``progress(epoch, epochs)`` is called after every epoch.
     """
-    start_time = time.perf_counter()
     model = joint_model(members, config.architecture)
     k = len(members)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, foreach=True
     )
     steps_per_epoch = max(1, math.ceil(len(train_idx) / config.batch_size))
-    planned_epochs = config.epochs  # shrunk after the first epoch to what the time budget allows
     step = 0
     generator = torch.Generator().manual_seed(config.seed)
     has_val = len(val_idx) > 0
@@ -104,12 +101,9 @@ def train_joint(
             optimizer.step()
             step += 1
             if config.lr_schedule == "cosine":
-                set_cosine_lr(optimizer, config, step / (steps_per_epoch * planned_epochs))
+                set_cosine_lr(optimizer, config, step / (steps_per_epoch * config.epochs))
             seen += k * len(idx)
         epochs_run += 1
-        if epoch == 0 and config.time_budget_s is not None:
-            per_epoch = time.perf_counter() - start_time
-            planned_epochs = max(1, min(config.epochs, int(config.time_budget_s / max(per_epoch * 1.08, 1e-9))))
         if has_val:
             val_pred = torch.from_numpy(predict_joint(model, val_graphs, config.inference_batch_size))  # type: ignore[arg-type]
             val_loss = ((val_pred.float() - y_val.unsqueeze(0)) ** 2).mean(dim=1)  # (K,)
@@ -135,10 +129,6 @@ def train_joint(
         if progress is not None:
             progress(epoch + 1, config.epochs)
         if config.patience is not None and has_val and bool((stale >= config.patience).all()):
-            break
-        if epochs_run >= planned_epochs:
-            break
-        if config.time_budget_s is not None and time.perf_counter() - start_time > config.time_budget_s:
             break
     if best_state is not None:
         model.load_member_state(best_state)
