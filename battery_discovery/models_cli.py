@@ -68,10 +68,11 @@ def train(
     architecture: Annotated[
         str,
         typer.Option(
-            help="megnet (vectorised, fast), m3gnet, tensornet, baseline, or a descriptor ensemble: hurdle-gb "
-            "(zero-inflated targets such as band gaps), gb-ensemble (bootstrap gradient boosting)."
+            help="auto (default: hurdle-gb for a zero-inflated target, i.e. >= 30 % exact zeros and none negative, "
+            "such as band gaps; else megnet), megnet (vectorised GNN ensemble), m3gnet, tensornet, baseline, or a "
+            "descriptor ensemble: hurdle-gb (P(y > 0) x E[y | y > 0]), gb-ensemble (bootstrap gradient boosting)."
         ),
-    ] = "megnet",
+    ] = "auto",
     hidden_size: Annotated[str, typer.Option(help="small, medium or default (network width/depth).")] = "small",
     epochs: Annotated[int, typer.Option(min=1, help="Epochs (the cosine schedule spans them).")] = 50,
     batch_size: Annotated[int, typer.Option(min=1, help="Structures per step.")] = 64,
@@ -110,12 +111,12 @@ def train(
     from surrogates.config import EnsembleConfig
     from surrogates.data import PropertyData
     from surrogates.descriptor_models import DESCRIPTOR_ARCHITECTURES
-    from surrogates.property_models import train_and_register
+    from surrogates.property_models import resolve_architecture, train_and_register
 
-    descriptor = architecture in DESCRIPTOR_ARCHITECTURES
+    descriptor = architecture in DESCRIPTOR_ARCHITECTURES or architecture == "auto"
     if architecture not in ("megnet", "m3gnet", "tensornet", "baseline") and not descriptor:
         raise ConfigError(
-            "architecture must be megnet, m3gnet, tensornet, baseline, "
+            "architecture must be auto, megnet, m3gnet, tensornet, baseline, "
             f"{', '.join(DESCRIPTOR_ARCHITECTURES)}, not {architecture!r}"
         )
     try:
@@ -141,7 +142,14 @@ def train(
 
         def loaded(data: PropertyData) -> None:
             console.print(f"[bold]{data.name}[/]: {len(data)} records with {property_name} ({data.unit_description})")
-            if architecture != "baseline" and not descriptor and not data.has_all_structures:
+            gnn = architecture not in ("baseline", "auto") and not descriptor
+            if architecture == "auto":
+                chosen = resolve_architecture("auto", data.y)
+                gnn = chosen is None
+                console.print(
+                    f"architecture auto: {chosen or 'megnet'} ({float((data.y == 0).mean()):.0%} of the values are 0)"
+                )
+            if gnn and not data.has_all_structures:
                 n_missing = sum(s is None for s in data.structures)
                 console.print(
                     f"{n_missing} of {len(data)} records have no structure: training the composition baseline only"

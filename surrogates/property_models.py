@@ -26,7 +26,29 @@ from .workflow import TrainResult, train_property_model
 if TYPE_CHECKING:
     from store.repository import CandidateStore
 
-__all__ = ["BASELINE_KINDS", "RegisteredModel", "train_and_register"]
+__all__ = ["BASELINE_KINDS", "ZERO_INFLATED_FRACTION", "RegisteredModel", "resolve_architecture", "train_and_register"]
+
+#: ``architecture="auto"`` treats a target as zero-inflated (and trains ``hurdle-gb``) when at least this fraction of
+#: its values is exactly 0 and none is negative (perov_5 ``ind_gap``: 96 %; MP-20 band gaps: 69 %).
+ZERO_INFLATED_FRACTION = 0.3
+
+
+def resolve_architecture(architecture: str | None, y: Any) -> str | None:
+    """The descriptor architecture to train, or None for the GNN ensemble.
+
+    ``auto`` picks ``hurdle-gb`` for a zero-inflated target ``y`` ``(n,)`` (see :data:`ZERO_INFLATED_FRACTION`;
+    measured on perov_5 ``ind_gap``: ROC-AUC 0.985 for gap >= 1.5 eV against 0.845 for the GNN ensemble) and the
+    GNN ensemble otherwise; any other value is returned unchanged.
+    """
+    if architecture != "auto":
+        return architecture
+    import numpy as np
+
+    values = np.asarray(y, dtype=np.float64)
+    zeros = float((values == 0).mean()) if len(values) else 0.0
+    zero_inflated = bool((values >= 0).all()) and zeros >= ZERO_INFLATED_FRACTION
+    return "hurdle-gb" if zero_inflated else None
+
 
 #: Settings of the ``gb-ensemble`` architecture: bootstrap members of the baseline's gradient boosting (its 35
 #: descriptors and hyper-parameters); on OBELiX the 143 ``describe`` descriptors overfit (test MAE 1.31-1.38).
@@ -97,7 +119,8 @@ def train_and_register(
         directory: the model folder (default :func:`surrogates.registry.model_dir`).
         on_data: called with the loaded records before training.
         on_stage, on_epoch: progress callbacks of :func:`surrogates.workflow.train_property_model`.
-        architecture: a descriptor model of ``DESCRIPTOR_ARCHITECTURES`` (``hurdle-gb``: classifier x regressor
+        architecture: ``auto`` (see :func:`resolve_architecture`), a descriptor model of
+            ``DESCRIPTOR_ARCHITECTURES`` (``hurdle-gb``: classifier x regressor
             for zero-inflated targets such as band gaps; ``gb-ensemble``: bootstrap gradient boosting with
             ``GB_ENSEMBLE``) with
             ``config.n_members`` members, ``config.num_threads`` and ``seed``; None (default) trains the GNN
@@ -108,12 +131,19 @@ def train_and_register(
         ConfigError: invalid name or baseline, unknown data set or property, too few records.
     """
     check_name(name)
+    if architecture is not None and architecture != "auto" and architecture not in DESCRIPTOR_ARCHITECTURES:
+        raise ConfigError(
+            f"descriptor architecture must be auto or one of {', '.join(DESCRIPTOR_ARCHITECTURES)}, "
+            f"not {architecture!r}"
+        )
+    if baseline_kind not in BASELINE_KINDS:
+        raise ConfigError(f"baseline must be random_forest or gradient_boosting, not {baseline_kind!r}")
+    version = next_version(store, name)
+    folder = Path(directory) if directory is not None else model_dir(database, model_id(name, version))
+    data = load_property_data(dataset, property_name, cache_dir=cache_dir)
+    architecture = resolve_architecture(architecture, data.y)
     descriptor = None
     if architecture is not None:
-        if architecture not in DESCRIPTOR_ARCHITECTURES:
-            raise ConfigError(
-                f"descriptor architecture must be one of {', '.join(DESCRIPTOR_ARCHITECTURES)}, not {architecture!r}"
-            )
         kind = DESCRIPTOR_ARCHITECTURES[architecture]
         descriptor = DescriptorEnsemble(
             kind=kind,
@@ -123,11 +153,6 @@ def train_and_register(
             num_threads=config.num_threads or 1,
             **GB_ENSEMBLE if kind == "regressor" else {},
         )
-    if baseline_kind not in BASELINE_KINDS:
-        raise ConfigError(f"baseline must be random_forest or gradient_boosting, not {baseline_kind!r}")
-    version = next_version(store, name)
-    folder = Path(directory) if directory is not None else model_dir(database, model_id(name, version))
-    data = load_property_data(dataset, property_name, cache_dir=cache_dir)
     if on_data is not None:
         on_data(data)
     result = train_property_model(

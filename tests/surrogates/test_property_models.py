@@ -296,6 +296,14 @@ def test_cli_train_evaluate_predict(
     )
     pred = pd.read_csv(pred_path)
     assert list(pred.columns) == ["id", "formula", "heat_all_mean", "heat_all_std"]
+
+    # determinism: the same data, settings and seed give the same model, whatever the machine's load
+    again = ["--ensemble", "2", "--epochs", "3", "--hidden-size", "small", "--out", str(tmp_path / "model2")]
+    assert cli("train", *args, *again) == 0
+    assert "registered tiny-v2" in capsys.readouterr().out
+    pred2_path = tmp_path / "pred2.csv"
+    assert cli("predict", "-m", "tiny-v2", "-i", str(inputs), "-o", str(pred2_path), "--store-uri", uri) == 0
+    assert pred2_path.read_text() == pred_path.read_text()
     assert len(pred) == 5 and np.isfinite(pred["heat_all_mean"]).all() and (pred["heat_all_std"] >= 0).all()
     expected = [Structure.from_str(c, fmt="cif").composition.reduced_formula for c in perov_rows["cif"].iloc[200:205]]
     assert list(pred["formula"]) == expected  # input order
@@ -331,3 +339,31 @@ def test_other_architectures_train_save_load(
     assert pred.shape == (2, 6) and np.isfinite(pred).all()
     loaded = GNNEnsemble.load(ens.save(tmp_path / architecture))
     np.testing.assert_allclose(loaded.predict_members(structures[24:30]), pred, rtol=1e-6)
+
+
+def test_auto_architecture_picks_the_hurdle_for_zero_inflated_targets() -> None:
+    from surrogates.property_models import resolve_architecture
+
+    gaps = np.array([0.0] * 7 + [1.2, 3.4, 0.5])
+    assert resolve_architecture("auto", gaps) == "hurdle-gb"
+    assert resolve_architecture("auto", np.array([0.0] * 2 + [1.0] * 8)) is None  # 20 % zeros
+    assert resolve_architecture("auto", np.array([0.0] * 7 + [-1.0, 2.0, 3.0])) is None  # a negative value
+    assert resolve_architecture("auto", np.array([-0.5, -1.2, 0.3])) is None
+    assert resolve_architecture("gb-ensemble", gaps) == "gb-ensemble"
+    assert resolve_architecture(None, gaps) is None
+
+
+@pytest.mark.slow
+def test_cli_train_auto_trains_a_hurdle_for_band_gaps(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, perov_rows: pd.DataFrame, cli: Callable[..., int]
+) -> None:
+    csv_path = tmp_path / "gaps.csv"
+    rows = perov_rows[perov_rows["ind_gap"] > 0].iloc[:12]  # 12 of the first 400 rows have a gap
+    pd.concat([rows, perov_rows[perov_rows["ind_gap"] == 0].iloc[:48]]).to_csv(csv_path, index=False)
+    uri = "mongomock://cli-auto"
+    args = ["--dataset", f"perov5:{csv_path}", "--property", "ind_gap", "--name", "gap", "--ensemble", "2"]
+    assert cli("train", *args, "--store-uri", uri, "--out", str(tmp_path / "gap")) == 0
+    out = capsys.readouterr().out
+    assert "architecture auto: hurdle-gb (80% of the values are 0)" in out
+    assert "hurdle-gb (2 members)" in out
+    assert (tmp_path / "gap" / "descriptor.pkl").is_file()
