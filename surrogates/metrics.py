@@ -16,7 +16,9 @@ from scipy.stats import spearmanr
 __all__ = [
     "MIN_STD",
     "calibration_curve",
+    "conformal_scale",
     "ensemble_metrics",
+    "fit_std_affine",
     "fit_std_scale",
     "gaussian_nll",
     "miscalibration_area",
@@ -101,6 +103,42 @@ def fit_std_scale(y_true: Any, mean: Any, std: Any, min_std: float = MIN_STD) ->
     y, m, s = _arrays(y_true, mean, std)
     s = np.maximum(s, min_std)
     return float(np.sqrt(np.mean((y - m) ** 2 / s**2)))
+
+
+def fit_std_affine(y_true: Any, mean: Any, std: Any, min_std: float = MIN_STD) -> tuple[float, float]:
+    """Scale ``a`` and floor ``b`` (target units) of ``σ' = sqrt((a σ)² + b²)`` minimising the Gaussian NLL.
+
+    Fitted on (validation) data ``(n,)`` by L-BFGS on ``log a, log b``, started from :func:`fit_std_scale`. The
+    floor covers the error a spread of zero does not see (members that agree and are all wrong), so it lowers
+    NLL and miscalibration where a pure scale must inflate every σ; it does not change the ranking of σ.
+    """
+    from scipy.optimize import minimize
+
+    y, m, s = _arrays(y_true, mean, std)
+    s = np.maximum(s, min_std)
+    r2 = (y - m) ** 2
+
+    def nll(p: np.ndarray) -> float:
+        var = (math.exp(p[0]) * s) ** 2 + math.exp(p[1]) ** 2
+        return float(np.mean(0.5 * np.log(var) + 0.5 * r2 / var))
+
+    start = np.array(
+        [math.log(max(fit_std_scale(y, m, s, min_std), min_std)), math.log(max(np.sqrt(r2.mean()), min_std) / 3)]
+    )
+    best = minimize(nll, start, method="L-BFGS-B", bounds=[(-20.0, 20.0), (math.log(min_std), 20.0)]).x
+    return float(math.exp(best[0])), float(math.exp(best[1]))
+
+
+def conformal_scale(y_true: Any, mean: Any, std: Any, coverage: float = 0.6827, min_std: float = MIN_STD) -> float:
+    """Split-conformal factor ``q``: the ``coverage`` quantile of ``|y - μ| / σ`` on calibration data ``(n,)``
+    (finite-sample corrected), so that ``μ ± q σ`` covers about ``coverage`` of new values."""
+    y, m, s = _arrays(y_true, mean, std)
+    scores = np.sort(np.abs(y - m) / np.maximum(s, min_std))
+    n = len(scores)
+    if n == 0:
+        raise ValueError("conformal calibration needs at least one value")
+    rank = min(n, math.ceil((n + 1) * coverage))
+    return float(scores[rank - 1])
 
 
 def ensemble_metrics(y_true: Any, members: Any, std_scale: float = 1.0) -> dict[str, float]:

@@ -65,6 +65,25 @@ def test_uncertainty_metrics_exact() -> None:
     assert math.isnan(spearman_error_std([1, 2, 3], [0, 0, 0], [0.1, 0.1, 0.1]))
 
 
+def test_affine_and_conformal_calibration_recover_the_noise() -> None:
+    from surrogates.metrics import conformal_scale, fit_std_affine
+
+    rng = np.random.default_rng(1)
+    spread = rng.uniform(0.01, 0.2, 20_000)  # what the members say
+    y = rng.standard_normal(20_000) * np.sqrt((2.0 * spread) ** 2 + 0.1**2)  # true noise: scale 2, floor 0.1
+    mean = np.zeros_like(y)
+    a, b = fit_std_affine(y, mean, spread)
+    assert a == pytest.approx(2.0, rel=0.05) and b == pytest.approx(0.1, rel=0.1)
+    calibrated = np.sqrt((a * spread) ** 2 + b**2)
+    assert gaussian_nll(y, mean, calibrated) < gaussian_nll(y, mean, spread * fit_std_scale(y, mean, spread))
+    assert miscalibration_area(y, mean, calibrated) < 0.01
+    q = conformal_scale(y, mean, calibrated, coverage=0.9)
+    assert q == pytest.approx(1.645, rel=0.05)  # already calibrated: the Gaussian 90 % quantile
+    assert np.mean(np.abs(y) <= q * calibrated) == pytest.approx(0.9, abs=0.01)
+    with pytest.raises(ValueError, match="at least one"):
+        conformal_scale([], [], [])
+
+
 def test_ensemble_metrics_and_plots(tmp_path: Path) -> None:
     members = np.array([[0.0, 1.0, 2.0], [2.0, 1.0, 4.0]])  # mean [1, 1, 3], std [1, 0, 1]
     m = ensemble_metrics([1.0, 1.0, 3.0], members, std_scale=2.0)
