@@ -111,17 +111,18 @@ def train(
     from surrogates.config import EnsembleConfig
     from surrogates.data import PropertyData
     from surrogates.descriptor_models import DESCRIPTOR_ARCHITECTURES
-    from surrogates.property_models import resolve_architecture, train_and_register
+    from surrogates.property_models import resolve_architecture, train_and_register, zero_fraction
 
-    descriptor = architecture in DESCRIPTOR_ARCHITECTURES or architecture == "auto"
-    if architecture not in ("megnet", "m3gnet", "tensornet", "baseline") and not descriptor:
+    auto = architecture == "auto"
+    descriptor = architecture in DESCRIPTOR_ARCHITECTURES
+    if architecture not in ("megnet", "m3gnet", "tensornet", "baseline") and not descriptor and not auto:
         raise ConfigError(
             "architecture must be auto, megnet, m3gnet, tensornet, baseline, "
             f"{', '.join(DESCRIPTOR_ARCHITECTURES)}, not {architecture!r}"
         )
     try:
         config = EnsembleConfig(
-            architecture="megnet" if architecture == "baseline" or descriptor else architecture,  # type: ignore[arg-type]
+            architecture="megnet" if architecture == "baseline" or descriptor or auto else architecture,  # type: ignore[arg-type]
             hidden_size=hidden_size,  # type: ignore[arg-type]
             n_members=ensemble,
             epochs=epochs,
@@ -142,14 +143,12 @@ def train(
 
         def loaded(data: PropertyData) -> None:
             console.print(f"[bold]{data.name}[/]: {len(data)} records with {property_name} ({data.unit_description})")
-            gnn = architecture not in ("baseline", "auto") and not descriptor
-            if architecture == "auto":
-                chosen = resolve_architecture("auto", data.y)
-                gnn = chosen is None
+            chosen = resolve_architecture(architecture, data.y) if auto or descriptor else None
+            if auto:
                 console.print(
-                    f"architecture auto: {chosen or 'megnet'} ({float((data.y == 0).mean()):.0%} of the values are 0)"
+                    f"architecture auto: {chosen or 'megnet'} ({zero_fraction(data.y):.0%} of the values are 0)"
                 )
-            if gnn and not data.has_all_structures:
+            if architecture != "baseline" and chosen is None and not data.has_all_structures:
                 n_missing = sum(s is None for s in data.structures)
                 console.print(
                     f"{n_missing} of {len(data)} records have no structure: training the composition baseline only"
@@ -171,7 +170,7 @@ def train(
             on_data=loaded,
             on_stage=lambda msg: progress.update(task, description=msg),
             on_epoch=lambda e, total: progress.update(task, completed=e, total=total, description="training epochs"),
-            architecture=architecture if descriptor else None,
+            architecture=architecture if descriptor or auto else None,
             cache_dir=cache_dir,
         )
     meta = trained.result.meta
@@ -187,8 +186,8 @@ def train(
         )
     if "descriptor_fit_s" in timings:
         console.print(
-            f"{architecture} fit {timings['descriptor_fit_s']:.0f} s (train, calibrate on val, refit), descriptors "
-            f"{timings['descriptors_s']:.0f} s"
+            f"{meta['architecture']} fit {timings['descriptor_fit_s']:.0f} s (train, calibrate on val, refit), "
+            f"descriptors {timings['descriptors_s']:.0f} s"
         )
     console.print(
         f"registered [cyan]{trained.model_id}[/] at {trained.directory}; plots in {trained.directory / 'plots'}"

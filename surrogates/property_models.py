@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from core.errors import ConfigError
 
 from .config import EnsembleConfig
@@ -26,7 +28,14 @@ from .workflow import TrainResult, train_property_model
 if TYPE_CHECKING:
     from store.repository import CandidateStore
 
-__all__ = ["BASELINE_KINDS", "ZERO_INFLATED_FRACTION", "RegisteredModel", "resolve_architecture", "train_and_register"]
+__all__ = [
+    "BASELINE_KINDS",
+    "ZERO_INFLATED_FRACTION",
+    "RegisteredModel",
+    "resolve_architecture",
+    "train_and_register",
+    "zero_fraction",
+]
 
 #: ``architecture="auto"`` treats a target as zero-inflated (and trains ``hurdle-gb``) when at least this fraction of
 #: its values is exactly 0 and none is negative (perov_5 ``ind_gap``: 96 %; MP-20 band gaps: 69 %).
@@ -42,12 +51,14 @@ def resolve_architecture(architecture: str | None, y: Any) -> str | None:
     """
     if architecture != "auto":
         return architecture
-    import numpy as np
-
-    values = np.asarray(y, dtype=np.float64)
-    zeros = float((values == 0).mean()) if len(values) else 0.0
-    zero_inflated = bool((values >= 0).all()) and zeros >= ZERO_INFLATED_FRACTION
+    zero_inflated = bool((np.asarray(y, dtype=np.float64) >= 0).all()) and zero_fraction(y) >= ZERO_INFLATED_FRACTION
     return "hurdle-gb" if zero_inflated else None
+
+
+def zero_fraction(y: Any) -> float:
+    """Fraction of the values of ``y`` ``(n,)`` that are exactly 0 (0 for no values)."""
+    values = np.asarray(y, dtype=np.float64)
+    return float((values == 0).mean()) if len(values) else 0.0
 
 
 #: Settings of the ``gb-ensemble`` architecture: bootstrap members of the baseline's gradient boosting (its 35
