@@ -69,8 +69,10 @@ def train(
         str,
         typer.Option(
             help="auto (default: hurdle-gb for a zero-inflated target, i.e. >= 30 % exact zeros and none negative, "
-            "such as band gaps; else megnet), megnet (vectorised GNN ensemble), m3gnet, tensornet, baseline, or a "
-            "descriptor ensemble: hurdle-gb (P(y > 0) x E[y | y > 0]), gb-ensemble (bootstrap gradient boosting)."
+            "such as band gaps; else chgnet-gb when every record has a structure, else the baseline), megnet "
+            "(vectorised GNN ensemble), m3gnet, tensornet, baseline, or a descriptor ensemble: hurdle-gb "
+            "(P(y > 0) x E[y | y > 0]), gb-ensemble (bootstrap gradient boosting), chgnet-gb (cross-fitted "
+            "boosting on CHGNet's energy and crystal features, with an error model for the std)."
         ),
     ] = "auto",
     hidden_size: Annotated[str, typer.Option(help="small, medium or default (network width/depth).")] = "small",
@@ -143,10 +145,14 @@ def train(
 
         def loaded(data: PropertyData) -> None:
             console.print(f"[bold]{data.name}[/]: {len(data)} records with {property_name} ({data.unit_description})")
-            chosen = resolve_architecture(architecture, data.y) if auto or descriptor else None
+            chosen = (
+                resolve_architecture(architecture, data.y, has_structures=data.has_all_structures)
+                if auto or descriptor
+                else None
+            )
             if auto:
                 console.print(
-                    f"architecture auto: {chosen or 'megnet'} ({zero_fraction(data.y):.0%} of the values are 0)"
+                    f"architecture auto: {chosen or 'baseline'} ({zero_fraction(data.y):.0%} of the values are 0)"
                 )
             if architecture != "baseline" and chosen is None and not data.has_all_structures:
                 n_missing = sum(s is None for s in data.structures)

@@ -333,7 +333,7 @@ def train_property_model(
 
 def _descriptor_config(model: DescriptorEnsemble) -> dict[str, Any]:
     """A descriptor ensemble's settings and calibration, JSON-friendly."""
-    return {k: v for k, v in vars(model).items() if k not in ("members", "num_threads")}
+    return {k: v for k, v in vars(model).items() if k not in ("members", "num_threads", "error_model")}
 
 
 def _unit(description: str) -> str:

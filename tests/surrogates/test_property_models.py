@@ -283,7 +283,8 @@ def test_cli_train_evaluate_predict(
     perov_rows.iloc[:120].to_csv(csv_path, index=False)
     uri = "mongomock://cli-models"
     args = ["--dataset", f"perov5:{csv_path}", "--property", "heat_all", "--name", "tiny", "--store-uri", uri]
-    fast = ["--ensemble", "2", "--epochs", "3", "--hidden-size", "small", "--out", str(tmp_path / "model")]
+    gnn = ["--architecture", "megnet", "--epochs", "3", "--hidden-size", "small"]
+    fast = ["--ensemble", "2", *gnn, "--out", str(tmp_path / "model")]
     assert cli("train", *args, *fast) == 0
     out = capsys.readouterr().out
     assert "dummy mean" in out and "ensemble of 2" in out and "registered tiny-v1" in out
@@ -317,7 +318,7 @@ def test_cli_train_evaluate_predict(
     assert list(pred.columns) == ["id", "formula", "heat_all_mean", "heat_all_std"]
 
     # determinism: the same data, settings and seed give the same model, whatever the machine's load
-    again = ["--ensemble", "2", "--epochs", "3", "--hidden-size", "small", "--out", str(tmp_path / "model2")]
+    again = ["--ensemble", "2", *gnn, "--out", str(tmp_path / "model2")]
     assert cli("train", *args, *again) == 0
     assert "registered tiny-v2" in capsys.readouterr().out
     pred2_path = tmp_path / "pred2.csv"
@@ -365,11 +366,39 @@ def test_auto_architecture_picks_the_hurdle_for_zero_inflated_targets() -> None:
 
     gaps = np.array([0.0] * 7 + [1.2, 3.4, 0.5])
     assert resolve_architecture("auto", gaps) == "hurdle-gb"
-    assert resolve_architecture("auto", np.array([0.0] * 2 + [1.0] * 8)) is None  # 20 % zeros
-    assert resolve_architecture("auto", np.array([0.0] * 7 + [-1.0, 2.0, 3.0])) is None  # a negative value
-    assert resolve_architecture("auto", np.array([-0.5, -1.2, 0.3])) is None
+    assert resolve_architecture("auto", gaps, has_structures=False) == "hurdle-gb"
+    assert resolve_architecture("auto", np.array([0.0] * 2 + [1.0] * 8)) == "chgnet-gb"  # 20 % zeros
+    assert resolve_architecture("auto", np.array([0.0] * 7 + [-1.0, 2.0, 3.0])) == "chgnet-gb"  # a negative value
+    assert resolve_architecture("auto", np.array([-0.5, -1.2, 0.3])) == "chgnet-gb"
+    assert resolve_architecture("auto", np.array([-0.5, -1.2, 0.3]), has_structures=False) is None  # baseline
     assert resolve_architecture("gb-ensemble", gaps) == "gb-ensemble"
     assert resolve_architecture(None, gaps) is None
+
+
+@pytest.mark.slow
+def test_cli_train_auto_trains_chgnet_gb_deterministically(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, perov_rows: pd.DataFrame, cli: Callable[..., int]
+) -> None:
+    csv_path = tmp_path / "heat.csv"
+    perov_rows.iloc[:200].to_csv(csv_path, index=False)
+    inputs = tmp_path / "inputs.csv"
+    perov_rows.iloc[300:310].to_csv(inputs, index=False)
+    uri = "mongomock://cli-auto-heat"
+    args = ["--dataset", f"perov5:{csv_path}", "--property", "heat_all", "--name", "heat", "--ensemble", "3"]
+    outputs = []
+    for k in (1, 2):
+        assert cli("train", *args, "--store-uri", uri, "--out", str(tmp_path / f"m{k}")) == 0
+        out = capsys.readouterr().out
+        assert "architecture auto: chgnet-gb" in out and "chgnet-gb (3 members)" in out
+        pred = tmp_path / f"pred{k}.csv"
+        assert cli("predict", "-m", f"heat-v{k}", "-i", str(inputs), "-o", str(pred), "--store-uri", uri) == 0
+        outputs.append(pred.read_text())
+    assert outputs[0] == outputs[1]  # same data, settings and seed: the same model, byte for byte
+    pred = pd.read_csv(tmp_path / "pred1.csv")
+    truth = perov_rows["heat_all"].iloc[300:310].to_numpy()
+    dummy = np.abs(truth - perov_rows["heat_all"].iloc[:200].mean()).mean()
+    assert np.abs(pred["heat_all_mean"] - truth).mean() < 0.5 * dummy
+    assert (pred["heat_all_std"] > 0).all()
 
 
 @pytest.mark.slow
