@@ -12,8 +12,16 @@ measured in this process side by side: graphs built from structures vs read from
 training (member-structures per second including graph preparation) and inference (structures per second
 from structures to predictions).
 
-Run (about 6 minutes on 2 cores): ``flock /tmp/heavy.lock .venv/bin/python benchmarks/property_models.py``.
-Writes ``benchmarks/results/property_models.json`` and prints a table.
+Uncertainty variants, side by side on each task's test split (``perov_5`` ``heat_all`` and ``ind_gap``, and MP-20
+``band_gap`` on the seed-0 split of ``mp_20_biternary/val.csv.gz``): MAE, R², ROC-AUC of the mean for the wide-gap
+class (``ind_gap >= 1.5``, ``band_gap >= 3`` eV), Spearman(abs error, std), Gaussian NLL, miscalibration area
+and fit time, for the composition random forest (spread of its trees), the plain GNN ensemble and its three
+post-hoc calibrations on the validation part (a scale, a scale with a floor, a split-conformal scale), the
+bootstrap gradient-boosting ensemble, the hurdle model (zero-inflated targets only), the GNN + boosting mixed
+ensemble and ``chgnet-gb`` (cross-fitted boosting on CHGNet features with an error model; raw and calibrated).
+
+Run (about 25 minutes on 2 cores): ``flock /tmp/heavy.lock .venv/bin/python benchmarks/property_models.py``.
+Writes ``benchmarks/results/property_models.json`` and prints the tables.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ SHARED = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
 
 
-def _perov(prop: str, config: Any, threads: int, quick: bool) -> dict[str, Any]:
+def _perov(prop: str, config: Any, threads: int, quick: bool, spec: str | None = None) -> dict[str, Any]:
     from matgl.config import DEFAULT_ELEMENTS
 
     from surrogates.baseline import CompositionBaseline
@@ -45,7 +53,7 @@ def _perov(prop: str, config: Any, threads: int, quick: bool) -> dict[str, Any]:
     from surrogates.graphs import GraphCache, build_graphs
     from surrogates.metrics import ensemble_metrics, fit_std_scale, regression_metrics
 
-    data = load_property_data(f"perov5:{SHARED / 'perov_5' / 'val.csv'}", prop)
+    data = load_property_data(spec or f"perov5:{SHARED / 'perov_5' / 'val.csv'}", prop, cache_dir=SHARED)
     if quick:
         from dataclasses import replace
 
@@ -62,7 +70,8 @@ def _perov(prop: str, config: Any, threads: int, quick: bool) -> dict[str, Any]:
     y = data.y
     fit_pos = np.concatenate([split.train, split.val])
     structures = data.structures
-    out: dict[str, Any] = {"dataset": "perov_5 val.csv", "property": prop, "split": split.describe(), "models": {}}
+    name = "perov_5 val.csv" if spec is None else spec
+    out: dict[str, Any] = {"dataset": name, "property": prop, "split": split.describe(), "models": {}}
     test_y = y[split.test]
     out["models"]["dummy mean"] = regression_metrics(test_y, np.full(len(test_y), y[fit_pos].mean()))
     for kind in ("random_forest", "gradient_boosting"):
@@ -137,7 +146,109 @@ def _perov(prop: str, config: Any, threads: int, quick: bool) -> dict[str, Any]:
         "inference_model_only_per_s": n / predict_s,
         "threads": threads,
     }
+    val_members = ensemble.predict_graphs(cached.subset(split.val))
+    out["variants"] = _variants(data, split, val_members, test_members, fit_s, threads=threads)
     return out
+
+
+#: Wide-gap class of each zero-inflated target (eV) for the ROC-AUC of the mean.
+WIDE_GAP = {"ind_gap": 1.5, "band_gap": 3.0}
+
+
+def _row(y: np.ndarray, mean: np.ndarray, std: np.ndarray | None, fit_s: float | None, prop: str) -> dict[str, Any]:
+    """MAE, R², wide-gap ROC-AUC, Spearman(abs error, std), NLL, miscalibration area, fit seconds."""
+    from sklearn.metrics import roc_auc_score
+
+    from surrogates.metrics import gaussian_nll, miscalibration_area, regression_metrics, spearman_error_std
+
+    reg = regression_metrics(y, mean)
+    row: dict[str, Any] = {"mae": reg["mae"], "r2": reg["r2"], "fit_s": fit_s}
+    if prop in WIDE_GAP:
+        hits = y >= WIDE_GAP[prop]
+        row["auc"] = float(roc_auc_score(hits, mean)) if 0 < hits.sum() < len(y) else float("nan")
+    if std is not None:
+        row.update(
+            spearman=spearman_error_std(y, mean, std),
+            nll=gaussian_nll(y, mean, std),
+            miscalibration_area=miscalibration_area(y, mean, std),
+        )
+    return row
+
+
+def _variants(
+    data: Any, split: Any, gnn_val: np.ndarray, gnn_test: np.ndarray, gnn_fit_s: float, *, threads: int
+) -> dict[str, dict[str, Any]]:
+    """Every uncertainty variant on ``split.test``: ``gnn_val``/``gnn_test`` are the GNN members ``(K, n)``."""
+    import copy
+
+    from surrogates.baseline import CompositionBaseline
+    from surrogates.descriptor_models import DescriptorEnsemble
+    from surrogates.metrics import conformal_scale, fit_std_affine, fit_std_scale
+    from surrogates.property_models import CHGNET_GB, GB_ENSEMBLE, zero_fraction
+    from surrogates.workflow import fit_descriptor
+
+    prop = data.property_name
+    y = np.asarray(data.y, dtype=np.float64)
+    yv, yt = y[split.val], y[split.test]
+    items = data.structures
+    fit_pos = np.concatenate([split.train, split.val])
+    rows: dict[str, dict[str, Any]] = {}
+
+    t = time.perf_counter()
+    rf = CompositionBaseline(kind="random_forest", seed=0).fit([items[i] for i in fit_pos], y[fit_pos])
+    rf_s = time.perf_counter() - t
+    trees = rf.predict_members([items[i] for i in split.test])
+    rows["composition random forest (tree spread)"] = _row(yt, trees.mean(0), trees.std(0), rf_s, prop)
+
+    k = len(gnn_test)
+    mv, sv = gnn_val.mean(0), gnn_val.std(0)
+    mt, st = gnn_test.mean(0), gnn_test.std(0)
+    rows[f"GNN ensemble x{k}, raw spread"] = _row(yt, mt, st, gnn_fit_s, prop)
+    rows[f"GNN ensemble x{k}, scale (val NLL)"] = _row(yt, mt, st * fit_std_scale(yv, mv, sv), gnn_fit_s, prop)
+    a, b = fit_std_affine(yv, mv, sv)
+    rows[f"GNN ensemble x{k}, scale + floor (val NLL)"] = _row(yt, mt, np.sqrt((a * st) ** 2 + b**2), gnn_fit_s, prop)
+    rows[f"GNN ensemble x{k}, conformal scale (val)"] = _row(yt, mt, st * conformal_scale(yv, mv, sv), gnn_fit_s, prop)
+
+    t = time.perf_counter()
+    x_describe = DescriptorEnsemble().featurize(items)
+    describe_s = time.perf_counter() - t
+    settings = {**GB_ENSEMBLE, "features": "describe"}
+    gb = DescriptorEnsemble(kind="regressor", n_members=5, bootstrap=True, num_threads=threads, **settings)
+    t = time.perf_counter()
+    gb_model, _ = fit_descriptor(gb, x_describe, y, split)
+    gb_s = time.perf_counter() - t + describe_s
+    gb_members = gb_model.predict_members(None, x=x_describe[split.test])
+    gb_mean, gb_std = gb_model.predict(None, x=x_describe[split.test])
+    rows["bootstrap gradient boosting x5 (describe), scale"] = _row(yt, gb_mean, gb_std, gb_s, prop)
+
+    if zero_fraction(y) >= 0.3 and (y >= 0).all():
+        hurdle = DescriptorEnsemble(kind="hurdle", n_members=5, num_threads=threads)
+        t = time.perf_counter()
+        h_model, _ = fit_descriptor(hurdle, x_describe, y, split)
+        h_s = time.perf_counter() - t + describe_s
+        rows["hurdle-gb x5 (mixture std)"] = _row(yt, *h_model.predict(None, x=x_describe[split.test]), h_s, prop)
+
+    gb_val = copy.deepcopy(gb).fit(None, y[split.train], x=x_describe[split.train])  # out-of-sample val members
+    mixed_val = np.concatenate([gnn_val, gb_val.predict_members(None, x=x_describe[split.val])])
+    mixed_test = np.concatenate([gnn_test, gb_members])
+    scale = fit_std_scale(yv, mixed_val.mean(0), mixed_val.std(0))
+    rows[f"mixed GNN x{k} + boosting x5, scale"] = _row(
+        yt, mixed_test.mean(0), mixed_test.std(0) * scale, gnn_fit_s + gb_s, prop
+    )
+
+    t = time.perf_counter()
+    cf = DescriptorEnsemble(kind="crossfit", n_members=5, num_threads=threads, **CHGNET_GB)
+    x_cf = cf.featurize(items)
+    cf_model, _ = fit_descriptor(cf, x_cf, y, split)
+    cf_s = time.perf_counter() - t
+    cf_mean, cf_std = cf_model.predict(None, x=x_cf[split.test])
+    raw = copy.deepcopy(cf_model)
+    raw.std_scale = 1.0
+    rows["chgnet-gb x5, error model, raw"] = _row(yt, *raw.predict(None, x=x_cf[split.test]), cf_s, prop)
+    rows["chgnet-gb x5, error model, scale (default)"] = _row(yt, cf_mean, cf_std, cf_s, prop)
+    spread = cf_model.predict_members(None, x=x_cf[split.test]).std(0)
+    rows["chgnet-gb x5, fold spread only"] = _row(yt, cf_mean, spread, cf_s, prop)
+    return rows
 
 
 def _time(fn: Any) -> float:
@@ -190,6 +301,17 @@ def _print(results: dict[str, Any]) -> None:
                 f"inference {th['inference_per_s_without_cache']:.0f} -> "
                 f"{th['inference_per_s_with_cache']:.0f} structures/s (without -> with cache)"
             )
+        if "variants" in block:
+            print(
+                f"{'variant':<52} {'MAE':>7} {'R2':>6} {'AUC':>6} {'Spearman':>8} {'NLL':>7} {'miscal':>6} {'fit s':>6}"
+            )
+            for name, r in block["variants"].items():
+                auc = f"{r['auc']:.3f}" if "auc" in r else "-"
+                print(
+                    f"{name:<52} {r['mae']:7.4f} {r['r2']:6.3f} {auc:>6} {r.get('spearman', float('nan')):8.3f} "
+                    f"{r.get('nll', float('nan')):7.3f} {r.get('miscalibration_area', float('nan')):6.3f} "
+                    f"{r['fit_s']:6.0f}"
+                )
         print()
 
 
@@ -206,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--properties", default="heat_all,ind_gap", help="perov_5 properties to run, comma separated")
     parser.add_argument("--no-obelix", action="store_true", help="skip the OBELiX block")
+    parser.add_argument("--no-mp20", action="store_true", help="skip the MP-20 band-gap block")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "property_models.json")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -227,7 +350,9 @@ def main(argv: list[str] | None = None) -> int:
         seed=0,
     )
     start = time.perf_counter()
-    tasks = [_perov(prop, config, args.threads, args.quick) for prop in args.properties.split(",")]
+    tasks = [_perov(prop, config, args.threads, args.quick) for prop in args.properties.split(",") if prop]
+    if not args.no_mp20:
+        tasks.append(_perov("band_gap", config, args.threads, args.quick, spec="mp20:val"))
     if not args.no_obelix:
         tasks.append(_obelix())
     results = {
