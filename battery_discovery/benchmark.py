@@ -29,7 +29,9 @@ from loop.targets import parse_target
 #: cutting warm-started retrains to 10 epochs found 7 targets instead of 13, so the speed comes from
 #: running campaigns side by side instead. Huber loss: on 3 random sets of 260 labels it lowered the
 #: ind_gap MAE (96 % zeros) from 0.14 to 0.10 eV against MSE, with as many targets among the top 100.
-REPLAY_SURROGATE_DEFAULTS: dict[str, Any] = {"epochs": 20, "val_fraction": 0.0, "loss": "huber"}
+#: Since #13 the default surrogates are descriptor ensembles (``descriptor: auto``: hurdle-gb for ``ind_gap``,
+#: chgnet-gb for ``heat_all``); ``--surrogate gnn`` restores the MEGNet ensembles.
+REPLAY_SURROGATE_DEFAULTS: dict[str, Any] = {"epochs": 20, "val_fraction": 0.0, "loss": "huber", "descriptor": "auto"}
 
 
 class BenchmarkConfig(BaseModel):

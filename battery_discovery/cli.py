@@ -224,9 +224,17 @@ def benchmark(
     ] = "random,greedy,ucb,logei,target_probability",
     out: Annotated[Path, typer.Option(help="Results JSON.")] = Path("results.json"),
     plot: Annotated[Path | None, typer.Option(help="PNG of targets found vs oracle calls.")] = None,
+    surrogate_model: Annotated[
+        str,
+        typer.Option(
+            "--surrogate",
+            help="auto (default: descriptor ensembles, hurdle-gb for a zero-inflated target, else chgnet-gb), "
+            "chgnet-gb, hurdle-gb, gb-ensemble, or gnn (MEGNet ensembles; --epochs and --warm-epochs apply).",
+        ),
+    ] = "auto",
     members: Annotated[int | None, typer.Option(help="Ensemble members (surrogate.n_members).")] = None,
     epochs: Annotated[
-        int | None, typer.Option(help="Training epochs per round (surrogate.epochs; replay default 20).")
+        int | None, typer.Option(help="GNN training epochs per round (surrogate.epochs; replay default 20).")
     ] = None,
     warm_epochs: Annotated[
         int | None,
@@ -259,7 +267,11 @@ def benchmark(
 
     names = tuple(s.strip() for s in strategies.split(",") if s.strip())
     knobs = {"n_members": members, "epochs": epochs, "warm_start_epochs": warm_epochs}
-    surrogate = {k: v for k, v in knobs.items() if v is not None}
+    surrogate: dict[str, object] = {k: v for k, v in knobs.items() if v is not None}
+    if surrogate_model == "gnn":
+        surrogate["descriptor"] = None
+    elif surrogate_model != "auto":
+        surrogate["descriptor"] = surrogate_model
     try:
         bench = BenchmarkConfig(
             pool=pool,

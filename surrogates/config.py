@@ -54,6 +54,13 @@ class EnsembleConfig(BaseModel):
         description="GNN architecture of every member: 'megnet' (trained as one vectorised module, the fast "
         "path), 'm3gnet' or 'tensornet' (matgl's PyG models, trained side by side in one loop).",
     )
+    descriptor: Literal["auto", "chgnet-gb", "hurdle-gb", "gb-ensemble"] | None = Field(
+        None,
+        description="Train descriptor ensembles instead of GNNs (loop surrogates: surrogates.descriptor_surrogate): "
+        "'auto' picks per target (hurdle-gb for a zero-inflated target, else chgnet-gb: cross-fitted boosting on "
+        "CHGNet's energy and crystal features with an error model); n_members, seed and num_threads apply, the "
+        "GNN settings do not. None: the GNN ensemble of 'architecture'.",
+    )
     hidden_size: Literal["small", "medium", "default"] = Field(
         "small",
         description="Model size: 'small' is a 36,323-parameter MEGNet (2 blocks); 'medium' 2 blocks of matgl's "

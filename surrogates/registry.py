@@ -97,13 +97,14 @@ def load_ensembles(model: ModelDoc, targets: Sequence[str]) -> list[GNNEnsemble]
     Raises:
         ModelNotFoundError: a target's ensemble is missing, incomplete or corrupt.
     """
+    from .descriptor_surrogate import DescriptorSurrogate, is_descriptor_folder
     from .ensemble import GNNEnsemble
 
     root = Path(model.path)
     dirs = ensemble_dirs(root, targets)
     if len(targets) == 1 and not (root / ENSEMBLE_FILE).is_file():
         dirs = [root / targets[0]]
-    return [GNNEnsemble.load(d) for d in dirs]
+    return [DescriptorSurrogate.load(d) if is_descriptor_folder(d) else GNNEnsemble.load(d) for d in dirs]
 
 
 def loop_model_complete(model: ModelDoc | None, targets: Sequence[str]) -> bool:
@@ -172,7 +173,7 @@ def register_loop_model(
         campaign=campaign,
         round=round_index,
         property_name=",".join(targets),
-        architecture=config.architecture,
+        architecture=config.descriptor or config.architecture,
         n_members=config.n_members,
         path=str(root),
         n_train=n_train,

@@ -87,11 +87,14 @@ def predict_stage(ctx: RoundContext, *, fixed_pool: bool, properties: tuple[Prop
             outcomes=(*ctx.targets, *(p.name for p in properties)) if properties else (),
         )
     structures: list[Structure] = []
+    graph_models = all(hasattr(e, "predict_graphs") for e in ensembles)  # GNN ensembles (else descriptor models)
     with torch_threads(ctx.num_threads):
-        if fixed_pool:
+        if fixed_pool and graph_models:
             graphs = _pool_graphs(ctx, pool_ids, ensembles[0])
             members = np.stack([e.predict_graphs(graphs) for e in ensembles], axis=-1)  # K x n x m
         else:
+            if fixed_pool:
+                pool = ctx.store.get_candidates(pool_ids)
             structures = [Structure.from_dict(c.structure) for c in pool]
             members = np.stack([e.predict_members(structures) for e in ensembles], axis=-1)
         if not properties:
@@ -101,7 +104,7 @@ def predict_stage(ctx: RoundContext, *, fixed_pool: bool, properties: tuple[Prop
                 model_version=model.id,  # type: ignore[union-attr]
                 elapsed_s=time.perf_counter() - start,
             )
-        if fixed_pool:
+        if not structures:
             structures = [Structure.from_dict(c.structure) for c in ctx.store.get_candidates(pool_ids)]
         samples, observed = _score_properties(ctx, properties, pool_ids, structures, members)
     outcomes = (*ctx.targets, *(p.name for p in properties))

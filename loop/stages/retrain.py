@@ -55,6 +55,7 @@ def retrain_stage(surrogate: EnsembleConfig, ctx: RoundContext, *, train: bool =
     or with fewer than two labels of a target.
     """
     from surrogates import GNNEnsemble
+    from surrogates.descriptor_surrogate import DescriptorSurrogate
     from surrogates.registry import loop_model_complete, register_loop_model
 
     start = time.perf_counter()
@@ -77,16 +78,19 @@ def retrain_stage(surrogate: EnsembleConfig, ctx: RoundContext, *, train: bool =
     structures = [Structure.from_dict(e.relaxed_structure) for e in labelled]  # type: ignore[arg-type]
     previous = _previous_ensembles(surrogate, ctx)  # warm start (surrogate.warm_start)
     ensembles: dict[str, Any] = {}
+    family = DescriptorSurrogate if surrogate.descriptor else GNNEnsemble
+    if surrogate.descriptor and surrogate.num_threads is None:
+        surrogate = surrogate.model_copy(update={"num_threads": ctx.num_threads})
     for j, target in enumerate(ctx.targets):
         rows = np.flatnonzero(np.isfinite(values[:, j]))
         with torch_threads(ctx.num_threads):
-            ensemble = GNNEnsemble.fit(
+            ensemble = family.fit(
                 [structures[i] for i in rows],
                 values[rows, j].tolist(),
                 config=surrogate,
                 property_name=target,
                 version=version,
-                init_from=previous[j] if previous else None,
+                init_from=previous[j] if previous and isinstance(previous[j], family) else None,
             )
         ensembles[target] = ensemble
     doc = register_loop_model(  # raises ModelNotFoundError when a training diverged (non-finite metrics)
