@@ -62,6 +62,7 @@ def train_task(
         use_gnn=use_gnn,
         baseline_kind=baseline,
         seed=seed,
+        architecture=config.descriptor,  # a descriptor ensemble (e.g. "auto") instead of the GNN when set
     )
     return {
         "model": trained.model_id,
