@@ -56,6 +56,26 @@ def _pool_graphs(ctx: RoundContext, ids: list[str], ensemble: Any) -> Any:
     return graphs.subset([index[i] for i in ids])
 
 
+#: Fixed pools' descriptor features, computed once per process: (store, database, campaign) -> (id -> row, rows).
+_POOL_FEATURES: dict[tuple[str, str, str], tuple[dict[str, int], np.ndarray]] = {}
+
+
+def _pool_features(ctx: RoundContext, ids: list[str]) -> np.ndarray:
+    """``surrogate_features`` rows of ``ids`` cut from the whole fixed pool's (computed on first use and kept)."""
+    from surrogates.descriptor_surrogate import surrogate_features
+
+    key = (ctx.store_uri, ctx.database, ctx.campaign)
+    hit = _POOL_FEATURES.get(key)
+    if hit is None or any(i not in hit[0] for i in ids):
+        everything = ctx.store.candidate_ids(ctx.campaign, "dataset")
+        structures = [Structure.from_dict(c.structure) for c in ctx.store.get_candidates(everything)]
+        while len(_POOL_FEATURES) >= 4:
+            _POOL_FEATURES.pop(next(iter(_POOL_FEATURES)))
+        hit = _POOL_FEATURES[key] = ({cid: k for k, cid in enumerate(everything)}, surrogate_features(structures))
+    index, rows = hit
+    return rows[[index[i] for i in ids]]
+
+
 def predict_stage(ctx: RoundContext, *, fixed_pool: bool, properties: tuple[Property, ...] = ()) -> PredictOutput:
     """Predict the targets of every unlabelled candidate with the newest model of the campaign, and score them
     on the campaign's properties; the means and standard deviations are recorded on the candidates.
@@ -92,9 +112,10 @@ def predict_stage(ctx: RoundContext, *, fixed_pool: bool, properties: tuple[Prop
         if fixed_pool and graph_models:
             graphs = _pool_graphs(ctx, pool_ids, ensembles[0])
             members = np.stack([e.predict_graphs(graphs) for e in ensembles], axis=-1)  # K x n x m
+        elif fixed_pool:  # descriptor models on a fixed pool: its features are computed once
+            x = _pool_features(ctx, pool_ids)
+            members = np.stack([e.predict_features(x) for e in ensembles], axis=-1)  # S x n x m
         else:
-            if fixed_pool:
-                pool = ctx.store.get_candidates(pool_ids)
             structures = [Structure.from_dict(c.structure) for c in pool]
             members = np.stack([e.predict_members(structures) for e in ensembles], axis=-1)
         if not properties:
