@@ -1,8 +1,12 @@
-"""Candidate generation: seeds, registered generators (data-mined substitution, ion exchange) and filters."""
+"""Candidate generation: registered generators (substitution, ion exchange, PyXtal, a learned Wyckoff transformer),
+the filters every candidate passes, seeds."""
 
-import generation.substitution  # noqa: F401  (registers the built-in generators)
-from generation.base import Candidate, Generator, run_generators
+import generation.learned
+import generation.random_symmetric
+import generation.substitution  # noqa: F401
+from generation.base import Candidate, GenerationRequest, Generator, quota_counts, run_generators
 from generation.config import GenerateConfig
+from generation.filters import FilterReport, rejection_reason, screen
 from generation.registry import GENERATORS
 from generation.seeds import DEFAULT_SEEDS, load_seeds
 from generation.substitution import generate_candidates
@@ -11,9 +15,14 @@ __all__ = [
     "DEFAULT_SEEDS",
     "GENERATORS",
     "Candidate",
+    "FilterReport",
     "GenerateConfig",
+    "GenerationRequest",
     "Generator",
     "generate_candidates",
     "load_seeds",
+    "quota_counts",
+    "rejection_reason",
     "run_generators",
+    "screen",
 ]

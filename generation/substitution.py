@@ -11,9 +11,23 @@ from pymatgen.analysis.structure_prediction.substitution_probability import Subs
 from pymatgen.analysis.structure_prediction.volume_predictor import RLSVolumePredictor
 from pymatgen.core import Element, Species, Structure
 
-from generation.base import Candidate
+from generation.base import Candidate, GenerationRequest
 from generation.config import GenerateConfig
+from generation.filters import has_reasonable_distances, is_charge_balanced, rejection_reason
 from generation.registry import GENERATORS
+
+__all__ = [
+    "IonExchangeGenerator",
+    "SubstitutionGenerator",
+    "aliovalent_exchange",
+    "decorate",
+    "generate_candidates",
+    "has_reasonable_distances",
+    "is_charge_balanced",
+    "passes_filters",
+    "substitute",
+]
+VERSION = "2"
 
 
 @lru_cache(maxsize=8)
@@ -38,37 +52,9 @@ def decorate(structure: Structure) -> Structure | None:
     return copy if all(c is not None for c in charges) and any(charges) else None
 
 
-def is_charge_balanced(structure: Structure) -> bool:
-    """True when the oxidation states sum to zero."""
-    total = sum(getattr(sp, "oxi_state", 0) or 0 for sp in structure.species)
-    return abs(total) < 1e-6
-
-
-def has_reasonable_distances(structure: Structure, ratio: float) -> bool:
-    """No pair closer than ``ratio`` x (sum of the two atomic radii, Å)."""
-    if len(structure) < 2:
-        return True
-    dm = structure.distance_matrix
-    radii = [float(Element(sp.symbol).atomic_radius or 1.0) for sp in structure.species]
-    n = len(structure)
-    for i in range(n):
-        for j in range(i + 1, n):
-            if dm[i, j] < ratio * (radii[i] + radii[j]):
-                return False
-    # a site too close to its own periodic image
-    return min(structure.lattice.abc) >= ratio * 2 * min(radii)
-
-
 def passes_filters(structure: Structure, config: GenerateConfig) -> bool:
-    """Composition, size and geometry rules of ``config``."""
-    symbols = {el.symbol for el in structure.composition.elements}
-    if config.require_any and not symbols & set(config.require_any):
-        return False
-    if symbols & set(config.exclude_elements):
-        return False
-    if len(structure) > config.max_sites:
-        return False
-    return has_reasonable_distances(structure, config.min_distance_ratio)
+    """Composition, size and geometry rules of ``config`` (:func:`generation.filters.rejection_reason`)."""
+    return not rejection_reason(structure, config)
 
 
 def _apply(parent: Structure, mapping: dict[Species, Species]) -> Structure | None:
@@ -85,23 +71,45 @@ def _apply(parent: Structure, mapping: dict[Species, Species]) -> Structure | No
     return Structure(scaled.lattice, [sp.symbol for sp in scaled.species], scaled.frac_coords)
 
 
-def _ion_exchange_maps(parent: Structure) -> list[dict[Species, Species]]:
+def _ion_exchange_maps(parent: Structure, pairs: Sequence[str]) -> list[dict[Species, Species]]:
     maps = []
-    for old, new in (("Li", "Na"), ("Na", "Li")):
+    for pair in pairs:
+        old, new = pair.split(":")
         olds = [sp for sp in parent.composition if sp.symbol == old]
         if olds:
             maps.append({sp: Species(new, sp.oxi_state) for sp in olds})
     return maps
 
 
-def substitute(parent: Structure, parent_name: str, config: GenerateConfig) -> list[Candidate]:
-    """Candidates from one parent: ion exchange plus the most probable data-mined substitutions."""
+def aliovalent_exchange(parent: Structure, pair: str) -> Structure | None:
+    """``'Li:Mg'``: the first alkali site takes the dopant, the nearest (charge - 1) other alkali sites are
+    removed (vacancies), so the cell stays neutral; None when the parent has too few alkali sites."""
+    old, new = pair.split(":")
+    charge = max((s for s in Element(new).common_oxidation_states if s > 0), default=0)
+    sites = [i for i, site in enumerate(parent) if site.specie.symbol == old]
+    n_vac = charge - 1
+    if charge < 2 or len(sites) < 1 + n_vac:
+        return None
+    plain = Structure(parent.lattice, [sp.symbol for sp in parent.species], parent.frac_coords)
+    first = sites[0]
+    nearest = sorted(sites[1:], key=lambda j: plain.get_distance(first, j))[:n_vac]
+    plain.replace(first, new)
+    plain.remove_sites(nearest)
+    return plain
+
+
+def substitute(
+    parent: Structure, parent_name: str, config: GenerateConfig, *, data_mined: bool = True
+) -> list[Candidate]:
+    """Candidates from one parent: ion exchange, aliovalent exchange and (``data_mined``) the most probable
+    data-mined substitutions."""
     decorated = decorate(parent)
     if decorated is None:
         return []
     out: list[Candidate] = []
+    params = {"substitution_threshold": config.substitution_threshold}
     if config.ion_exchange:
-        for mapping in _ion_exchange_maps(decorated):
+        for mapping in _ion_exchange_maps(decorated, config.ion_exchange_pairs):
             s = _apply(decorated, mapping)
             if s is not None:
                 out.append(
@@ -110,8 +118,27 @@ def substitute(parent: Structure, parent_name: str, config: GenerateConfig) -> l
                         parent=parent_name,
                         kind="ion_exchange",
                         substitutions={str(k): str(v) for k, v in mapping.items()},
+                        generator="substitution" if data_mined else "ion-exchange",
+                        version=VERSION,
                     )
                 )
+    for pair in config.aliovalent:
+        s = aliovalent_exchange(parent, pair)
+        if s is not None:
+            old, new = pair.split(":")
+            out.append(
+                Candidate(
+                    structure=s,
+                    parent=parent_name,
+                    kind="aliovalent",
+                    substitutions={old: new},
+                    generator="substitution" if data_mined else "ion-exchange",
+                    version=VERSION,
+                    parameters={"exchange": pair},
+                )
+            )
+    if not data_mined:
+        return out
     species = sorted(set(decorated.composition), key=str)
     try:
         with warnings.catch_warnings():
@@ -134,15 +161,18 @@ def substitute(parent: Structure, parent_name: str, config: GenerateConfig) -> l
                 kind="substitution",
                 substitutions={str(k): str(v) for k, v in mapping.items() if k != v},
                 probability=float(pred["probability"]),
+                generator="substitution",
+                version=VERSION,
+                parameters=params,
             )
         )
     return out
 
 
 def generate_candidates(
-    parents: Sequence[tuple[str, Structure]], config: GenerateConfig, limit: int
+    parents: Sequence[tuple[str, Structure]], config: GenerateConfig, limit: int, *, data_mined: bool = True
 ) -> list[Candidate]:
-    """Filtered candidates from all parents, most probable first, at most ``limit``.
+    """Filtered candidates from all parents, ion exchange first, then most probable first, at most ``limit``.
 
     Args:
         parents: (name, structure) pairs, e.g. seeds and the best evaluated structures.
@@ -154,15 +184,38 @@ def generate_candidates(
     for name, structure in parents:
         if len(structure) > config.max_sites:  # substitution keeps the cell: nothing would pass
             continue
-        pool.extend(c for c in substitute(structure, name, config) if passes_filters(c.structure, config))
-    pool.sort(key=lambda c: (c.kind != "ion_exchange", -c.probability, c.structure.composition.reduced_formula))
+        pool.extend(substitute(structure, name, config, data_mined=data_mined))
+    order = {"ion_exchange": 0, "aliovalent": 1, "substitution": 2}
+    pool.sort(key=lambda c: (order.get(c.kind, 3), -c.probability, c.structure.composition.reduced_formula))
+    pool = [c for c in pool if passes_filters(c.structure, config)]
     return pool if limit <= 0 else pool[:limit]
 
 
 @GENERATORS.register("substitution")
 class SubstitutionGenerator:
-    """Li<->Na ion exchange and data-mined ionic substitution (Hautier et al. 2011) of each parent."""
+    """Ion exchange (``ion_exchange_pairs``, ``aliovalent``) and data-mined ionic substitution (Hautier et al.
+    2011) of each parent."""
 
-    def generate(self, parents: Sequence[tuple[str, Structure]], config: GenerateConfig) -> list[Candidate]:
-        """Every filtered candidate, ion exchange first, then by substitution probability."""
-        return generate_candidates(parents, config, limit=0)
+    def generate(self, request: GenerationRequest, config: GenerateConfig) -> list[Candidate]:
+        """Every candidate of the parents, ion exchange first, then by substitution probability (unfiltered)."""
+        return _ordered(request, config, data_mined=True)
+
+
+@GENERATORS.register("ion-exchange")
+class IonExchangeGenerator:
+    """Only the ion exchanges of each parent (isovalent pairs and aliovalent options): the baseline that
+    Szymanski & Bartel (2025) found hard to beat for stable novel materials."""
+
+    def generate(self, request: GenerationRequest, config: GenerateConfig) -> list[Candidate]:
+        """Every ion-exchanged candidate of the parents (unfiltered)."""
+        return _ordered(request, config, data_mined=False)
+
+
+def _ordered(request: GenerationRequest, config: GenerateConfig, *, data_mined: bool) -> list[Candidate]:
+    out: list[Candidate] = []
+    for name, structure in request.parents:
+        if len(structure) <= config.max_sites:
+            out.extend(substitute(structure, name, config, data_mined=data_mined))
+    order = {"ion_exchange": 0, "aliovalent": 1, "substitution": 2}
+    out.sort(key=lambda c: (order.get(c.kind, 3), -c.probability, c.structure.composition.reduced_formula))
+    return out

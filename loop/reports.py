@@ -28,6 +28,7 @@ def round_markdown(doc: RoundDoc, plan: LoopPlan) -> str:
         if not isinstance(v, list)
     )
     notes = "".join(f"\n- {n}" for n in doc.acquisition_notes)
+    generation = generation_markdown(doc.generation)
     return f"""# {doc.campaign} · round {doc.round}
 
 | metric | value |
@@ -40,7 +41,7 @@ def round_markdown(doc: RoundDoc, plan: LoopPlan) -> str:
 | round wall time | {t.get("total", 0.0):.1f} s (orchestration overhead {t.get("overhead", 0.0):.1f} s) |
 
 **Stages:** {stages}
-
+{generation}
 **Model validation:** {metrics or "n/a"}
 
 **Acquisition:** `{plan.config.acquisition.model_dump_json()}`{notes}
@@ -48,6 +49,24 @@ def round_markdown(doc: RoundDoc, plan: LoopPlan) -> str:
 **Labeller:** `{plan.labeler.name}` (`{plan.labeler.key}`)
 
 {best_section(doc, plan)}"""
+
+
+def generation_markdown(stats: dict[str, dict[str, int]]) -> str:
+    """Per-generator table of a round: quota, produced, passed the filters, new, and the rejections by reason."""
+    if not stats:
+        return ""
+    rows = []
+    for name, s in stats.items():
+        reasons = ", ".join(f"{k} {v}" for k, v in s.items() if k not in ("quota", "generated", "passed", "new"))
+        rows.append(
+            f"| {name} | {s.get('quota', 0)} | {s.get('generated', 0)} | {s.get('passed', 0)} | {s.get('new', 0)} "
+            f"| {reasons or '-'} |"
+        )
+    head = (
+        "| generator | quota | produced | passed filters | new | rejected by reason |\n"
+        "| --- | --- | --- | --- | --- | --- |"
+    )
+    return "\n**Generators:**\n\n" + head + "\n" + "\n".join(rows) + "\n"
 
 
 def campaign_markdown(rounds: list[RoundDoc], plan: LoopPlan) -> str:

@@ -70,6 +70,17 @@ class CandidateDoc(_Doc):
     parent: str | None = Field(None, description="Parent structure name or id (None for seeds).")
     substitutions: dict[str, str] = Field(default_factory=dict, description="Old species -> new species.")
     probability: float = Field(1.0, description="Data-mined substitution probability (dimensionless).")
+    generator: str | None = Field(
+        None, description="Registered generator that made it ('substitution', 'pyxtal', ...)."
+    )
+    generator_version: str = Field(
+        "", description="Code or model version of that generator (e.g. 'wyckoff-transformer-v1')."
+    )
+    parents: list[str] = Field(default_factory=list, description="Parent structures' names or ids.")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="What the generator was run with (space group, Wyckoff sites, seed, ...)."
+    )
+    condition: str = Field("", description="Property condition it was sampled under ('' for none).")
     status: Literal["generated", "acquired", "evaluated", "failed"] = Field("generated")
     predictions: dict[str, dict[str, float]] = Field(
         default_factory=dict,
@@ -272,6 +283,11 @@ class RoundDoc(_Doc):
     code_version: str = ""
     n_generated: int = Field(0, description="New unique candidates written this round.")
     n_pool: int = Field(0, description="Unevaluated candidates the batch was chosen from.")
+    generation: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="Per generator: its quota, how many it produced, passed the filters, were new, and the "
+        "rejections by reason.",
+    )
     acquired: list[BatchEntry] = Field(default_factory=list)
     prediction_model: str | None = Field(None, description="Model version that made the predictions.")
     acquisition_notes: list[str] = Field(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import ClassVar
 
 from pymatgen.core import Structure
 
-from generation import GENERATORS, GenerateConfig, load_seeds, run_generators
+from generation import GENERATORS, GenerateConfig, GenerationRequest, load_seeds, quota_counts, screen
 from loop.config import LoopConfig
 from loop.registry import SOURCES
 from loop.roles import GenerateOutput, Labeler, RoundContext
@@ -48,25 +49,45 @@ class GeneratedSource:
         return list(dict.fromkeys(ids))  # two seed files with one structure count once
 
     def generate(self, ctx: RoundContext, labeler: Labeler) -> GenerateOutput:
-        """Derive candidates from the seeds and the best labelled structures; store the new ones."""
+        """Run each generator for its quota of the round's candidates, filter, store the new ones.
+
+        Each generator's counts (quota, produced, passed the filters, new, rejections by reason) go into the round
+        document's ``generation`` field.
+        """
         start = time.perf_counter()
+        config = self.generate_config
         parents = [(s.name, s.structure) for s in load_seeds(self.seeds)]
         seed_ids = {c.id for c in ctx.store.find_seeds(ctx.campaign)}
         ranked = [(cid, structure) for cid, structure in labeler.parent_rank(ctx) if cid not in seed_ids]
-        parents += [(cid, Structure.from_dict(s)) for cid, s in ranked[: self.generate_config.parents_per_round]]
-        candidates = run_generators(self.generate_config.generators, parents, self.generate_config)
-        items = [
-            (
-                c.structure,
-                {"source": c.kind, "parent": c.parent, "substitutions": c.substitutions, "probability": c.probability},
-            )
-            for c in candidates
-        ]
+        parents += [(cid, Structure.from_dict(s)) for cid, s in ranked[: config.parents_per_round]]
+        quotas = quota_counts(config, self.candidates_per_round)
+        seed = int(hashlib.sha1(f"{ctx.campaign}:{ctx.round_index}".encode()).hexdigest()[:8], 16)
         # the cap is per round: a re-run of a crashed round tops up to it, never past it
         room = max(0, self.candidates_per_round - ctx.store.count_generated(ctx.campaign, ctx.round_index))
-        _, new_ids = register_structures(
-            ctx.store, campaign=ctx.campaign, round_index=ctx.round_index, items=items, limit=room
-        )
+        stats: dict[str, dict[str, int]] = {}
+        new_ids: list[str] = []
+        n_candidates = 0
+        for name in config.generators:
+            if quotas[name] == 0:
+                continue
+            request = GenerationRequest(n=quotas[name], parents=parents, seed=seed, store=ctx.store)
+            if name == "learned":
+                from generation.training import ensure_generator
+
+                ensure_generator(ctx.store, config.learned_model)
+            raw = GENERATORS.get(name)().generate(request, config)
+            report = screen(raw, config)
+            n_candidates += len(report.passed)
+            items = [(c.structure, c.provenance()) for c in report.passed]
+            limit = min(quotas[name], room - len(new_ids))
+            _, written = register_structures(
+                ctx.store, campaign=ctx.campaign, round_index=ctx.round_index, items=items, limit=max(0, limit)
+            )
+            new_ids += written
+            stats[name] = {"quota": quotas[name], **report.summary(), "new": len(written)}
+        doc = ctx.store.get_round(ctx.campaign, ctx.round_index)
+        if doc is not None:
+            ctx.store.save_round(doc.model_copy(update={"generation": stats}))
         return GenerateOutput(
-            n_candidates=len(candidates), new_ids=new_ids, n_parents=len(parents), elapsed_s=time.perf_counter() - start
+            n_candidates=n_candidates, new_ids=new_ids, n_parents=len(parents), elapsed_s=time.perf_counter() - start
         )

@@ -1,0 +1,73 @@
+"""The generated source mixes generators by quota and records per-generator counts in the round document."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from generation import GenerateConfig, quota_counts
+from loop.config import LoopConfig
+from loop.reports import generation_markdown
+from loop.stages.bookkeeping import begin_round
+from loop.testing import StageRunner
+from oracle.testing import register_toy_potential, unregister_toy_potential
+from store import open_store
+from store.connection import close_all
+
+
+def test_quota_counts_split_a_round_by_largest_remainders() -> None:
+    cfg = GenerateConfig(
+        generators=("substitution", "learned", "pyxtal"), quotas={"substitution": 2, "learned": 1, "pyxtal": 1}
+    )
+    assert quota_counts(cfg, 10) == {"substitution": 5, "learned": 3, "pyxtal": 2} or quota_counts(cfg, 10) == {
+        "substitution": 5, "learned": 2, "pyxtal": 3,
+    }  # fmt: skip
+    assert sum(quota_counts(cfg, 7).values()) == 7
+    assert quota_counts(GenerateConfig(generators=("substitution", "pyxtal")), 4) == {"substitution": 2, "pyxtal": 2}
+
+
+def test_quotas_naming_an_unlisted_generator_are_refused() -> None:
+    with pytest.raises(ValueError, match="quotas name generators not in"):
+        GenerateConfig(generators=("substitution",), quotas={"pyxtal": 1.0})
+
+
+@pytest.fixture
+def config() -> Iterator[LoopConfig]:
+    register_toy_potential()
+    yield LoopConfig(
+        campaign="mix",
+        rounds=1,
+        batch_size=2,
+        candidates_per_round=6,
+        seeds=("pymatgen:Li2O", "pymatgen:LiFePO4"),
+        generate={"generators": ["substitution", "pyxtal"], "quotas": {"substitution": 0.5, "pyxtal": 0.5}},
+        oracle={"relax": {"potential": "toy", "fmax": 0.1, "max_steps": 30}, "reference_source": "auto"},
+        properties=(),
+        store_uri="mongomock://mix",
+    )
+    unregister_toy_potential()
+    close_all()
+
+
+def test_a_round_mixes_generators_by_quota_and_records_their_counts(config: LoopConfig) -> None:
+    store = open_store(config.store_uri, config.database)
+    runner = StageRunner(store, config)
+    runner.seed()
+    begin_round(runner.ctx(1), config.model_dump(mode="json"))
+    out = runner.generate(1)
+    assert len(out.new_ids) == 6
+    docs = store.get_candidates(out.new_ids)
+    by_generator = {d.generator for d in docs}
+    assert by_generator == {"substitution", "pyxtal"}
+    assert sum(d.generator == "pyxtal" for d in docs) == 3
+    pyxtal_doc = next(d for d in docs if d.generator == "pyxtal")
+    assert pyxtal_doc.source == "pyxtal" and "space_group" in pyxtal_doc.parameters
+    assert pyxtal_doc.generator_version.startswith("pyxtal-")
+    stats = store.get_round("mix", 1).generation
+    assert set(stats) == {"substitution", "pyxtal"}
+    for s in stats.values():
+        assert s["quota"] == 3 and s["new"] == 3 and s["passed"] >= 3 and s["generated"] >= s["passed"]
+    table = generation_markdown(stats)
+    assert "| pyxtal | 3 |" in table and "| substitution | 3 |" in table
+    assert runner.generate(1).new_ids == []  # a re-run of the round adds nothing past the cap
