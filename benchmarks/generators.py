@@ -95,13 +95,12 @@ def sampled(
 def relax_and_hull(structures: list[Any], threads: int) -> tuple[list[float], float]:
     """Energy above the reference hull (eV/atom; NaN for a failed relaxation) of each structure; (values, s)."""
     import torch
+    from pymatgen.core import Structure
 
     from oracle.compat import correct_energy
     from oracle.phases import default_phase_set
     from oracle.potentials import get_potential
     from oracle.relax import RelaxConfig, relax_many
-
-    from pymatgen.core import Structure
 
     torch.set_num_threads(threads)
     phases = default_phase_set(competing=False)
@@ -214,8 +213,11 @@ def main() -> None:
            f"{'S|U':>5s} {'gap>=3':>6s} {'samples/s':>9s} {'oracle s':>8s}"  # fmt: skip
     print(head)
     for name, r in rows.items():
-        print(f"{name:26s} {r['valid']:6.1%} {r['unique']:6.1%} {r['novel']:6.1%} {r['stable']:6.1%} {r['sun']:6.1%} "
-              f"{r['stable_of_unique']:5.0%} {r['gap3_share']:6.1%} {r['samples_per_s']:9.1f} {r['oracle_s']:8.0f}")  # fmt: skip
+        rates = " ".join(f"{r[k]:6.1%}" for k in ("valid", "unique", "novel", "stable", "sun"))
+        print(
+            f"{name:26s} {rates} {r['stable_of_unique']:5.0%} {r['gap3_share']:6.1%} "
+            f"{r['samples_per_s']:9.1f} {r['oracle_s']:8.0f}"
+        )
     payload = {
         "settings": {**vars(args), "model": str(args.model), "out": str(args.out)},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
