@@ -22,13 +22,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from pymatgen.core import Element
+from pymatgen.core import Composition, Element
 
 from core.errors import ConfigError
 from core.expressions import TargetExpression
 from generation.base import Candidate, GenerationRequest
 from generation.config import GenerateConfig
 from generation.data import TrainingRow, rows_hash, training_rows
+from generation.filters import charge_balanced, has_reasonable_distances
 from generation.registry import GENERATORS
 from generation.wyckoff import LETTERS, WyckoffSequence, build, centring, encode, wyckoff_table
 
@@ -338,6 +339,22 @@ class _Masker:
         self.sgs = torch.zeros(VOCAB.size, dtype=torch.bool)
         self.sgs[VOCAB.sg0 : VOCAB.sg0 + 230] = True
         self.max_sites = config.max_sites
+        self.charge_balance = config.charge_balance
+        self.require = tuple(config.require_any)
+
+    def _may_end(self, sg: int, pairs: list[int]) -> bool:
+        """A sequence may end when it holds a required element and its composition is charge balanced (when the
+        config asks for those)."""
+        if self.require and not any(VOCAB.element(el) in pairs[0::2] for el in self.require):
+            return False
+        if not self.charge_balance:
+            return True
+        table = wyckoff_table(sg)
+        counts: dict[str, int] = {}
+        for e, w in zip(pairs[0::2], pairs[1::2], strict=True):
+            sym = Element.from_Z(e - VOCAB.el0 + 1).symbol
+            counts[sym] = counts.get(sym, 0) + table[LETTERS[w - VOCAB.let0]][0]
+        return charge_balanced(Composition(counts).reduced_formula)
 
     def mask(self, prefix: list[int]) -> torch.Tensor:
         n = len(prefix)
@@ -348,10 +365,10 @@ class _Masker:
         pairs = prefix[4:]
         if len(pairs) % 2 == 0:  # an element or the end
             m = self.elements.clone()
-            m[VOCAB.EOS] = len(pairs) > 0
+            m[VOCAB.EOS] = len(pairs) > 0 and self._may_end(sg, pairs)
             if len(pairs) // 2 >= MAX_ORBITS:
                 m[:] = False
-                m[VOCAB.EOS] = True
+                m[VOCAB.EOS] = self._may_end(sg, pairs)
             return m
         used = [LETTERS[t - VOCAB.let0] for t in pairs[1::2]]
         size = sum(table[w][0] for w in used) / centring(sg)
@@ -430,42 +447,59 @@ def _decode(s: list[int]) -> WyckoffSequence | None:
     return WyckoffSequence.canonical(sg, sites)
 
 
+#: Most sequences drawn per structure asked for: sequences end only when charge balanced, so some dead-end.
+MAX_DRAWS_PER_SAMPLE = 8
+
+
 def sample_candidates(
     gen: TrainedGenerator, request: GenerationRequest, config: GenerateConfig, *, version: str
 ) -> list[Candidate]:
-    """Structures from ``request.n`` sampled sequences (a sequence PyXtal cannot build gives none)."""
+    """Up to ``request.n`` structures: sequences are drawn in rounds (at most ``MAX_DRAWS_PER_SAMPLE`` x n in all)
+    and built by PyXtal; a dead-end sequence or one PyXtal cannot build (or builds with atoms too close) gives
+    none. Reproducible for ``request.seed``."""
     gaps = gap_classes_for(request.condition)
     alks = _alkali_choices(config.require_any)
-    sampled = sample_sequences(
-        gen, request.n, config, gap_classes=gaps, alkali_classes=alks, seed=request.seed,
-        temperature=config.temperature,
-    )  # fmt: skip
     condition = request.condition.text if request.condition is not None else ""
-    out = []
-    for k, (seq, g, a) in enumerate(sampled):
-        if seq is None:
-            continue
-        structure = build(seq, seed=request.seed * 100003 + k)
-        if structure is None:
-            continue
-        out.append(
-            Candidate(
-                structure=structure,
-                parent="",
-                kind="learned",
-                generator="learned",
-                version=version,
-                parameters={
-                    "wyckoff": seq.as_text(),
-                    "gap_class": g,
-                    "alkali_class": ALKALI[a],
-                    "temperature": config.temperature,
-                    "seed": request.seed,
-                    "index": k,
-                },
-                condition=condition,
+    out: list[Candidate] = []
+    drawn = 0
+    batch = 0
+    while len(out) < request.n and drawn < MAX_DRAWS_PER_SAMPLE * request.n:
+        want = min(max(2 * (request.n - len(out)), 16), MAX_DRAWS_PER_SAMPLE * request.n - drawn)
+        sampled = sample_sequences(
+            gen, want, config, gap_classes=gaps, alkali_classes=alks, seed=request.seed * 1009 + batch,
+            temperature=config.temperature,
+        )  # fmt: skip
+        batch += 1
+        for seq, g, a in sampled:
+            k = drawn
+            drawn += 1
+            if seq is None or len(out) >= request.n:
+                continue
+            structure = build(
+                seq,
+                seed=request.seed * 100003 + k,
+                accept=lambda s: has_reasonable_distances(s, config.min_distance_ratio),
             )
-        )
+            if structure is None:
+                continue
+            out.append(
+                Candidate(
+                    structure=structure,
+                    parent="",
+                    kind="learned",
+                    generator="learned",
+                    version=version,
+                    parameters={
+                        "wyckoff": seq.as_text(),
+                        "gap_class": g,
+                        "alkali_class": ALKALI[a],
+                        "temperature": config.temperature,
+                        "seed": request.seed,
+                        "index": k,
+                    },
+                    condition=condition,
+                )
+            )
     return out
 
 

@@ -20,6 +20,7 @@ from generation.base import Candidate, GenerationRequest
 from generation.compositions import BATTERY_PALETTE, random_compositions
 from generation.config import GenerateConfig
 from generation.registry import GENERATORS
+from generation.wyckoff import pyxtal_random
 
 
 def pyxtal_version() -> str:
@@ -48,18 +49,7 @@ def spacegroup_prior() -> dict[int, dict[int, float]]:
 
 
 def _pyxtal_structure(sg: int, species: list[str], num_ions: list[int], seed: int) -> Structure | None:
-    from pyxtal import pyxtal
-
-    crystal = pyxtal()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            crystal.from_random(3, sg, species, num_ions, random_state=seed)
-        except Exception:  # PyXtal raises when it cannot place the atoms
-            return None
-    if not crystal.valid:
-        return None
-    return crystal.to_pymatgen()
+    return pyxtal_random(sg, species, num_ions, seed)
 
 
 def rescale_volume(structure: Structure) -> Structure:

@@ -8,11 +8,15 @@ free parameters and a random lattice of that crystal system.
 
 from __future__ import annotations
 
+import math
 import string
+import threading
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from pymatgen.core import Element, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
@@ -84,11 +88,84 @@ def encode(structure: Structure, symprec: float = 0.1) -> WyckoffSequence:
     return WyckoffSequence.canonical(int(data.number), list(orbits.values()))
 
 
-def build(sequence: WyckoffSequence, seed: int, *, tries: int = 3) -> Structure | None:
-    """A structure with these Wyckoff sites (PyXtal, random free parameters and lattice), primitive cell, or None
-    when PyXtal cannot place them (e.g. a fixed position used twice, or atoms that do not fit)."""
+class _OutOfTime(Exception):
+    """PyXtal's placement ran past its time budget."""
+
+
+_BUDGET = threading.local()
+_PATCHED = False
+_PATCH_LOCK = threading.Lock()
+
+
+def _install_deadline() -> None:
+    """Wrap PyXtal's coordinate placement with a per-thread deadline check (once per process).
+
+    PyXtal retries hopeless placements (fixed positions too close, too many atoms for the cell) up to 10 x 40 x 10
+    times, which can take minutes; the deadline turns that into a quick failure.
+    """
+    global _PATCHED
+    with _PATCH_LOCK:
+        if _PATCHED:
+            return
+        from pyxtal.crystal import random_crystal
+
+        original = random_crystal._set_coords
+
+        def _set_coords(self: Any) -> Any:
+            if time.monotonic() > getattr(_BUDGET, "deadline", math.inf):
+                raise _OutOfTime
+            return original(self)
+
+        random_crystal._set_coords = _set_coords  # type: ignore[method-assign]
+        _PATCHED = True
+
+
+def pyxtal_random(
+    space_group: int,
+    species: Sequence[str],
+    num_ions: Sequence[int],
+    seed: int,
+    *,
+    sites: Sequence[Sequence[str]] | None = None,
+    budget_s: float = 2.0,
+) -> Structure | None:
+    """PyXtal's random crystal (conventional cell) of ``num_ions`` atoms of ``species`` in ``space_group``, on the
+    Wyckoff ``sites`` when given; None when PyXtal fails or runs past ``budget_s`` seconds."""
     from pyxtal import pyxtal
 
+    _install_deadline()
+    crystal = pyxtal()
+    _BUDGET.deadline = time.monotonic() + budget_s
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            crystal.from_random(
+                3, space_group, list(species), list(num_ions), sites=[list(s) for s in sites] if sites else None,
+                random_state=seed, max_count=3,
+            )  # fmt: skip
+    except Exception:  # PyXtal raises when it cannot place the atoms; _OutOfTime when it took too long
+        return None
+    finally:
+        _BUDGET.deadline = math.inf
+    if not crystal.valid:
+        return None
+    try:
+        return crystal.to_pymatgen()
+    except Exception:  # a degenerate cell
+        return None
+
+
+def build(
+    sequence: WyckoffSequence,
+    seed: int,
+    *,
+    tries: int = 3,
+    budget_s: float = 2.0,
+    accept: Callable[[Structure], bool] | None = None,
+) -> Structure | None:
+    """A structure with these Wyckoff sites (PyXtal, random free parameters and lattice), primitive cell, or None
+    when PyXtal cannot place them (e.g. a fixed position used twice, or atoms that do not fit) within the budget.
+    With ``accept``, a placement it refuses (e.g. atoms too close) is retried with the next seed."""
     table = wyckoff_table(sequence.space_group)
     species = list(dict.fromkeys(el for el, _ in sequence.sites))
     if any(letter not in table for _, letter in sequence.sites):
@@ -96,18 +173,13 @@ def build(sequence: WyckoffSequence, seed: int, *, tries: int = 3) -> Structure 
     sites = [[f"{table[w][0]}{w}" for el, w in sequence.sites if el == sp] for sp in species]
     num_ions = [sum(table[w][0] for el, w in sequence.sites if el == sp) for sp in species]
     for attempt in range(tries):
-        crystal = pyxtal()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                crystal.from_random(
-                    3, sequence.space_group, species, num_ions, sites=sites, random_state=seed + attempt
-                )
-            except Exception:  # PyXtal raises for sites it cannot fill
-                continue
-        if crystal.valid:
-            try:
-                return crystal.to_pymatgen().get_primitive_structure()
-            except Exception:  # a degenerate cell
-                return None
+        conv = pyxtal_random(sequence.space_group, species, num_ions, seed + attempt, sites=sites, budget_s=budget_s)
+        if conv is None:
+            continue
+        try:
+            prim = conv.get_primitive_structure()
+        except Exception:  # a degenerate cell
+            continue
+        if accept is None or accept(prim):
+            return prim
     return None
