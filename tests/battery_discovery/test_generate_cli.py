@@ -81,8 +81,8 @@ def test_learned_with_a_condition_uses_the_registered_model(
 ) -> None:
     out = tmp_path / "learned"
     code = cli(
-        "generate", "--generator", "learned", "--n", "40", "--require", "Li", "--condition", "band_gap >= 3",
-        "--out", str(out), "--store-uri", registry,
+        "generate", "--generator", "learned", "--n", "8", "--set", "max_sites=10", "--set", "charge_balance=false",
+        "--require", "", "--condition", "band_gap >= 3", "--out", str(out), "--store-uri", registry,
     )  # fmt: skip
     assert code == 0
     rows = _rows(out)

@@ -28,6 +28,8 @@ from store.connection import close_all
 from structures.identity import spacegroup_number
 
 TINY = LearnedConfig(d_model=32, n_layers=1, n_heads=2, epochs=1, batch_size=32, max_steps=8)
+#: A barely trained model rarely ends a sequence charge balanced and with Li or Na: sample without those rules.
+LOOSE = GenerateConfig(max_sites=10, charge_balance=False, require_any=())
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +51,30 @@ def test_lifepo4_encodes_to_its_olivine_sites_and_builds_back() -> None:
 
 def test_a_model_trained_for_a_few_steps_samples_structures_that_parse(tiny: TrainedGenerator) -> None:
     assert tiny.meta["steps"] == 8 and tiny.meta["n_train"] > 200
-    cands = sample_candidates(tiny, GenerationRequest(n=40, seed=3), GenerateConfig(max_sites=12), version="tiny")
+    cands = sample_candidates(tiny, GenerationRequest(n=10, seed=3), LOOSE, version="tiny")
     assert cands, "some sampled Wyckoff sequences must build"
     for c in cands:
         again = Structure.from_str(c.structure.to(fmt="cif"), fmt="cif")
         assert again.composition.reduced_formula == c.structure.composition.reduced_formula
-        assert len(c.structure) <= 12 and c.generator == "learned" and ":" in c.parameters["wyckoff"]
+        assert len(c.structure) <= 10 and c.generator == "learned" and ":" in c.parameters["wyckoff"]
+
+
+def test_a_sequence_may_end_only_charge_balanced_and_with_a_required_element() -> None:
+    from generation.learned import VOCAB, _Masker
+
+    masker = _Masker(GenerateConfig(require_any=("Li",)))
+    head = [VOCAB.BOS, VOCAB.gap0, VOCAB.alk0, VOCAB.sg(225)]
+
+    def may_end(*sites: tuple[str, str]) -> bool:
+        body = [t for el, w in sites for t in (VOCAB.element(el), VOCAB.letter(w))]
+        return bool(masker.mask(head + body)[VOCAB.EOS])
+
+    assert may_end(("Li", "a"), ("F", "b"))  # LiF, rock salt
+    assert not may_end(("Li", "a"), ("F", "c"))  # Li4F8: not balanced
+    assert not may_end(("Na", "a"), ("F", "b"))  # NaF: no Li
+    letters = masker.mask([*head, VOCAB.element("Li"), VOCAB.letter("a"), VOCAB.element("F")])
+    assert not letters[VOCAB.letter("a")]  # 4a is a fixed position, already taken
+    assert letters[VOCAB.letter("b")] and not letters[VOCAB.letter("l")]  # 192l would exceed max_sites
 
 
 def test_sampling_is_reproducible_and_respects_the_masks(tiny: TrainedGenerator) -> None:
@@ -94,8 +114,9 @@ def test_the_registered_generator_samples_through_the_registry(tiny: TrainedGene
         assert model_id == "wyckoff-transformer-v1" and find_generator(store, "wyckoff-transformer")[0] == model_id
         doc = store.get_model(model_id)
         assert doc.architecture == "wyckoff-transformer" and doc.metrics["val_nll"] > 0
-        request = GenerationRequest(n=20, seed=4, store=store, condition=parse_target("band_gap >= 3"))
-        cands = GENERATORS.get("learned")().generate(request, GenerateConfig())
+        request = GenerationRequest(n=6, seed=4, store=store, condition=parse_target("band_gap >= 3"))
+        cands = GENERATORS.get("learned")().generate(request, LOOSE)
+        assert cands
         assert all(c.version == model_id and c.condition == "band_gap >= 3" for c in cands)
         assert all(c.parameters["gap_class"] == 4 for c in cands)
     finally:
