@@ -33,6 +33,10 @@ class Candidate:
     parents: tuple[str, ...] = ()
     parameters: dict[str, Any] = field(default_factory=dict)
     condition: str = ""
+    oxidation_states: dict[str, float] = field(default_factory=dict)
+    """Oxidation states the generator assigned and balanced (element -> mean state; the parent's bond-valence
+    states carried over by substitution). When set, they stand for the charge-balance filter's guess, so a
+    peroxide such as Na2O2 from Li2O2 (O at -1) is kept."""
 
     def provenance(self) -> dict[str, Any]:
         """The fields a candidate document keeps (JSON-safe)."""

@@ -69,8 +69,21 @@ def has_reasonable_distances(structure: Structure, ratio: float) -> bool:
     return all(dm[i, j] >= ratio * (radii[i] + radii[j]) for i in range(n) for j in range(i + 1, n))
 
 
-def rejection_reason(structure: Structure, config: GenerateConfig) -> str:
-    """The first rule of ``config`` that ``structure`` breaks, as ``'<reason>: <detail>'``, or ''."""
+def balanced_states(states: dict[str, float], composition: Composition) -> bool:
+    """True when ``states`` (element -> mean oxidation state) cover ``composition`` and sum to zero over it."""
+    if not states or any(el.symbol not in states for el in composition.elements):
+        return False
+    return abs(sum(states[el.symbol] * amount for el, amount in composition.items())) < 1e-6
+
+
+def rejection_reason(
+    structure: Structure, config: GenerateConfig, *, oxidation_states: dict[str, float] | None = None
+) -> str:
+    """The first rule of ``config`` that ``structure`` breaks, as ``'<reason>: <detail>'``, or ''.
+
+    ``oxidation_states``: states the generator assigned (see ``Candidate.oxidation_states``); when they balance
+    the composition the charge-balance rule accepts them instead of pymatgen's guess.
+    """
     problem = structure_problem(structure)
     if problem:
         return f"invalid cell: {problem}"
@@ -87,7 +100,8 @@ def rejection_reason(structure: Structure, config: GenerateConfig) -> str:
     if len(structure) > config.max_sites:
         return f"too many sites: {len(structure)} > {config.max_sites}"
     formula = structure.composition.reduced_formula
-    if config.charge_balance and not charge_balanced(formula):
+    trusted = bool(oxidation_states) and balanced_states(oxidation_states or {}, structure.composition)
+    if config.charge_balance and not trusted and not charge_balanced(formula):
         return f"not charge balanced: no oxidation states of {formula} sum to zero"
     if not has_reasonable_distances(structure, config.min_distance_ratio):
         return f"atoms too close: a pair nearer than {config.min_distance_ratio:g} x the summed atomic radii"
@@ -125,7 +139,7 @@ def screen(
         seen.setdefault(s.composition.reduced_formula, []).append(s)
     n_known = {formula: len(group) for formula, group in seen.items()}
     for cand in candidates:
-        reason = rejection_reason(cand.structure, config)
+        reason = rejection_reason(cand.structure, config, oxidation_states=cand.oxidation_states)
         if not reason:
             formula = cand.structure.composition.reduced_formula
             group = seen.setdefault(formula, [])

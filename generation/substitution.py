@@ -52,23 +52,35 @@ def decorate(structure: Structure) -> Structure | None:
     return copy if all(c is not None for c in charges) and any(charges) else None
 
 
-def passes_filters(structure: Structure, config: GenerateConfig) -> bool:
+def passes_filters(
+    structure: Structure, config: GenerateConfig, oxidation_states: dict[str, float] | None = None
+) -> bool:
     """Composition, size and geometry rules of ``config`` (:func:`generation.filters.rejection_reason`)."""
-    return not rejection_reason(structure, config)
+    return not rejection_reason(structure, config, oxidation_states=oxidation_states)
 
 
-def _apply(parent: Structure, mapping: dict[Species, Species]) -> Structure | None:
+def _states(decorated: Structure) -> dict[str, float]:
+    """Element -> mean oxidation state over its sites."""
+    sums: dict[str, list[float]] = {}
+    for sp in decorated.species:
+        sums.setdefault(sp.symbol, []).append(float(getattr(sp, "oxi_state", 0) or 0))
+    return {el: sum(v) / len(v) for el, v in sums.items()}
+
+
+def _apply(parent: Structure, mapping: dict[Species, Species]) -> tuple[Structure, dict[str, float]] | None:
+    """The parent with ``mapping`` applied, volume rescaled, undecorated, with its balanced oxidation states."""
     new = parent.copy()
     new.replace_species({old: new_sp for old, new_sp in mapping.items() if old != new_sp})
     if not is_charge_balanced(new):
         return None
+    states = _states(new)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             scaled = RLSVolumePredictor().get_predicted_structure(new, parent)
     except Exception:
         scaled = new
-    return Structure(scaled.lattice, [sp.symbol for sp in scaled.species], scaled.frac_coords)
+    return Structure(scaled.lattice, [sp.symbol for sp in scaled.species], scaled.frac_coords), states
 
 
 def _ion_exchange_maps(parent: Structure, pairs: Sequence[str]) -> list[dict[Species, Species]]:
@@ -110,11 +122,12 @@ def substitute(
     params = {"substitution_threshold": config.substitution_threshold}
     if config.ion_exchange:
         for mapping in _ion_exchange_maps(decorated, config.ion_exchange_pairs):
-            s = _apply(decorated, mapping)
-            if s is not None:
+            made = _apply(decorated, mapping)
+            if made is not None:
                 out.append(
                     Candidate(
-                        structure=s,
+                        structure=made[0],
+                        oxidation_states=made[1],
                         parent=parent_name,
                         kind="ion_exchange",
                         substitutions={str(k): str(v) for k, v in mapping.items()},
@@ -151,12 +164,13 @@ def substitute(
         mapping = {old: new for new, old in pred["substitutions"].items()}  # pymatgen gives new -> old
         if all(old == new for old, new in mapping.items()):
             continue
-        s = _apply(decorated, mapping)
-        if s is None:
+        made = _apply(decorated, mapping)
+        if made is None:
             continue
         out.append(
             Candidate(
-                structure=s,
+                structure=made[0],
+                oxidation_states=made[1],
                 parent=parent_name,
                 kind="substitution",
                 substitutions={str(k): str(v) for k, v in mapping.items() if k != v},
@@ -187,7 +201,7 @@ def generate_candidates(
         pool.extend(substitute(structure, name, config, data_mined=data_mined))
     order = {"ion_exchange": 0, "aliovalent": 1, "substitution": 2}
     pool.sort(key=lambda c: (order.get(c.kind, 3), -c.probability, c.structure.composition.reduced_formula))
-    pool = [c for c in pool if passes_filters(c.structure, config)]
+    pool = [c for c in pool if passes_filters(c.structure, config, c.oxidation_states)]
     return pool if limit <= 0 else pool[:limit]
 
 

@@ -60,7 +60,8 @@ def test_a_model_trained_for_a_few_steps_samples_structures_that_parse(tiny: Tra
 
 
 def test_a_sequence_may_end_only_charge_balanced_and_with_a_required_element() -> None:
-    from generation.learned import VOCAB, _Masker
+    from generation.learned import VOCAB
+    from generation.sampling import _Masker
 
     masker = _Masker(GenerateConfig(require_any=("Li",)))
     head = [VOCAB.BOS, VOCAB.gap0, VOCAB.alk0, VOCAB.sg(225)]

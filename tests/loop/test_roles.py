@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import pytest
 from pymatgen.core import Structure
 
 from core.registry import DuplicateRegistrationError
-from generation import GENERATORS, Candidate, GenerateConfig
+from generation import GENERATORS, Candidate, GenerateConfig, GenerationRequest
 from loop.labelers.base import SimpleLabeler
 from loop.plan import build_plan  # noqa: F401  (registers the built-in sources and labellers)
 from loop.registry import LABELERS, SOURCES
@@ -25,9 +25,9 @@ class Density(SimpleLabeler):  # a toy labeller: the mass density (g/cm³) of th
 
 
 class Swap:  # a toy generator: every Li of a parent swapped for K, then for Rb
-    def generate(self, parents: Sequence[tuple[str, Structure]], config: GenerateConfig) -> list[Candidate]:
+    def generate(self, request: GenerationRequest, config: GenerateConfig) -> list[Candidate]:
         out = []
-        for name, parent in parents:
+        for name, parent in request.parents:
             for new in ("K", "Rb") if "Li" in parent.symbol_set else ():
                 s = parent.copy()
                 s.replace_species({"Li": new})
