@@ -132,3 +132,27 @@ def test_novelty_against_the_training_files(shared_data: Path) -> None:
     odd = known.copy()
     odd.replace_species({odd[0].specie: "Li" if odd[0].specie.symbol != "Li" else "Na"})
     assert index.is_novel(odd) or index.match(odd) != rows[5].material_id
+
+
+def test_ensure_generator_trains_once_then_reuses_the_registered_model(
+    monkeypatch: pytest.MonkeyPatch, shared_data: Path
+) -> None:
+    import generation.training as training
+
+    calls: list[int] = []
+    real = training.train_generator
+
+    def counting(rows, cfg, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(len(rows))
+        return real(rows, cfg, **kwargs)
+
+    monkeypatch.setattr(training, "default_training_rows", lambda: training_rows(("mp_20",))[:150])
+    monkeypatch.setattr(training, "train_generator", counting)
+    store = open_store("mongomock://ensure-generator", "t")
+    try:
+        first = training.ensure_generator(store, "tiny-gen", config=TINY)
+        assert first == "tiny-gen-v1" and calls == [150]
+        assert (training.generator_folder("tiny-gen", 1) / "generator.pt").is_file()
+        assert training.ensure_generator(store, "tiny-gen", config=TINY) == first and calls == [150]  # no retrain
+    finally:
+        close_all()
