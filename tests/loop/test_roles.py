@@ -24,13 +24,14 @@ class Density(SimpleLabeler):  # a toy labeller: the mass density (g/cm³) of th
         return {"density": float(structure.density)}
 
 
-class Swap:  # a toy generator: every Li of a parent swapped for K, then for Rb
+class Swap:  # a toy generator: every Li of a parent swapped for K, then for Rb, in a cell twice the volume
     def generate(self, request: GenerationRequest, config: GenerateConfig) -> list[Candidate]:
         out = []
         for name, parent in request.parents:
             for new in ("K", "Rb") if "Li" in parent.symbol_set else ():
                 s = parent.copy()
                 s.replace_species({"Li": new})
+                s.scale_lattice(2.0 * s.volume)  # K and Rb are larger: the shared filters refuse a squeezed cell
                 out.append(Candidate(structure=s, parent=name, kind="swap", substitutions={"Li": new}))
         return out
 
