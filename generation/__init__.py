@@ -4,7 +4,7 @@ the filters every candidate passes, seeds."""
 import generation.learned
 import generation.random_symmetric
 import generation.substitution  # noqa: F401
-from generation.base import Candidate, GenerationRequest, Generator, quota_counts, run_generators
+from generation.base import Candidate, GenerationRequest, Generator, quota_counts
 from generation.config import GenerateConfig
 from generation.filters import FilterReport, rejection_reason, screen
 from generation.registry import GENERATORS
@@ -23,6 +23,5 @@ __all__ = [
     "load_seeds",
     "quota_counts",
     "rejection_reason",
-    "run_generators",
     "screen",
 ]

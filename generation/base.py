@@ -10,7 +10,6 @@ from pymatgen.core import Structure
 
 from core.expressions import TargetExpression
 from generation.config import GenerateConfig
-from generation.registry import GENERATORS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,10 +89,3 @@ def quota_counts(config: GenerateConfig, n: int) -> dict[str, int]:
     for name in sorted(exact, key=lambda k: -(exact[k] - counts[k]))[:left]:
         counts[name] += 1
     return counts
-
-
-def run_generators(
-    names: Sequence[str], request: GenerationRequest, config: GenerateConfig
-) -> dict[str, list[Candidate]]:
-    """Name -> raw candidates of each named generator (ConfigError for an unknown name)."""
-    return {name: GENERATORS.get(name)().generate(request, config) for name in names}

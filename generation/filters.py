@@ -100,7 +100,7 @@ def rejection_reason(
     if len(structure) > config.max_sites:
         return f"too many sites: {len(structure)} > {config.max_sites}"
     formula = structure.composition.reduced_formula
-    trusted = bool(oxidation_states) and balanced_states(oxidation_states or {}, structure.composition)
+    trusted = balanced_states(oxidation_states or {}, structure.composition)
     if config.charge_balance and not trusted and not charge_balanced(formula):
         return f"not charge balanced: no oxidation states of {formula} sum to zero"
     if not has_reasonable_distances(structure, config.min_distance_ratio):
@@ -145,10 +145,11 @@ def screen(
             group = seen.setdefault(formula, [])
             for i, other in enumerate(group):
                 if same_structure(cand.structure, other):
+                    known_one = i < n_known.get(formula, 0)
                     reason = (
                         "already known: matches a stored structure"
-                        if i < n_known.get(formula, 0)
-                        else ("duplicate in batch: matches an earlier candidate")
+                        if known_one
+                        else "duplicate in batch: matches an earlier candidate"
                     )
                     break
             else:

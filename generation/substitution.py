@@ -194,14 +194,11 @@ def generate_candidates(
         limit: maximum number of candidates returned, 0 for all. De-duplication against a store
             happens later, so a caller that writes only new structures should pass 0 and cap the writes.
     """
-    pool: list[Candidate] = []
-    for name, structure in parents:
-        if len(structure) > config.max_sites:  # substitution keeps the cell: nothing would pass
-            continue
-        pool.extend(substitute(structure, name, config, data_mined=data_mined))
-    order = {"ion_exchange": 0, "aliovalent": 1, "substitution": 2}
-    pool.sort(key=lambda c: (order.get(c.kind, 3), -c.probability, c.structure.composition.reduced_formula))
-    pool = [c for c in pool if passes_filters(c.structure, config, c.oxidation_states)]
+    pool = [
+        c
+        for c in _ordered(parents, config, data_mined=data_mined)
+        if passes_filters(c.structure, config, c.oxidation_states)
+    ]
     return pool if limit <= 0 else pool[:limit]
 
 
@@ -212,7 +209,7 @@ class SubstitutionGenerator:
 
     def generate(self, request: GenerationRequest, config: GenerateConfig) -> list[Candidate]:
         """Every candidate of the parents, ion exchange first, then by substitution probability (unfiltered)."""
-        return _ordered(request, config, data_mined=True)
+        return _ordered(request.parents, config, data_mined=True)
 
 
 @GENERATORS.register("ion-exchange")
@@ -222,12 +219,14 @@ class IonExchangeGenerator:
 
     def generate(self, request: GenerationRequest, config: GenerateConfig) -> list[Candidate]:
         """Every ion-exchanged candidate of the parents (unfiltered)."""
-        return _ordered(request, config, data_mined=False)
+        return _ordered(request.parents, config, data_mined=False)
 
 
-def _ordered(request: GenerationRequest, config: GenerateConfig, *, data_mined: bool) -> list[Candidate]:
+def _ordered(parents: Sequence[tuple[str, Structure]], config: GenerateConfig, *, data_mined: bool) -> list[Candidate]:
+    """Unfiltered candidates of every parent small enough to pass (substitution keeps the cell), ion exchange
+    first, then aliovalent, then by substitution probability."""
     out: list[Candidate] = []
-    for name, structure in request.parents:
+    for name, structure in parents:
         if len(structure) <= config.max_sites:
             out.extend(substitute(structure, name, config, data_mined=data_mined))
     order = {"ion_exchange": 0, "aliovalent": 1, "substitution": 2}
