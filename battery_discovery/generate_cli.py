@@ -147,8 +147,7 @@ _PARENTED = {"substitution", "ion-exchange"}
 
 
 def _learned_store(uri: str, database: str, name: str) -> Any:
-    from generation.learned import find_generator
-    from generation.training import ensure_generator
+    from generation.learned import ensure_generator, find_generator
     from store import open_store
 
     store = open_store(uri, database)

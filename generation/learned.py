@@ -3,16 +3,19 @@
 
 A model is registered as ``<name>-v<k>`` (campaign ``models:<name>``, architecture ``wyckoff-transformer``) with
 its folder (``generator.pt``, a state dict loaded with ``weights_only=True``, and ``generator.json``), the
-training data hash and its validation NLL; :func:`generation.training.ensure_generator` trains one on first use.
+training data hash and its validation NLL; :func:`ensure_generator` trains one on first use (the generator
+calls it, so a loop or a command that names ``learned`` trains the model once, then reuses it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
+from core.paths import subdir
 from generation.base import Candidate, GenerationRequest
 from generation.config import GenerateConfig
 from generation.data import TrainingRow, training_rows
@@ -45,9 +48,12 @@ __all__ = [
     "WyckoffTransformer",
     "default_training_rows",
     "encode_rows",
+    "ensure_generator",
     "find_generator",
     "gap_classes_for",
+    "generator_folder",
     "load_registered",
+    "next_version",
     "register_generator",
     "sample_candidates",
     "sample_sequences",
@@ -62,13 +68,23 @@ def default_training_rows() -> list[TrainingRow]:
     return training_rows(("mp_20", "mpts_52"))
 
 
+def next_version(store: Any, name: str) -> int:
+    """1 + the newest registered version of generator ``name`` (1 if none)."""
+    latest = store.latest_model(f"{MODEL_CAMPAIGN_PREFIX}{name}")
+    return 1 if latest is None else latest.round + 1
+
+
+def generator_folder(name: str, version: int) -> Path:
+    """Where version ``version`` of generator ``name`` is saved: ``<data home>/models/generators/<name>-v<k>``."""
+    return subdir("models") / "generators" / f"{name}-v{version}"
+
+
 def register_generator(store: Any, name: str, folder: Path, gen: TrainedGenerator) -> str:
     """Register a saved generator as version k+1 of ``name`` in the store's model registry; returns its id."""
     from store.documents import ModelDoc
 
     campaign = f"{MODEL_CAMPAIGN_PREFIX}{name}"
-    latest = store.latest_model(campaign)
-    version = 1 if latest is None else latest.round + 1
+    version = next_version(store, name)
     model_id = f"{name}-v{version}"
     store.register_model(
         ModelDoc(
@@ -99,6 +115,26 @@ def find_generator(store: Any, name: str) -> tuple[str, Path] | None:
     return None if doc is None else (doc.id, Path(doc.path))
 
 
+def ensure_generator(
+    store: Any,
+    name: str,
+    *,
+    config: LearnedConfig | None = None,
+    encode_progress: Callable[[int, int], None] | None = None,
+    step_progress: Callable[[int, int, float], None] | None = None,
+) -> str:
+    """Id of the newest registered model of ``name``; when there is none (or its folder is gone), train one on the
+    default training files (MP-20 and MPTS-52), save it and register it first."""
+    found = find_generator(store, name)
+    if found is not None and Path(found[1]).is_dir():
+        return found[0]
+    gen = train_generator(
+        default_training_rows(), config or LearnedConfig(), encode_progress=encode_progress, step_progress=step_progress
+    )
+    folder = gen.save(generator_folder(name, next_version(store, name)))
+    return register_generator(store, name, folder, gen)
+
+
 _LOADED: dict[str, TrainedGenerator] = {}
 
 
@@ -122,8 +158,10 @@ class LearnedGenerator:
     (band gap, eV) and ``require_any`` (Li / Na), from the model registry of ``request.store``."""
 
     def generate(self, request: GenerationRequest, config: GenerateConfig) -> list[Candidate]:
-        """``request.n`` samples; those PyXtal cannot build are dropped (counted by the caller)."""
+        """``request.n`` samples (training and registering the model first when there is none); those PyXtal cannot
+        build are dropped."""
         if request.store is None:
             raise ConfigError("the learned generator needs the store holding its model (GenerationRequest.store)")
+        ensure_generator(request.store, config.learned_model)
         model_id, gen = load_registered(request.store, config.learned_model)
         return sample_candidates(gen, request, config, version=model_id)

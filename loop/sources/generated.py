@@ -71,10 +71,6 @@ class GeneratedSource:
             if quotas[name] == 0:
                 continue
             request = GenerationRequest(n=quotas[name], parents=parents, seed=seed, store=ctx.store)
-            if name == "learned":
-                from generation.training import ensure_generator
-
-                ensure_generator(ctx.store, config.learned_model)
             raw = GENERATORS.get(name)().generate(request, config)
             report = screen(raw, config)
             n_candidates += len(report.passed)

@@ -137,7 +137,7 @@ def test_novelty_against_the_training_files(shared_data: Path) -> None:
 def test_ensure_generator_trains_once_then_reuses_the_registered_model(
     monkeypatch: pytest.MonkeyPatch, shared_data: Path
 ) -> None:
-    import generation.training as training
+    import generation.learned as training
 
     calls: list[int] = []
     real = training.train_generator
