@@ -77,6 +77,9 @@ class RelaxationResult(BaseModel):
     )
     max_force: float | None = Field(None, description="Largest final atomic force norm (eV/Å).")
     n_steps: int = Field(0, description="Optimizer steps taken.")
+    energy_trajectory: list[float] = Field(
+        default_factory=list, description="Energy per atom at each optimizer step, the input first (eV/atom)."
+    )
     volume_change: float | None = Field(
         None, description="Fractional volume change, V_relaxed/V_initial - 1 (dimensionless)."
     )
@@ -302,6 +305,7 @@ def relax_batch(
                 _attach(job.atoms, point)
                 if opt.nsteps == 0:
                     job.partial["initial_energy_per_atom"] = point.energy / len(job.atoms)
+                job.partial.setdefault("energy_trajectory", []).append(float(point.energy / len(job.atoms)))
                 job.partial.update(
                     energy_total=point.energy,
                     energy_per_atom=point.energy / len(job.atoms),

@@ -87,6 +87,13 @@ class CandidateDoc(_Doc):
         description="Latest predictions, outcome -> {'mean', 'std'} in the outcome's units (e.g. e_above_hull "
         "eV/atom, band_gap eV, log10_conductivity log10 S/cm); empty until a round predicted it.",
     )
+    oracle: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Summary of its latest oracle result, kept by the store for browsing (store.browse): status, "
+        "oracle_key, formation_energy_per_atom and e_above_hull (eV/atom), hull_thin, band_gap (eV) and "
+        "log10_conductivity (log10 S/cm) of the relaxed structure, average_voltage (V), capacity_mAh_g, "
+        "window_low_V / window_high_V (V); empty until evaluated.",
+    )
     predicted_by: str | None = Field(None, description="Loop model version behind `predictions`.")
     predicted_round: int | None = Field(None, description="Round whose predict stage wrote `predictions`.")
     provenance: Provenance
@@ -184,6 +191,9 @@ class EvaluationDoc(_Doc):
     )
     max_force: float | None = Field(None, description="Largest residual force (eV/Å).")
     n_steps: int = Field(0, description="Optimizer steps taken.")
+    energy_trajectory: list[float] = Field(
+        default_factory=list, description="Energy per atom at each optimizer step, the input first (eV/atom)."
+    )
     volume_change: float | None = Field(None, description="Relaxed/initial volume - 1 (fraction).")
     relaxed_structure: dict[str, Any] | None = Field(None, description="pymatgen Structure.as_dict() (Å).")
     potential: str = Field(description="Potential name.")
@@ -251,6 +261,39 @@ class EvaluationDoc(_Doc):
         )
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def oracle_summary(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The flat summary of an evaluation document (as stored) that its candidate carries in ``oracle``.
+
+    Units: eV/atom (energies), eV (band gap), log10 S/cm, V, mAh/g; missing values are left out.
+    """
+    hull = evaluation.get("hull") or {}
+    properties = evaluation.get("properties") or {}
+    electrode = evaluation.get("electrode") or {}
+    window = evaluation.get("window") or {}
+    values: dict[str, Any] = {
+        "formation_energy_per_atom": _number(evaluation.get("formation_energy_per_atom")),
+        "e_above_hull": _number(evaluation.get("energy_above_hull")),
+        "band_gap": _number((properties.get("band_gap") or {}).get("mean")),
+        "band_gap_std": _number((properties.get("band_gap") or {}).get("std")),
+        "log10_conductivity": _number((properties.get("log10_conductivity") or {}).get("mean")),
+        "log10_conductivity_std": _number((properties.get("log10_conductivity") or {}).get("std")),
+        "average_voltage": _number(electrode.get("average_voltage")),
+        "capacity_mAh_g": _number(electrode.get("capacity_mAh_g")),
+        "window_low_V": _number(window.get("low_V")),
+        "window_high_V": _number(window.get("high_V")),
+    }
+    summary = {k: v for k, v in values.items() if v is not None and v == v}  # drop None and NaN
+    summary["status"] = evaluation.get("status", "")
+    summary["oracle_key"] = evaluation.get("oracle_key", "")
+    if isinstance(hull.get("thin"), bool):
+        summary["hull_thin"] = hull["thin"]
+    return summary
+
+
 class BatchEntry(BaseModel):
     """One acquired candidate in a round, with what the model said and what the oracle found."""
 
@@ -298,6 +341,8 @@ class RoundDoc(_Doc):
     trained_model: str | None = Field(None, description="Model version trained at the end of the round.")
     model_metrics: dict[str, Any] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict, description="Seconds per stage.")
+    flow_run_id: str | None = Field(None, description="Prefect flow run that completed the round (None: unknown).")
+    flow_run_url: str | None = Field(None, description="That flow run's page in the Prefect UI (None: unknown).")
     best: list[dict[str, Any]] = Field(
         default_factory=list, description="Best so far: lowest formation energies (discovery) or targets (replay)."
     )

@@ -230,6 +230,12 @@ def complete_round_task(
 
 @task(name="record-timings", **_RETRY)
 def record_timings_task(config: LoopConfig, round_index: int, timings: dict[str, float]) -> RoundDoc:
-    """Store the round's wall times per stage (s)."""
+    """Store the round's wall times per stage (s) and the round's flow run (for the dashboard's link)."""
+    from prefect.runtime import flow_run
+
     _, ctx = _round(config, round_index)
-    return record_timings(ctx, timings)
+    try:
+        run_id, url = flow_run.get_id(), flow_run.get_flow_run_ui_url()
+    except Exception:  # no run context (a direct call) or no UI address: nothing to link
+        run_id, url = None, None
+    return record_timings(ctx, timings, flow_run_id=run_id, flow_run_url=url)

@@ -94,11 +94,17 @@ def complete_round(
     return doc
 
 
-def record_timings(ctx: RoundContext, timings: dict[str, float]) -> RoundDoc:
-    """Replace the round's timings (s per stage, plus total and orchestration overhead)."""
+def record_timings(
+    ctx: RoundContext, timings: dict[str, float], *, flow_run_id: str | None = None, flow_run_url: str | None = None
+) -> RoundDoc:
+    """Replace the round's timings (s per stage, plus total and orchestration overhead) and record the orchestrator's
+    run that completed it (its id and UI address, when known)."""
     doc = ctx.store.get_round(ctx.campaign, ctx.round_index)
     if doc is None:
         raise ValueError(f"round {ctx.round_index} of {ctx.campaign!r} does not exist")
-    doc = doc.model_copy(update={"timings": dict(timings)})
+    update: dict[str, Any] = {"timings": dict(timings)}
+    if flow_run_id:
+        update.update(flow_run_id=flow_run_id, flow_run_url=flow_run_url or None)
+    doc = doc.model_copy(update=update)
     ctx.store.save_round(doc)
     return doc
