@@ -11,7 +11,7 @@ export PREFECT_HOME ?= $(CURDIR)/var/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup run test test-fast lint bench clean distclean
+.PHONY: setup browser dashboard run test test-fast lint bench clean distclean
 
 setup: $(STAMP)
 
@@ -21,12 +21,22 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_INSTALL)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]" --config-settings editable_mode=compat
+	$(BIN)/python -m dashboard.vendor
 	touch $(STAMP)
+
+# The dashboard's browser tests drive Debian's chromium through chromedriver (no browser download).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing chromium and chromium-driver (Debian packages) for the dashboard's browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium chromium-driver >/dev/null; } || \
+	  echo "warning: could not install chromium; the browser tests will fail"; }
 
 run: setup
 	$(BIN)/battery-discovery run
 
-test: setup
+test: setup browser
 	$(BIN)/lint-imports
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
@@ -38,6 +48,9 @@ lint: setup
 
 bench: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/round.py
+
+dashboard: setup
+	$(BIN)/battery-discovery dashboard
 
 # Removes the environment and caches; keeps var/ (the store, models and reference energies).
 clean:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +34,7 @@ from store.browse import (
     STATUSES,
     CandidateQuery,
     campaign_names,
+    candidate_filter,
     candidate_page,
     count_candidates,
     distinct_generators,
@@ -43,6 +45,7 @@ log = logging.getLogger("battery_discovery.dashboard")
 ASSETS = Path(__file__).resolve().parent / "assets"
 PAGE_SIZE = 25
 REFRESH_MS = 5000
+COUNT_TTL_S = 10.0
 #: Columns the candidates table shows (all of store.browse.COLUMNS but the element list).
 TABLE_COLUMNS = [c for c in COLUMNS if c.name not in ("elements",)]
 
@@ -184,7 +187,8 @@ def candidates_page(query: dict[str, list[str]]) -> html.Div:
                             className="input is-small",
                         ),
                         4,
-                        help=f"numeric columns: {', '.join(NUMERIC_COLUMNS)}",
+                        help="numeric columns compared with numbers, joined by 'and' (hover for the names)",
+                        title=", ".join(NUMERIC_COLUMNS),
                     ),
                     _field(
                         "Elements (all of)",
@@ -195,7 +199,7 @@ def candidates_page(query: dict[str, list[str]]) -> html.Div:
                             placeholder="Fe,O",
                             className="input is-small",
                         ),
-                        2,
+                        1,
                     ),
                     _field(
                         "Contains",
@@ -278,11 +282,11 @@ def candidates_page(query: dict[str, list[str]]) -> html.Div:
     )
 
 
-def _field(label: str, control: Any, width: int, help: str = "") -> html.Div:
+def _field(label: str, control: Any, width: int, help: str = "", title: str = "") -> html.Div:
     children = [html.Label(label, className="label is-small"), control]
     if help:
-        children.append(html.P(help, className="help"))
-    return html.Div(children, className=f"column is-{width}")
+        children.append(html.P(help, className="help", title=title or None))
+    return html.Div(children, className=f"column is-{width}", title=title or None)
 
 
 def rounds_page(query: dict[str, list[str]]) -> html.Div:
@@ -424,7 +428,7 @@ def _values_rows(detail: data.CandidateDetail) -> list[dict[str, Any]]:
     return rows
 
 
-def candidate_detail_page(detail: data.CandidateDetail | None, candidate_id: str, viewer: Any) -> html.Div:
+def candidate_detail_page(detail: data.CandidateDetail | None, candidate_id: str) -> html.Div:
     if detail is None:
         return html.Div(
             [
@@ -515,7 +519,12 @@ def candidate_detail_page(detail: data.CandidateDetail | None, candidate_id: str
                                 "Structure (relaxed)" if e and e.relaxed_structure else "Structure (generated)",
                                 className="title is-5",
                             ),
-                            html.Div(viewer.layout(), id="structure-viewer", style={"height": "420px"}),
+                            html.Iframe(
+                                src=f"{VIEWER_PATH}?id={quote(c.id)}",
+                                id="structure-viewer",
+                                title=f"3D structure of {c.formula}",
+                                style={"width": "100%", "height": "460px", "border": "0"},
+                            ),
                         ],
                         className="column is-half",
                     ),
@@ -598,11 +607,50 @@ def phase_diagram_figure(detail: data.CandidateDetail) -> Any:
     return html.Div([dcc.Graph(figure=fig, id="phase-diagram-graph"), html.P(note, className="help")])
 
 
+# the structure viewer ----------------------------------------------------------------------------------------------
+VIEWER_PATH = "/viewer/"
+VIEWER_ONLY_SCRIPTS = {"dash_mp_components"}
+
+
+def viewer_app(server: Any, store: StoreAccess) -> dash.Dash:
+    """crystal-toolkit's 3D viewer of one candidate (``/viewer/?id=<candidate id>``): its relaxed structure when
+    evaluated, else the generated one."""
+    viewer = structure_component("structure")
+    layout = html.Div([dcc.Location(id="viewer-url"), html.Div(id="viewer-message"), viewer.layout()])
+    app = dash.Dash(
+        "dashboard.viewer",
+        server=server,
+        url_base_pathname=VIEWER_PATH,
+        title="structure",
+        assets_folder=str(ASSETS),
+        serve_locally=True,
+        update_title=None,
+        plugins=[crystal_toolkit_plugin(layout)],
+    )
+
+    def structure_data(search: str | None) -> Any:
+        from pymatgen.core import Structure
+
+        cid = parse_qs((search or "").lstrip("?")).get("id", [""])[0]
+        detail = data.candidate_detail(store(), cid) if cid else None
+        if detail is None:
+            return message(f"No candidate with id {cid!r}.", "warning"), no_update
+        e = detail.evaluations[-1] if detail.evaluations else None
+        structure = Structure.from_dict(
+            e.relaxed_structure if e and e.relaxed_structure else detail.candidate.structure
+        )
+        return html.Div(), structure
+
+    app.callback(Output("viewer-message", "children"), Output(viewer.id(), "data"), Input("viewer-url", "search"))(
+        _guarded(structure_data, what="the structure", store=store, outputs=2)
+    )
+    return app
+
+
 # the app ----------------------------------------------------------------------------------------------------------
 def create_app(uri: str = "embedded", database: str = "battery_discovery") -> dash.Dash:
     """The dashboard over the store at ``uri`` / ``database`` (read-only)."""
     store = StoreAccess(uri, database)
-    viewer = structure_component("structure")
     layout = html.Div(
         [
             dcc.Location(id="url"),
@@ -617,8 +665,16 @@ def create_app(uri: str = "embedded", database: str = "battery_discovery") -> da
         serve_locally=True,
         suppress_callback_exceptions=True,
         update_title=None,
-        plugins=[crystal_toolkit_plugin(layout)],
     )
+    app.layout = layout
+    # crystal-toolkit's 6 MB of JavaScript is needed by the structure viewer only: the viewer is its own Dash app
+    # on the same server (framed by the candidate page), and the pages leave the script out (Dash lists every
+    # imported component library's scripts in every app's index)
+    scripts = app.scripts.get_all_scripts
+    app.scripts.get_all_scripts = lambda dev_bundles=False: [  # type: ignore[method-assign]
+        r for r in scripts(dev_bundles=dev_bundles) if r.get("namespace") not in VIEWER_ONLY_SCRIPTS
+    ]
+    viewer_app(app.server, store)
 
     # routing
     def route(pathname: str | None, search: str | None) -> Any:
@@ -630,7 +686,7 @@ def create_app(uri: str = "embedded", database: str = "battery_discovery") -> da
             return candidates_page(query)
         if pathname.startswith("/candidate/"):
             cid = unquote(pathname[len("/candidate/") :])
-            return candidate_detail_page(data.candidate_detail(store(), cid), cid, viewer)
+            return candidate_detail_page(data.candidate_detail(store(), cid), cid)
         if pathname == "/rounds":
             return rounds_page(query)
         if pathname == "/models":
@@ -766,15 +822,30 @@ def create_app(uri: str = "embedded", database: str = "battery_discovery") -> da
         Input("cand-table", "sort_by"),
     )(page_safe)
 
-    def count(*args: Any) -> Any:
+    counts: dict[str, tuple[float, int]] = {}  # filter -> (time, count): paging does not count again
+
+    def count(_rows: Any, *args: Any) -> Any:
+        """Runs after the rows arrived (a count of 100,000 rows takes the embedded store most of a second, and it
+        answers one query at a time), at most once per filter every COUNT_TTL_S seconds."""
         *filters, sort_by = args
+        query = make_query(*filters, sort_by=sort_by)
         try:
-            n = count_candidates(store(), make_query(*filters, sort_by=sort_by))
+            key = json.dumps(candidate_filter(query), sort_keys=True, default=str)
+            hit = counts.get(key)
+            if hit is None or time.monotonic() - hit[0] > COUNT_TTL_S:
+                hit = counts[key] = (time.monotonic(), count_candidates(store(), query))
+                if len(counts) > 256:
+                    counts.pop(next(iter(counts)))
         except Exception:
             return ""
-        return f"{n:,} candidates match"
+        return f"{hit[1]:,} candidates match"
 
-    app.callback(Output("cand-count", "children"), *filter_inputs, Input("cand-table", "sort_by"))(count)
+    app.callback(
+        Output("cand-count", "children"),
+        Input("cand-table", "data"),
+        *[State(i.component_id, i.component_property) for i in filter_inputs],
+        State("cand-table", "sort_by"),
+    )(count)
 
     def export(n_csv: Any, n_json: Any, n_cif: Any, *args: Any) -> Any:
         *filters, sort_by = args
@@ -802,27 +873,7 @@ def create_app(uri: str = "embedded", database: str = "battery_discovery") -> da
         prevent_initial_call=True,
     )(export)
 
-    # candidate detail: structure viewer data and phase diagram
-    def structure_data(cid: str | None) -> Any:
-        if not cid:
-            return no_update
-        from pymatgen.core import Structure
-
-        detail = data.candidate_detail(store(), cid)
-        if detail is None:
-            return no_update
-        e = detail.evaluations[-1] if detail.evaluations else None
-        return Structure.from_dict(e.relaxed_structure if e and e.relaxed_structure else detail.candidate.structure)
-
-    def structure_safe(cid: str | None) -> Any:
-        try:
-            return structure_data(cid)
-        except Exception:
-            log.error("structure viewer: %s", traceback.format_exc())
-            return no_update
-
-    app.callback(Output(viewer.id(), "data"), Input("candidate-id", "data"))(structure_safe)
-
+    # candidate detail: phase diagram (slow the first time: the reference phases are read once)
     def phase_diagram(cid: str | None) -> Any:
         detail = data.candidate_detail(store(), cid) if cid else None
         if detail is None:
@@ -851,7 +902,9 @@ def create_app(uri: str = "embedded", database: str = "battery_discovery") -> da
     def rounds(campaign: Any, threshold: Any, color: Any, _: Any) -> Any:
         if not campaign:
             blank = figures.empty("no campaign selected")
-            return message("The store has no campaign yet.", "info"), blank, blank, blank, blank, blank
+            names = campaign_names(store())  # raises when the store is down: the page says so
+            text = "Choose a campaign." if names else "The store has no campaign yet."
+            return message(text, "info"), blank, blank, blank, blank, blank
         t = float(threshold) if threshold is not None else 0.05
         s = store()
         points = data.round_progress(s, campaign, hit_threshold=t)

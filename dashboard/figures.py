@@ -27,6 +27,8 @@ def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
         height=340,
         legend={"orientation": "h", "y": -0.25},
     )
+    if x == "round":
+        fig.update_xaxes(dtick=1)
     return fig
 
 
