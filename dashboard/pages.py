@@ -108,7 +108,18 @@ def candidates_page(query: dict[str, list[str]]) -> html.Div:
             html.Div(
                 className="level",
                 children=[
-                    html.Div(html.Span(id="cand-count", className="is-size-6"), className="level-left"),
+                    html.Div(
+                        [
+                            html.Span(id="cand-count", className="is-size-6 mr-2"),
+                            html.Button(
+                                "count all",
+                                id="count-all",
+                                className="button is-small is-text",
+                                style={"display": "none"},
+                            ),
+                        ],
+                        className="level-left",
+                    ),
                     html.Div(
                         className="level-right buttons",
                         children=[

@@ -20,6 +20,7 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 PAGE_SIZE = 25
 REFRESH_MS = 5000
 COUNT_TTL_S = 10.0
+COUNT_CAP = 1000  # rows counted before 'more than ...' (an exact count is a button away)
 #: Columns the candidates table shows (all of store.browse.COLUMNS but the element list).
 TABLE_COLUMNS = [c for c in COLUMNS if c.name not in ("elements",)]
 

@@ -227,17 +227,22 @@ def candidate_page(store: CandidateStore, query: CandidateQuery) -> Page:
 
 
 @_guard
-def count_candidates(store: CandidateStore, query: CandidateQuery) -> int:
-    """How many candidates match ``query`` (with the sorted column's values, as the table shows them).
+def count_candidates(store: CandidateStore, query: CandidateQuery, *, limit: int = 0) -> int:
+    """How many candidates match ``query`` (with the sorted column's values, as the table shows them), counting at
+    most ``limit`` (0: all).
 
-    Uses the ``count`` command: on the embedded server it is a SQL ``COUNT`` (0.3-0.8 s at 100,000 candidates)
-    where ``count_documents``' aggregation runs in Python (about a minute); mongomock has no such command.
+    Uses the ``count`` command: on the embedded server a SQL ``COUNT`` (0.2-5 s at 100,000 candidates, 0.1-0.3 s
+    with ``limit=1001``) where ``count_documents``' aggregation runs in Python (about a minute); mongomock has no
+    such command.
     """
     flt = candidate_filter(query)
+    command: dict[str, Any] = {"count": store.candidates.name, "query": flt}
+    if limit:
+        command["limit"] = int(limit)
     try:
-        return int(store.db.command({"count": store.candidates.name, "query": flt})["n"])
+        return int(store.db.command(command)["n"])
     except (OperationFailure, NotImplementedError, TypeError, KeyError):
-        return store.candidates.count_documents(flt)
+        return store.candidates.count_documents(flt, **({"limit": int(limit)} if limit else {}))
 
 
 @_guard

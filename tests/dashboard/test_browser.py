@@ -134,7 +134,14 @@ def test_candidate_page_draws_its_structure(browser: Any, screenshot: Any, site:
     finally:
         browser.switch_to.default_content()
     text = page_text(browser)
-    for part in ("Lattice and symmetry", "space group", "Predicted vs oracle", "Provenance", "energy above hull"):
+    for part in (
+        "Lattice and symmetry",
+        "space group",
+        "Predicted vs oracle",
+        "Provenance",
+        "energy above hull",
+        "flow run",
+    ):
         assert part in text
     assert sum(plot_points(browser, "energy-curve")) >= 1  # the relaxation's energies
     wait(

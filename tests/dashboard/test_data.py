@@ -76,6 +76,9 @@ def test_campaign_summary(store: CandidateStore) -> None:
     assert summary.name == "c" and summary.rounds_completed == 3 and not summary.running
     assert summary.n_candidates == 3 and summary.n_evaluations == 3
     assert summary.best_id == "c-2" and summary.best_e_above_hull == pytest.approx(0.0)
+    store.save_round(RoundDoc(_id="c:3", campaign="c", round=3))  # a loop starts round 3
+    (summary,) = data.campaign_summaries(store)
+    assert summary.running and summary.last_round == 3 and summary.running_since.endswith("ago")
 
 
 def test_round_progress_tracks_best_hits_and_errors(store: CandidateStore) -> None:

@@ -124,3 +124,9 @@ def test_sync_rebuilds_missing_summaries(store: CandidateStore) -> None:
     assert store.sync_oracle_summaries() == 1
     assert not store.missing_oracle_summaries()
     assert store.candidates.find_one({"_id": "c-04"})["oracle"]["e_above_hull"] == 0.1
+
+
+def test_count_can_stop_early(store: CandidateStore) -> None:
+    q = CandidateQuery(campaign="c", sort="id")
+    assert count_candidates(store, q) == 24
+    assert count_candidates(store, q, limit=5) == 5
