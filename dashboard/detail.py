@@ -62,10 +62,10 @@ def _values_rows(detail: data.CandidateDetail) -> list[dict[str, Any]]:
         "log10_conductivity": (props.get("log10_conductivity") or {}).get("mean"),
     }
     units = {
-        "formation_energy_per_atom": "eV/atom",
-        "e_above_hull": "eV/atom",
-        "band_gap": "eV",
-        "log10_conductivity": "log10 S/cm",
+        "formation_energy_per_atom": "E_form (eV/atom)",
+        "e_above_hull": "E_hull (eV/atom)",
+        "band_gap": "band gap (eV)",
+        "log10_conductivity": "log10 σ (S/cm)",
     }
     rows = []
     for name, unit in units.items():
@@ -80,10 +80,10 @@ def _values_rows(detail: data.CandidateDetail) -> list[dict[str, Any]]:
 
         rows.append(
             {
-                "property": f"{name} ({unit})",
-                "predicted (latest)": pm(pred.get("mean"), pred.get("std")),
-                "predicted at acquisition": pm(at_acq, at_acq_std),
-                "oracle / relaxed": "—" if oracle[name] is None else f"{oracle[name]:.3f}",
+                "property": unit,
+                "predicted": pm(pred.get("mean"), pred.get("std")),
+                "at acquisition": pm(at_acq, at_acq_std),
+                "oracle": "—" if oracle[name] is None else f"{oracle[name]:.3f}",
             }
         )
     return rows
@@ -199,6 +199,12 @@ def candidate_detail_page(detail: data.CandidateDetail | None, candidate_id: str
                                 [{"name": k, "id": k} for k in _values_rows(detail)[0]],
                                 data=_values_rows(detail),
                             ),
+                            html.P(
+                                "predicted: the latest model predictions (mean ± std); at acquisition: when its batch "
+                                "was chosen; oracle: the CHGNet relaxation (energies, hull) and the property models "
+                                "on the relaxed structure.",
+                                className="help",
+                            ),
                         ],
                         className="column is-half",
                     ),
@@ -277,7 +283,9 @@ def viewer_app(server: Any, store: StoreAccess) -> dash.Dash:
     """crystal-toolkit's 3D viewer of one candidate (``/viewer/?id=<candidate id>``): its relaxed structure when
     evaluated, else the generated one."""
     viewer = structure_component("structure")
-    layout = html.Div([dcc.Location(id="viewer-url"), html.Div(id="viewer-message"), viewer.layout()])
+    layout = html.Div(
+        [dcc.Location(id="viewer-url"), html.Div(id="viewer-message"), viewer.layout()], className="viewer-root"
+    )
     app = dash.Dash(
         "dashboard.viewer",
         server=server,
