@@ -26,6 +26,11 @@ def campaigns_page() -> html.Div:
     )
 
 
+def _text(component_id: str, value: str, placeholder: str) -> dcc.Input:
+    """A text box that applies on Enter or when it loses focus (not on every keystroke)."""
+    return dcc.Input(id=component_id, value=value, debounce=True, placeholder=placeholder, className="input is-small")
+
+
 def candidates_page(query: dict[str, list[str]]) -> html.Div:
     def first(key: str, default: str = "") -> str:
         return query.get(key, [default])[0]
@@ -39,26 +44,14 @@ def candidates_page(query: dict[str, list[str]]) -> html.Div:
                     field("Campaign", dcc.Dropdown(id="f-campaign", value=first("campaign") or None), 2),
                     field(
                         "Where",
-                        dcc.Input(
-                            id="f-where",
-                            value=first("where"),
-                            debounce=True,
-                            placeholder="pred_band_gap >= 3 and e_above_hull <= 0.05",
-                            className="input is-small",
-                        ),
+                        _text("f-where", first("where"), "pred_band_gap >= 3 and e_above_hull <= 0.05"),
                         4,
                         help="numeric columns compared with numbers, joined by 'and' (hover for the names)",
                         title=", ".join(NUMERIC_COLUMNS),
                     ),
                     field(
                         "Elements (all of)",
-                        dcc.Input(
-                            id="f-elements",
-                            value=first("elements"),
-                            debounce=True,
-                            placeholder="Fe,O",
-                            className="input is-small",
-                        ),
+                        _text("f-elements", first("elements"), "Fe,O"),
                         1,
                     ),
                     field(
@@ -73,13 +66,7 @@ def candidates_page(query: dict[str, list[str]]) -> html.Div:
                     ),
                     field(
                         "Formula starts",
-                        dcc.Input(
-                            id="f-formula",
-                            value=first("formula"),
-                            debounce=True,
-                            placeholder="LiFe",
-                            className="input is-small",
-                        ),
+                        _text("f-formula", first("formula"), "LiFe"),
                         1,
                     ),
                     field("Generator", dcc.Dropdown(id="f-generator", value=first("generator") or None), 1),

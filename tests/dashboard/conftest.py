@@ -4,7 +4,6 @@ command in a subprocess, and headless Debian chromium driven by Selenium (instal
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -17,8 +16,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "dashboard"
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 DATABASE = "dash_loop"
 CAMPAIGN = "dash"
 
@@ -46,7 +43,6 @@ def free_port() -> int:
 def seeded_store(prefect_harness: None, session_home: Path) -> str:
     """The database of a 1-round loop (campaign 'dash') on the embedded store; returns its name."""
     from flows.discovery_loop import discovery_loop
-
     from store import open_store
 
     discovery_loop(**dict(LOOP))  # resumes (runs nothing) when the data home already holds it
@@ -97,32 +93,13 @@ def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def browser(downloads: Path) -> Iterator[object]:
-    """Headless Debian chromium (flags as the machine needs them: no sandbox as root, no background networking)."""
-    if not (shutil.which(CHROMIUM) or Path(CHROMIUM).exists()) or not Path(CHROMEDRIVER).exists():
-        pytest.fail(f"{CHROMIUM} and {CHROMEDRIVER} are needed (make test installs Debian's chromium, chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    """Headless Debian chromium driven by Selenium (dashboard.testing)."""
+    from dashboard.testing import headless_chromium
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1500,1100",
-    ):
-        options.add_argument(flag)
-    options.add_experimental_option(
-        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
-    )
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
+    try:
+        driver = headless_chromium(downloads=downloads)
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
     yield driver
     driver.quit()
 
