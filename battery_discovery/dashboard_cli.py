@@ -37,6 +37,7 @@ def dashboard(
     Nothing is written to the store. Stop with Ctrl-C.
     """
     from store.browse import campaign_names
+    from store.connection import redact_uri
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: listening on {host}: anyone who can reach this machine can read the store", err=True)
@@ -49,7 +50,7 @@ def dashboard(
         from store import open_store
 
         names = campaign_names(open_store(store_uri, database, timeout_ms=2000))
-        typer.echo(f"store {store_uri} / {database}: {len(names)} campaign(s)")
+        typer.echo(f"store {redact_uri(store_uri)} / {database}: {len(names)} campaign(s)")
     except Exception as exc:  # the page says so too; start anyway
         typer.echo(f"warning: {exc}", err=True)
     typer.echo(f"dashboard at http://{host}:{port}  (Ctrl-C stops it)")

@@ -13,6 +13,7 @@ from dash import dash_table, dcc, html, no_update
 from core.errors import StoreUnavailableError
 from store import CandidateStore, open_store
 from store.browse import COLUMNS
+from store.connection import redact_uri
 
 log = logging.getLogger("battery_discovery.dashboard")
 
@@ -55,7 +56,7 @@ def guarded(render: Callable[..., Any], *, what: str, store: StoreAccess, output
                 "The candidate store is not reachable.",
                 "danger",
                 f"{exc} — start it with `battery-discovery store start`, or point the dashboard at another with "
-                f"--store-uri (now {store.uri!r}).",
+                f"--store-uri (now {redact_uri(store.uri)!r}).",
             )
         except ValueError as exc:
             box = message(f"Cannot show {what}: {exc}", "warning")
@@ -95,7 +96,9 @@ def navbar(uri: str, database: str) -> html.Nav:
                     ),
                     html.Div(
                         className="navbar-end",
-                        children=[html.Span(f"store: {uri} / {database}", className="navbar-item is-size-7")],
+                        children=[
+                            html.Span(f"store: {redact_uri(uri)} / {database}", className="navbar-item is-size-7")
+                        ],
                     ),
                 ],
             ),

@@ -30,12 +30,13 @@ _clients: dict[tuple[int, str], pymongo.MongoClient[dict[str, Any]]] = {}
 # mongomock clients keyed by uri: one shared in-memory "server" per uri per process.
 _mock_clients: dict[str, Any] = {}
 
-_PASSWORD_RE = re.compile(r"^(?P<scheme>mongodb(?:\+srv)?://)(?P<user>[^:@/]*):(?P<password>[^@/]*)@")
+# the password runs to the last '@' of the URI: passwords with '/', ':' or '@' in them are redacted whole
+_PASSWORD_RE = re.compile(r"^(?P<scheme>mongodb(?:\+srv)?://)(?P<user>[^:@/]*):(?P<password>.*)@(?P<rest>[^@]*)$", re.S)
 
 
 def redact_uri(uri: str) -> str:
     """``uri`` with the password (if any) replaced by ``***``."""
-    return _PASSWORD_RE.sub(lambda m: f"{m['scheme']}{m['user']}:***@", uri, count=1)
+    return _PASSWORD_RE.sub(lambda m: f"{m['scheme']}{m['user']}:***@{m['rest']}", uri, count=1)
 
 
 def _short_reason(exc: BaseException, uri: str) -> str:

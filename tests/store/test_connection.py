@@ -107,6 +107,9 @@ def test_unknown_scheme_raises(uri: str) -> None:
 def test_redact_uri() -> None:
     assert redact_uri("mongodb+srv://u:p%40ss@host.example/db") == "mongodb+srv://u:***@host.example/db"
     assert redact_uri("mongodb://host:27017/") == "mongodb://host:27017/"
+    # passwords holding '/', ':' or an unescaped '@' are redacted whole
+    assert redact_uri("mongodb://u:se/cr:et@host:27017/db") == "mongodb://u:***@host:27017/db"
+    assert redact_uri("mongodb://u:se@cret@host/db?authSource=admin") == "mongodb://u:***@host/db?authSource=admin"
 
 
 def test_status_is_none_without_server(store_home: Path) -> None:
