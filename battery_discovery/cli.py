@@ -105,15 +105,20 @@ def run(
         cfg = build_config({**cfg.model_dump(), "acquisition": {**cfg.acquisition.model_dump(), "strategy": strategy}})
     build_plan(cfg).source.check()  # fail fast, before Prefect starts, on a bad seed file
     from store import open_store
+    from store.connection import URI_VARIABLE, has_password, redact_uri, resolve_uri
 
+    if has_password(cfg.store_uri):  # the password stays in this process's environment, out of flow parameters
+        os.environ[URI_VARIABLE] = cfg.store_uri
+        cfg = build_config({**cfg.model_dump(), "store_uri": f"env:{URI_VARIABLE}"})
     open_store(cfg.store_uri, cfg.database)  # fail fast on an unreachable store
+    shown_uri = redact_uri(resolve_uri(cfg.store_uri))
     _quiet_prefect_env()
     from flows.discovery_loop import discovery_loop
 
     console.print(
         f"[bold]discovery-loop[/] campaign [cyan]{cfg.campaign}[/]: {cfg.rounds} rounds x {cfg.batch_size} "
         f"candidates, strategy {cfg.acquisition.strategy}, labeller {cfg.labeler} "
-        f"({cfg.oracle.relax.potential}), store {cfg.store_uri}"
+        f"({cfg.oracle.relax.potential}), store {shown_uri}"
     )
     result = discovery_loop(**{name: getattr(cfg, name) for name in type(cfg).model_fields})
     _print_summary(result, cfg.store_uri, cfg.database, cfg.campaign)

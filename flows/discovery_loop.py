@@ -147,8 +147,14 @@ def task_runner(config: LoopConfig) -> Any:
 
     if config.runner.dask_address:
         return DaskTaskRunner(address=config.runner.dask_address)
+    # the cluster's diagnostics dashboard listens on this machine only (Dask's default is every interface)
     return DaskTaskRunner(
-        cluster_kwargs={"n_workers": config.runner.dask_workers, "threads_per_worker": 1, "processes": True}
+        cluster_kwargs={
+            "n_workers": config.runner.dask_workers,
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": "127.0.0.1:8787",
+        }
     )
 
 

@@ -94,6 +94,31 @@ def _mongomock_database(uri: str, database: str) -> Database[dict[str, Any]]:
     return client[database]  # type: ignore[no-any-return]
 
 
+ENV_SCHEME = "env:"
+#: The variable ``battery-discovery run`` keeps a credentialed URI in (flow parameters then say ``env:<it>``).
+URI_VARIABLE = "BATTERY_DISCOVERY_STORE_URI"
+
+
+def has_password(uri: str) -> bool:
+    """Whether ``uri`` carries a password (``mongodb://user:password@...``)."""
+    return redact_uri(uri) != uri
+
+
+def resolve_uri(uri: str) -> str:
+    """``env:NAME`` -> the value of environment variable NAME (so a password need not travel as a parameter, nor
+    be stored in round documents); any other URI as given. Raises StoreUnavailableError when NAME is unset."""
+    uri = uri.strip()
+    if not uri.startswith(ENV_SCHEME):
+        return uri
+    name = uri[len(ENV_SCHEME) :]
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise StoreUnavailableError(f"store URI {uri!r}: environment variable {name} is not set")
+    if value.startswith(ENV_SCHEME):
+        raise StoreUnavailableError(f"store URI {uri!r}: {name} holds another env: reference")
+    return value
+
+
 def connect(
     uri: str = EMBEDDED, database: str = DEFAULT_DATABASE, *, timeout_ms: int = 5000
 ) -> Database[dict[str, Any]]:
@@ -102,9 +127,10 @@ def connect(
     ``uri``: ``"embedded"`` (start/reuse the local nx-27017 server), ``mongodb://...`` or
     ``mongodb+srv://...`` (a real MongoDB; pinged within ``timeout_ms`` milliseconds), or
     ``mongomock://<anything>`` (in-process mock; same uri -> same data within one process).
+    ``env:NAME`` reads the URI from environment variable NAME (see :func:`resolve_uri`).
     Raises StoreUnavailableError (one line, password redacted) if the store cannot be reached.
     """
-    uri = uri.strip()
+    uri = resolve_uri(uri)
     if uri == EMBEDDED:
         info = ensure_embedded_server()  # pings the server already
         return _mongo_client(info.uri, timeout_ms, ping=False)[database]
@@ -113,7 +139,9 @@ def connect(
     if uri.startswith(MONGOMOCK_SCHEME):
         return _mongomock_database(uri, database)
     scheme = uri.split("://", 1)[0] + "://" if "://" in uri else repr(redact_uri(uri))
-    raise StoreUnavailableError(f"unknown store URI scheme {scheme}; use 'embedded', mongodb://... or mongomock://")
+    raise StoreUnavailableError(
+        f"unknown store URI scheme {scheme}; use 'embedded', mongodb://..., env:NAME or mongomock://"
+    )
 
 
 def close_all() -> None:

@@ -11,6 +11,7 @@ from loop.roles import Labeler, RoundContext
 from loop.stages.evaluate import EvaluateOutput
 from loop.stages.retrain import RetrainOutput
 from loop.stages.score import score_labels_stage
+from store.connection import redact_uri
 from store.documents import BatchEntry, RoundDoc, utcnow
 
 
@@ -20,6 +21,8 @@ def begin_round(ctx: RoundContext, config: dict[str, Any]) -> RoundDoc:
     existing = ctx.store.get_round(ctx.campaign, ctx.round_index)
     if existing is not None:
         return existing
+    if isinstance(config.get("store_uri"), str):  # never a password in the store
+        config = {**config, "store_uri": redact_uri(config["store_uri"])}
     doc = RoundDoc(
         _id=f"{ctx.campaign}:{ctx.round_index}",
         campaign=ctx.campaign,

@@ -227,3 +227,30 @@ def test_concurrent_ensure_starts_exactly_one_server(store_home: Path, tmp_path:
     # the server outlives the processes that started it
     status = embedded_server_status(store_home)
     assert status is not None and status.pid == results[0]["pid"]
+
+
+def test_env_uri_keeps_the_password_out_of_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    from store.connection import has_password, resolve_uri
+
+    monkeypatch.setenv("BD_TEST_URI", "mongomock://env-uri")
+    assert resolve_uri("env:BD_TEST_URI") == "mongomock://env-uri"
+    db = connect("env:BD_TEST_URI", "bd_test")
+    db.items.insert_one({"x": 1})
+    assert connect("mongomock://env-uri", "bd_test").items.count_documents({}) == 1
+    monkeypatch.delenv("BD_TEST_URI")
+    with pytest.raises(StoreUnavailableError, match="BD_TEST_URI is not set"):
+        connect("env:BD_TEST_URI", "bd_test")
+    assert has_password("mongodb://u:p@h/") and not has_password("mongodb://h/") and not has_password("embedded")
+
+
+def test_round_documents_never_hold_a_password() -> None:
+    from types import SimpleNamespace
+
+    from loop.stages.bookkeeping import begin_round
+    from store import open_store
+
+    store = open_store("mongomock://round-redact", "t")
+    ctx = SimpleNamespace(store=store, campaign="c", round_index=0)
+    doc = begin_round(ctx, {"store_uri": "mongodb://me:pa/ss@db.example:27017/x", "rounds": 1})  # type: ignore[arg-type]
+    assert doc.config["store_uri"] == "mongodb://me:***@db.example:27017/x"
+    assert "pa/ss" not in str(store.rounds.find_one({"_id": "c:0"}))
