@@ -50,7 +50,8 @@ STOP_TIMEOUT_S = 10.0
 # at INFO, neosqlite a WARNING pair for every aggregation that falls back from SQL to Python, and
 # asyncio a CancelledError traceback on every SIGTERM.
 _LAUNCHER = (
-    "import logging, sys\n"
+    "import logging, os, sys\n"
+    "os.umask(0o077)\n"
     "logging.getLogger('nx_27017').setLevel(logging.WARNING)\n"
     "logging.getLogger('neosqlite').setLevel(logging.ERROR)\n"
     "logging.getLogger('asyncio').setLevel(logging.CRITICAL)\n"
@@ -100,9 +101,20 @@ def _home(home: Path | None) -> Path:
     try:
         path = Path(home).expanduser().resolve() if home is not None else paths.subdir("store")
         path.mkdir(parents=True, exist_ok=True)
+        _user_only(path)
     except OSError as exc:
         raise StoreUnavailableError(f"cannot use the store directory {home or 'store'}: {exc}") from None
     return path
+
+
+def _user_only(home: Path) -> None:
+    """The store's folder and files are readable by their owner only (the server has no authentication: its files
+    are the data)."""
+    home.chmod(0o700)
+    for path in home.rglob("*"):
+        if path.is_symlink():
+            continue
+        path.chmod(0o700 if path.is_dir() else 0o600)
 
 
 @contextlib.contextmanager
@@ -221,7 +233,7 @@ def _alive_and_answering(info: EmbeddedServerInfo) -> bool:
 def _launch(home: Path, port: int, timeout_s: float) -> EmbeddedServerInfo | None:
     """Start one server on ``port``; return it once it answers ``ping``, or None if it failed."""
     data_dir = home / DATA_DIR
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     log_path = home / LOG_FILE
     cmd = [
         sys.executable,
@@ -316,6 +328,7 @@ def ensure_embedded_server(home: Path | None = None, *, start_timeout_s: float =
             started = _launch(home_dir, _free_port(HOST), start_timeout_s)
             if started is not None:
                 _write_state(home_dir, started)
+                _user_only(home_dir)
                 return started
     raise StoreUnavailableError(
         f"the embedded MongoDB server (nx-27017) did not start after {START_ATTEMPTS} attempts; "

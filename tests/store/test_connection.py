@@ -132,6 +132,11 @@ def test_embedded_server_lifecycle(store_home: Path, tmp_path: Path) -> None:
     assert EmbeddedServerInfo.from_json(state) == info
     assert embedded_server_status(store_home) == info
 
+    pymongo.MongoClient(info.uri, serverSelectionTimeoutMS=3000)["perm"]["x"].insert_one({"a": 1})
+    ensure_embedded_server(store_home)  # reusing the server checks permissions again
+    loose = [p for p in [store_home, *store_home.rglob("*")] if p.stat().st_mode & 0o077]
+    assert loose == [], f"readable by others: {loose}"  # the data has no other protection
+
     client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(info.uri, serverSelectionTimeoutMS=3000)
     try:
         coll = client["bd_test"]["candidates"]
