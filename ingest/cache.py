@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from core.signing import SUFFIX, read_signed, signature
 from ingest.paths import processed_dir
 from ingest.records import Dataset
 from ingest.report import CleaningConfig
@@ -65,8 +66,7 @@ def read_cached(path: Path) -> Dataset | None:
     if not path.is_file():
         return None
     try:
-        with open(path, "rb") as f:
-            dataset = pickle.load(f)
+        dataset = pickle.loads(read_signed(path))  # an unsigned or altered file is rebuilt, never unpickled
     except Exception:
         return None
     return dataset if isinstance(dataset, Dataset) else None
@@ -74,10 +74,13 @@ def read_cached(path: Path) -> Dataset | None:
 
 def write_cached(path: Path, dataset: Dataset) -> None:
     """Write atomically: readers never see a partial file."""
+    data = pickle.dumps(dataset, protocol=pickle.HIGHEST_PROTOCOL)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
-            pickle.dump(dataset, f, protocol=pickle.HIGHEST_PROTOCOL)
+            f.write(data)
+        Path(str(path) + SUFFIX).unlink(missing_ok=True)
         os.replace(tmp, path)
+        Path(str(path) + SUFFIX).write_text(signature(data) + "\n")  # last: a crash before it leaves a refused file
     finally:
         Path(tmp).unlink(missing_ok=True)

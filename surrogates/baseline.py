@@ -23,6 +23,8 @@ from typing import Literal
 import numpy as np
 from pymatgen.core import Composition, Element, Structure
 
+from core.signing import read_signed, write_signed
+
 __all__ = ["FEATURE_NAMES", "CompositionBaseline", "DummyMean", "featurize"]
 
 _ELEMENT_PROPERTIES = ("Z", "X", "atomic_radius", "row", "group", "atomic_mass", "mendeleev_no")
@@ -140,15 +142,13 @@ class CompositionBaseline:
 
     def save(self, path: Path | str) -> Path:
         """Pickle the fitted baseline to ``path``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(pickle.dumps(self))
-        return path
+        return write_signed(Path(path), pickle.dumps(self))
 
     @staticmethod
     def load(path: Path | str) -> CompositionBaseline:
-        """Read a baseline written by :meth:`save` (a trusted local file)."""
-        obj = pickle.loads(Path(path).read_bytes())
+        """Read a baseline written by :meth:`save` (refused unless signed
+        by this installation: core.signing)."""
+        obj = pickle.loads(read_signed(Path(path)))  # refused unless this installation wrote it
         if not isinstance(obj, CompositionBaseline):
             raise TypeError(f"{path} does not hold a CompositionBaseline")
         return obj

@@ -36,6 +36,8 @@ from typing import Any, Literal
 import numpy as np
 from pymatgen.core import Composition, Structure
 
+from core.signing import read_signed, write_signed
+
 from .descriptors import DESCRIPTOR_NAMES, describe
 from .metrics import MIN_STD, fit_std_scale
 
@@ -340,15 +342,13 @@ class DescriptorEnsemble:
     # --------------------------------------------------------------------------- persistence
     def save(self, path: Path | str) -> Path:
         """Pickle the fitted ensemble to ``path``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(pickle.dumps(self))
-        return path
+        return write_signed(Path(path), pickle.dumps(self))
 
     @staticmethod
     def load(path: Path | str) -> DescriptorEnsemble:
-        """Read an ensemble written by :meth:`save` (a trusted local file)."""
-        obj = pickle.loads(Path(path).read_bytes())
+        """Read an ensemble written by :meth:`save` (refused unless signed
+        by this installation: core.signing)."""
+        obj = pickle.loads(read_signed(Path(path)))  # refused unless this installation wrote it
         if not isinstance(obj, DescriptorEnsemble):
             raise TypeError(f"{path} does not hold a DescriptorEnsemble")
         return obj

@@ -29,6 +29,7 @@ import numpy as np
 from pymatgen.core import Structure
 
 from core.errors import ModelNotFoundError
+from core.signing import UntrustedFileError
 
 from .config import EnsembleConfig
 from .descriptor_models import DescriptorEnsemble, make_descriptor_ensemble, resolve_architecture
@@ -204,5 +205,5 @@ class DescriptorSurrogate:
                 metrics=dict(meta.get("metrics", {})),
                 n_samples=int(meta.get("n_samples", N_SAMPLES)),
             )
-        except (OSError, ValueError, KeyError, TypeError, EOFError, pickle.UnpicklingError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, EOFError, pickle.UnpicklingError, UntrustedFileError) as exc:
             raise ModelNotFoundError(f"descriptor surrogate at {directory} is missing or corrupt: {exc}") from exc
