@@ -298,7 +298,13 @@ def benchmark(
     except ValueError as exc:
         raise DiscoveryError(f"invalid benchmark settings: {str(exc).splitlines()[-1].strip()}") from None
     for name in names:  # every strategy and the target checked before anything runs
-        build_config(loop_parameters(bench, name, 0))
+        try:
+            build_config(loop_parameters(bench, name, 0))
+        except ValueError as exc:
+            raise DiscoveryError(f"invalid benchmark settings: {str(exc).splitlines()[-1].strip()}") from None
+    from ingest.api import load_dataset
+
+    load_dataset(bench.pool_spec())  # a missing or malformed pool fails here, before Prefect and the workers start
     _quiet_prefect_env()
     total = len(names) * seeds * (rounds + 1)
     with Progress(

@@ -10,6 +10,7 @@ from pymatgen.core import DummySpecies, Element, Structure
 
 from core.errors import SeedError
 from oracle.relax import right_handed
+from structures.sanity import cif_cell_problem
 
 # Li/Na structures that ship with pymatgen (Materials Project relaxed), usable offline.
 DEFAULT_SEEDS: tuple[str, ...] = ("Li2O", "Li2O2", "LiFePO4", "NaFePO4", "Li3V2(PO4)3")
@@ -55,6 +56,13 @@ def check_structure(structure: Structure, name: str) -> Structure:
 
 
 def _read_file(path: Path) -> Structure:
+    if path.suffix.lower() == ".cif":
+        try:
+            problem = cif_cell_problem(path.read_text(errors="replace"))
+        except OSError as exc:
+            raise SeedError(f"{path}: cannot read it ({exc})") from None
+        if problem:
+            raise SeedError(f"{path}: {problem}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

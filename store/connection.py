@@ -16,7 +16,7 @@ import pymongo
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from core.errors import StoreUnavailableError
+from core.errors import ConfigError, StoreUnavailableError
 from store.embedded import ensure_embedded_server
 
 EMBEDDED = "embedded"
@@ -95,6 +95,7 @@ def _mongomock_database(uri: str, database: str) -> Database[dict[str, Any]]:
 
 
 ENV_SCHEME = "env:"
+_DATABASE_RE = re.compile(r"[A-Za-z0-9_-]{1,63}")  # as LoopConfig.database: no paths, dots or spaces
 #: The variable ``battery-discovery run`` keeps a credentialed URI in (flow parameters then say ``env:<it>``).
 URI_VARIABLE = "BATTERY_DISCOVERY_STORE_URI"
 
@@ -130,6 +131,8 @@ def connect(
     ``env:NAME`` reads the URI from environment variable NAME (see :func:`resolve_uri`).
     Raises StoreUnavailableError (one line, password redacted) if the store cannot be reached.
     """
+    if not _DATABASE_RE.fullmatch(database or ""):
+        raise ConfigError(f"database name {database!r}: use 1-63 letters, digits, '_' or '-'")
     uri = resolve_uri(uri)
     if uri == EMBEDDED:
         info = ensure_embedded_server()  # pings the server already

@@ -7,8 +7,11 @@ on with the other structures.
 from __future__ import annotations
 
 import math
+import re
 
 from pymatgen.core import Element, Structure
+
+_CIF_CELL = re.compile(r"^\s*_cell_(length_[abc]|angle_(?:alpha|beta|gamma))\s+(\S+)", re.M)
 
 #: Plausible volume per atom of a crystal (Å³/atom): dense metals sit near 5-10, open frameworks below 60.
 VOLUME_PER_ATOM = (1.0, 200.0)
@@ -39,4 +42,21 @@ def structure_problem(structure: Structure) -> str:
             return f"unknown species {el}"
         if getattr(el, "Z", 0) <= 0 or getattr(el, "Z", 0) > 94:
             return f"unsupported element {el}"
+    return ""
+
+
+def cif_cell_problem(text: str) -> str:
+    """Why the cell a CIF declares is impossible, or '': a length that is not a positive number, an angle outside
+    (0, 180)°. Checked on the text because pymatgen builds a positive cell from ``a = -5`` (the vector's length)."""
+    for name, raw in _CIF_CELL.findall(text):
+        try:
+            value = float(raw.split("(")[0])
+        except ValueError:
+            return f"_cell_{name} {raw!r} is not a number"
+        if not math.isfinite(value):
+            return f"_cell_{name} is {raw}"
+        if name.startswith("length") and value <= 0:
+            return f"_cell_{name} = {raw} Å: a cell length must be positive"
+        if name.startswith("angle") and not 0 < value < 180:
+            return f"_cell_{name} = {raw}°: a cell angle must lie between 0 and 180°"
     return ""

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from pymatgen.core import Composition, Structure
 
 from ingest.records import RawDataset
+from structures.sanity import cif_cell_problem
 
 T = TypeVar("T")
 
@@ -55,6 +56,8 @@ def parse_structure_text(text: str, fmt: str = "cif") -> tuple[Structure | None,
     """Parse a structure from text; on failure (None, ("malformed_structure", reason))."""
     if not isinstance(text, str) or not text.strip():
         return None, ("malformed_structure", f"empty {fmt.upper()} text")
+    if fmt == "cif" and (problem := cif_cell_problem(text)):
+        return None, ("malformed_structure", problem)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -68,6 +71,13 @@ def parse_structure_text(text: str, fmt: str = "cif") -> tuple[Structure | None,
 
 def parse_structure_file(path: Path) -> tuple[Structure | None, tuple[str, str] | None]:
     """Parse a CIF, POSCAR/CONTCAR/vasp or pymatgen-JSON file; failures become a reason."""
+    if path.suffix.lower() == ".cif":
+        try:
+            problem = cif_cell_problem(path.read_text(errors="replace"))
+        except OSError as exc:
+            return None, ("malformed_structure", f"{path.name} cannot be read: {first_line(exc)}")
+        if problem:
+            return None, ("malformed_structure", f"{path.name}: {problem}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -31,6 +31,11 @@ def test_help_lists_commands(
         ),
         (("query", "--elements", "Li,Xx", "--store-uri", "mongomock://cli"), "unknown element 'Xx'"),
         (("query", "--sort", "colour", "--store-uri", "mongomock://cli"), "cannot sort by"),
+        (("status", "--database", "../x", "--store-uri", "mongomock://cli"), "database name '../x'"),
+        (("query", "--database", "a b", "--store-uri", "mongomock://cli"), "database name 'a b'"),
+        (("benchmark", "--pool", "perov5:val", "--target", "ind_gap >>= 1"), "is not an expression"),
+        (("benchmark", "--pool", "perov5:val", "--target", "a >= 1 and " * 500 + "a >= 1"), "at most 1000"),
+        (("benchmark", "--pool", "/no/such/pool.csv", "--target", "ind_gap >= 1"), "neither a split"),
     ],
 )
 def test_user_errors_are_one_line(
@@ -52,6 +57,33 @@ def test_malformed_seed_file(
     bad.write_text("not a cif at all")
     assert cli("run", "--seeds", str(bad), "--store-uri", "mongomock://cli") == 2
     assert "bad.cif: cannot read a structure" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ("_cell_length_a -5", "_cell_length_a = -5 Å: a cell length must be positive"),
+        ("_cell_angle_beta 180", "between 0 and 180"),
+    ],
+)
+def test_impossible_cif_cells_are_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, cli: Callable[..., int], cell: str, message: str
+) -> None:
+    """pymatgen builds a positive cell from a = -5 Å; the declared cell is checked on the text."""
+    lines = ["data_x", "_cell_length_a 4", "_cell_length_b 4", "_cell_length_c 4", "_cell_angle_alpha 90"]
+    lines += ["_cell_angle_beta 90", "_cell_angle_gamma 90", "_symmetry_space_group_name_H-M 'P 1'", "loop_"]
+    lines += ["_atom_site_label", "_atom_site_type_symbol", "_atom_site_fract_x", "_atom_site_fract_y"]
+    lines += ["_atom_site_fract_z", "Li1 Li 0 0 0", "O1 O 0.5 0.5 0.5"]
+    key = cell.split()[0]
+    text = "\n".join(cell if line.startswith(key + " ") else line for line in lines) + "\n"
+    path = tmp_path / "cell.cif"
+    path.write_text(text)
+    assert cli("run", "--seeds", str(path), "--store-uri", "mongomock://cli") == 2
+    assert message in capsys.readouterr().err
+    from ingest.sources.base import parse_structure_file
+
+    structure, problem = parse_structure_file(path)
+    assert structure is None and problem is not None and message in problem[1]
 
 
 def test_config_prints_every_knob(
