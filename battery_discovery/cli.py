@@ -360,11 +360,25 @@ def store_stop() -> None:
 
 @store_app.command("status")
 def store_status() -> None:
-    """Say whether the embedded server runs, and where."""
-    from store.embedded import embedded_server_status
+    """Say whether this data home's embedded server runs, and list every embedded server of this user here.
+
+    Servers stop by themselves after BATTERY_DISCOVERY_STORE_IDLE_S seconds (default 1800; 0: never) without a
+    client; any command that needs the store starts its server again.
+    """
+    from store.embedded import embedded_server_status, idle_timeout_s, running_servers
 
     info = embedded_server_status()
-    console.print(f"running: {info.uri} (pid {info.pid}, data {info.db_path})" if info else "not running")
+    console.print(
+        f"this data home: running at {info.uri} (pid {info.pid}, data {info.db_path})"
+        if info
+        else "this data home: not running"
+    )
+    idle = idle_timeout_s()
+    console.print(f"idle stop: after {idle:g} s without a client" if idle else "idle stop: never")
+    servers = running_servers()
+    console.print(f"embedded servers of this user on this machine: {len(servers)}")
+    for server in servers:
+        console.print(f"  pid {server['pid']}  127.0.0.1:{server['port']}  {server['data']}")
 
 
 def main() -> None:

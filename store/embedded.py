@@ -48,17 +48,60 @@ STOP_TIMEOUT_S = 10.0
 # Run nx-27017 in the foreground of the child process (the child itself is detached by
 # start_new_session). Quiet its loggers, or the log grows without bound: nx_27017 logs every command
 # at INFO, neosqlite a WARNING pair for every aggregation that falls back from SQL to Python, and
-# asyncio a CancelledError traceback on every SIGTERM.
+# asyncio a CancelledError traceback on every SIGTERM. Files are created user-only (umask 077). With
+# BD_STORE_IDLE_S > 0 a watchdog thread stops the server once no client has been connected for that long
+# (connections counted from /proc/net/tcp*, Linux; elsewhere it never stops by itself).
 _LAUNCHER = (
-    "import logging, os, sys\n"
+    "import logging, os, signal, sys, threading, time\n"
     "os.umask(0o077)\n"
     "logging.getLogger('nx_27017').setLevel(logging.WARNING)\n"
     "logging.getLogger('neosqlite').setLevel(logging.ERROR)\n"
     "logging.getLogger('asyncio').setLevel(logging.CRITICAL)\n"
+    "idle = float(os.environ.get('BD_STORE_IDLE_S') or 0)\n"
+    "port = int(sys.argv[sys.argv.index('-p') + 1])\n"
+    "def clients():\n"
+    "    n = 0\n"
+    "    for name in ('/proc/net/tcp', '/proc/net/tcp6'):\n"
+    "        try:\n"
+    "            rows = open(name).read().splitlines()[1:]\n"
+    "        except OSError:\n"
+    "            return None\n"
+    "        n += sum(1 for r in rows if r.split()[3] == '01' and int(r.split()[1].rsplit(':', 1)[1], 16) == port)\n"
+    "    return n\n"
+    "def watch():\n"
+    "    quiet = time.monotonic()\n"
+    "    while True:\n"
+    "        time.sleep(max(0.2, min(30.0, idle / 4)))\n"
+    "        n = clients()\n"
+    "        if n is None:\n"
+    "            return\n"
+    "        if n:\n"
+    "            quiet = time.monotonic()\n"
+    "        elif time.monotonic() - quiet > idle:\n"
+    "            print(f'idle for {idle:g} s with no client: stopping', flush=True)\n"
+    "            os.kill(os.getpid(), signal.SIGTERM)\n"
+    "            return\n"
+    "if idle > 0:\n"
+    "    threading.Thread(target=watch, daemon=True).start()\n"
     "from nx_27017.nx_27017 import main\n"
     "sys.argv = ['nx-27017'] + sys.argv[1:]\n"
     "sys.exit(main())\n"
 )
+#: Seconds without any client after which the embedded server stops itself (0: never); the next command that needs
+#: the store starts it again. Set with BATTERY_DISCOVERY_STORE_IDLE_S.
+IDLE_ENV = "BATTERY_DISCOVERY_STORE_IDLE_S"
+DEFAULT_IDLE_S = 1800.0
+
+
+def idle_timeout_s() -> float:
+    """The idle period after which the embedded server stops (s; 0 never), from BATTERY_DISCOVERY_STORE_IDLE_S."""
+    raw = os.environ.get(IDLE_ENV, "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_IDLE_S
+    except ValueError:
+        raise StoreUnavailableError(f"{IDLE_ENV}={raw!r}: give seconds (0: never stop)") from None
+    return max(0.0, value)
+
 
 # Popen handles of servers started by this process, so that they can be reaped (no zombies, no
 # "subprocess still running" ResourceWarning). Keyed by pid.
@@ -255,6 +298,7 @@ def _launch(home: Path, port: int, timeout_s: float) -> EmbeddedServerInfo | Non
         log.flush()
         proc = subprocess.Popen(
             cmd,
+            env={**os.environ, "BD_STORE_IDLE_S": str(idle_timeout_s())},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -295,6 +339,29 @@ def _terminate(pid: int, timeout_s: float = STOP_TIMEOUT_S) -> None:
 
 
 # ------------------------------------------------------------------------------------------- public API
+
+
+def running_servers() -> list[dict[str, str]]:
+    """Every embedded store server of this user on this machine (any data home): pid, port and data folder, from the
+    process table (Linux ``/proc``; empty elsewhere)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if proc.stat().st_uid != os.getuid():
+                continue
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        args = [a.decode(errors="replace") for a in argv if a]
+        if len(args) > 2 and args[1] == "-c" and "nx_27017.nx_27017 import main" in args[2] and "--data-dir" in args:
+            found.append(
+                {
+                    "pid": proc.name,
+                    "port": args[args.index("-p") + 1] if "-p" in args else "?",
+                    "data": args[args.index("--data-dir") + 1],
+                }
+            )
+    return sorted(found, key=lambda d: int(d["pid"]))
 
 
 def embedded_server_status(home: Path | None = None) -> EmbeddedServerInfo | None:

@@ -259,3 +259,24 @@ def test_round_documents_never_hold_a_password() -> None:
     doc = begin_round(ctx, {"store_uri": "mongodb://me:pa/ss@db.example:27017/x", "rounds": 1})  # type: ignore[arg-type]
     assert doc.config["store_uri"] == "mongodb://me:***@db.example:27017/x"
     assert "pa/ss" not in str(store.rounds.find_one({"_id": "c:0"}))
+
+
+@pytest.mark.slow
+def test_embedded_server_stops_when_idle(store_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With BATTERY_DISCOVERY_STORE_IDLE_S=1 the server outlives a connected client, then stops once none is left."""
+    from store.embedded import running_servers
+
+    monkeypatch.setenv("BATTERY_DISCOVERY_STORE_IDLE_S", "1")
+    info = ensure_embedded_server(store_home)
+    assert any(s["pid"] == str(info.pid) for s in running_servers())
+    client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(info.uri, serverSelectionTimeoutMS=3000)
+    client.admin.command("ping")
+    time.sleep(2.5)  # idle period passed, but a client is connected
+    assert embedded_server_status(store_home) == info
+    client.close()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and _server_pids(store_home):
+        time.sleep(0.2)
+    assert _server_pids(store_home) == []
+    again = ensure_embedded_server(store_home)  # the next user starts it again, data kept
+    assert again.pid != info.pid
