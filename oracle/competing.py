@@ -70,9 +70,21 @@ class CompetingPhases:
 
     @classmethod
     def from_env(cls, cache_dir: Path | None = None) -> CompetingPhases | None:
-        """From ``$MP_API_KEY``; None when no key is set (and the cache alone is not used)."""
+        """From ``$MP_API_KEY``; None when no key is set (and the cache alone is not used).
+
+        Raises ConfigError at once when a key is set but the ``mp-api`` client is not installed (rather than when the
+        first hull is asked for, after a round's oracle work)."""
         key = os.environ.get(ENV_MP_API_KEY, "").strip()
-        return cls(mp_api_fetcher(key), cache_dir) if key else None
+        if not key:
+            return None
+        import importlib.util
+
+        if importlib.util.find_spec("mp_api") is None:
+            raise ConfigError(
+                f"{ENV_MP_API_KEY} is set but the mp-api client is not installed: pip install mp-api "
+                f"(or: pip install -e '.[data]'), or unset {ENV_MP_API_KEY} to use the offline phases only"
+            )
+        return cls(mp_api_fetcher(key), cache_dir)
 
     def _file(self, elements: Iterable[str]) -> Path:
         chemsys = "-".join(sorted(elements))
