@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError
 from oracle.competing import CompetingPhases, Phase
 from oracle.config import OracleConfig
 from oracle.labelling import competing_phase_entries
@@ -61,3 +63,13 @@ def test_the_oracle_uses_mp_phases_when_a_key_is_set(monkeypatch: pytest.MonkeyP
     assert competing_phase_entries(off, [["Li", "O"]]) == []
     scan = OracleConfig(relax=RelaxConfig(potential="chgnet:r2scan"))  # not on the MP scale
     assert competing_phase_entries(scan, [["Li", "O"]]) == []
+
+
+def test_key_without_client_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mp_api" else real(name, *a))
+    monkeypatch.setenv("MP_API_KEY", "x" * 32)
+    with pytest.raises(ConfigError, match="mp-api client is not installed"):
+        CompetingPhases.from_env()
+    monkeypatch.delenv("MP_API_KEY")
+    assert CompetingPhases.from_env() is None
