@@ -23,7 +23,7 @@ from loop.properties.base import PropertyInputs
 from loop.registry import PROPERTIES
 from loop.roles import GenerateOutput, Progress, RoundContext
 from loop.stages.acquire import AcquireOutput, acquire_stage
-from loop.stages.bookkeeping import complete_round, record_batch
+from loop.stages.bookkeeping import complete_round, record_batch, resumed_generation
 from loop.stages.electrode import ElectrodeOutput, electrode_stage
 from loop.stages.evaluate import EvaluateOutput, evaluate_stage
 from loop.stages.predict import PredictOutput, predict_stage
@@ -68,8 +68,9 @@ class StageRunner:
         return record_batch(self.ctx(round_index), ids, self.config.model_dump(mode="json"))
 
     def generate(self, round_index: int) -> GenerateOutput:
-        """The source's new candidates."""
-        return self.plan.source.generate(self.ctx(round_index), self.plan.labeler)
+        """The source's new candidates (as the generate task: none when the round's batch is already recorded)."""
+        ctx = self.ctx(round_index)
+        return resumed_generation(ctx) or self.plan.source.generate(ctx, self.plan.labeler)
 
     def predict(self, round_index: int) -> PredictOutput:
         """Predictions of the newest model."""

@@ -184,6 +184,12 @@ class CandidateStore:
         return sum(1 for _ in self.candidates.find(flt, {"_id": 1}))
 
     @_guard
+    def generated_ids(self, campaign: str, round_index: int) -> list[str]:
+        """Sorted ids of the candidates (not seeds) first written by ``campaign`` in round ``round_index``."""
+        flt = {"campaign": campaign, "provenance.round": round_index, "source": {"$nin": ["seed", "dataset"]}}
+        return sorted(d["_id"] for d in self.candidates.find(flt, {"_id": 1}))
+
+    @_guard
     def set_status(self, ids: Sequence[str], status: str) -> None:
         """Set the lifecycle status of candidates."""
         for cid in ids:

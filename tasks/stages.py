@@ -12,7 +12,7 @@ from loop.config import LoopConfig
 from loop.plan import LoopPlan, build_plan
 from loop.roles import GenerateOutput, Progress, RoundContext
 from loop.stages.acquire import AcquireOutput, acquire_stage
-from loop.stages.bookkeeping import begin_round, complete_round, record_batch, record_timings
+from loop.stages.bookkeeping import begin_round, complete_round, record_batch, record_timings, resumed_generation
 from loop.stages.electrode import ElectrodeOutput, electrode_stage
 from loop.stages.evaluate import EvaluateOutput, evaluate_stage, prepare_stage
 from loop.stages.predict import PredictOutput, predict_stage
@@ -73,8 +73,16 @@ def seed_task(config: LoopConfig) -> list[BatchEntry]:
 
 @task(name="generate", **_RETRY)
 def generate_task(config: LoopConfig, round_index: int) -> GenerateOutput:
-    """New candidates from the campaign's source."""
+    """New candidates from the campaign's source (none when resuming a round whose batch is recorded)."""
     plan, ctx = _round(config, round_index)
+    resumed = resumed_generation(ctx)
+    if resumed is not None:
+        get_run_logger().info(
+            "round %d · generate: batch already chosen (resumed round): %d candidates kept, none generated",
+            round_index,
+            len(resumed.new_ids),
+        )
+        return resumed
     out = plan.source.generate(ctx, plan.labeler)
     get_run_logger().info(
         "round %d · generate: %d candidates from %d parents, %d new",

@@ -7,7 +7,7 @@ from typing import Any
 
 from core import __version__
 from loop.properties.base import Property
-from loop.roles import Labeler, RoundContext
+from loop.roles import GenerateOutput, Labeler, RoundContext
 from loop.stages.evaluate import EvaluateOutput
 from loop.stages.retrain import RetrainOutput
 from loop.stages.score import score_labels_stage
@@ -32,6 +32,19 @@ def begin_round(ctx: RoundContext, config: dict[str, Any]) -> RoundDoc:
     )
     ctx.store.save_round(doc)
     return doc
+
+
+def resumed_generation(ctx: RoundContext) -> GenerateOutput | None:
+    """When the round's batch is already recorded (a resumed round), what the round generated before; else None.
+
+    Generating again would add candidates to a round whose pool was already chosen (they would count for this round
+    but could never be in its batch), so a resumed round skips generation.
+    """
+    doc = ctx.store.get_round(ctx.campaign, ctx.round_index)
+    if doc is None or not doc.acquired:
+        return None
+    ids = ctx.store.generated_ids(ctx.campaign, ctx.round_index)
+    return GenerateOutput(n_candidates=len(ids), new_ids=ids, n_parents=0, elapsed_s=0.0)
 
 
 def record_batch(ctx: RoundContext, ids: list[str], config: dict[str, Any]) -> list[BatchEntry]:

@@ -70,6 +70,10 @@ def test_seed_generate_acquire_evaluate_resume(store: CandidateStore, config: Lo
     assert acq.strategy == "random" and len(acq.entries) == min(2, len(gen.new_ids))
     again = StageRunner(store, config).acquire(1, pred)
     assert again.strategy == "resumed" and again.entries == acq.entries
+    # resuming after the batch was chosen generates nothing more: the round's candidates stay those of its pool
+    n_candidates = store.candidates.count_documents({})
+    resumed = StageRunner(store, config).generate(1)
+    assert resumed.new_ids == sorted(gen.new_ids) and store.candidates.count_documents({}) == n_candidates
 
     batch = [e.candidate_id for e in acq.entries]
     # a crash after the first relaxation: the re-run keeps that result and computes only the rest
