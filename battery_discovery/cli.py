@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from core.errors import DiscoveryError
+from core.errors import DiscoveryError, StoreUnavailableError
 
 app = typer.Typer(
     help=__doc__.splitlines()[0] + "\n\nClosed-loop discovery of Li/Na battery materials: generate candidates, "
@@ -381,10 +381,19 @@ def store_status() -> None:
         console.print(f"  pid {server['pid']}  127.0.0.1:{server['port']}  {server['data']}")
 
 
+def _ran_loop() -> bool:
+    """Whether this command runs campaigns (run, benchmark): a lost store there means a resumable stop."""
+    return any(arg in ("run", "benchmark") for arg in sys.argv[1:2])
+
+
 def main() -> None:
     """Entry point: user errors print one line and exit 2."""
     try:
         app()
+    except StoreUnavailableError as exc:
+        hint = " (completed work is in the store: run the same command again to resume)" if _ran_loop() else ""
+        err_console.print(f"[bold red]error:[/] {exc}{hint}", highlight=False)
+        sys.exit(2)
     except DiscoveryError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)
