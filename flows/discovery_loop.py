@@ -19,6 +19,7 @@ from loop.config import LoopConfig
 from loop.plan import build_config, build_plan
 from loop.reports import batch_table, campaign_markdown, round_markdown
 from loop.stages.evaluate import chunk_ids, merge_evaluations
+from store.leases import CampaignLease
 from tasks import (
     acquire_task,
     begin_round_task,
@@ -158,14 +159,8 @@ def task_runner(config: LoopConfig) -> Any:
     )
 
 
-def run_rounds(config: LoopConfig) -> dict[str, Any]:
-    """The loop body (inside a flow run): resume from the store, run the missing rounds."""
-    from tasks.stages import open_store
-
-    logger = get_run_logger()
-    plan = build_plan(config)
-    check_store_task(config)
-    store = open_store(config)
+def _rounds(config: LoopConfig, plan: Any, store: Any, logger: Any) -> list[dict[str, Any]]:
+    """Prepare the properties, then run every round not completed yet; returns their summaries."""
     if plan.properties:
         prepare_properties_task(config)
     summaries = []
@@ -177,6 +172,19 @@ def run_rounds(config: LoopConfig) -> dict[str, Any]:
         logger.info("round %d/%d of campaign %r", n, config.rounds, config.campaign)
         round_flow = discovery_round.with_options(flow_run_name=f"round-{n}", task_runner=task_runner(config))
         summaries.append(round_flow(config=config, round_index=n))
+    return summaries
+
+
+def run_rounds(config: LoopConfig) -> dict[str, Any]:
+    """The loop body (inside a flow run): resume from the store, run the missing rounds."""
+    from tasks.stages import open_store
+
+    logger = get_run_logger()
+    plan = build_plan(config)
+    check_store_task(config)
+    store = open_store(config)
+    with CampaignLease(store, config.campaign):  # a second run of the campaign stops here, naming this one
+        summaries = _rounds(config, plan, store, logger)
     rounds = store.list_rounds(config.campaign)
     best = rounds[-1].best if rounds else []
     if rounds:
