@@ -59,16 +59,32 @@ def write_signed(path: Path, data: bytes) -> Path:
     return path
 
 
-def read_signed(path: Path) -> bytes:
-    """The bytes of ``path`` if its signature matches; UntrustedFileError (naming the file) otherwise."""
-    path = Path(path)
-    data = path.read_bytes()
+def _problem(path: Path, data: bytes) -> str:
     sig = Path(str(path) + SUFFIX)
     if not sig.is_file():
-        raise UntrustedFileError(
+        return (
             f"{path} has no signature ({sig.name}): refusing to unpickle a file this installation did not write "
             "(retrain the model, or copy signing.key from the data home that trained it)"
         )
     if not hmac.compare_digest(sig.read_text().strip(), signature(data)):
-        raise UntrustedFileError(f"{path}: signature does not match its content: refusing to unpickle it")
+        return f"{path}: signature does not match its content: refusing to unpickle it"
+    return ""
+
+
+def signed_problem(path: Path) -> str:
+    """Why ``path`` would be refused by :func:`read_signed` ('' when it is signed and intact); nothing is loaded."""
+    path = Path(path)
+    try:
+        return _problem(path, path.read_bytes())
+    except OSError as exc:
+        return f"{path} cannot be read: {exc}"
+
+
+def read_signed(path: Path) -> bytes:
+    """The bytes of ``path`` if its signature matches; UntrustedFileError (naming the file) otherwise."""
+    path = Path(path)
+    data = path.read_bytes()
+    problem = _problem(path, data)
+    if problem:
+        raise UntrustedFileError(problem)
     return data

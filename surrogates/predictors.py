@@ -173,7 +173,7 @@ def ensure_model(
         raise ConfigError(f"no default model for {property_name!r}; defaults exist for {', '.join(DEFAULT_MODELS)}")
     name, spec = DEFAULT_MODELS[property_name]
     latest = store.latest_model(campaign_of(name))
-    if latest is not None:
+    if latest is not None and not (problem := folder_problem(Path(latest.path))):
         return latest.id
     from .config import EnsembleConfig
     from .property_models import train_and_register
@@ -184,8 +184,14 @@ def ensure_model(
     with open(folder.parent / f".{folder.name}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # concurrent callers (any store) train it once
         latest = store.latest_model(campaign_of(name))  # another process may have registered it meanwhile
-        if latest is not None:
+        if latest is not None and not (problem := folder_problem(Path(latest.path))):
             return latest.id
+        if latest is not None:  # missing, corrupt or unsigned files: set aside, train a new version
+            if on_stage is not None:
+                on_stage(f"default {property_name} model {latest.id} cannot be used ({problem}): retraining")
+            _set_aside(Path(latest.path))
+        if (folder / MODEL_FILE).is_file() and folder_problem(folder):
+            _set_aside(folder)
         if (folder / MODEL_FILE).is_file():  # trained before for another store: register the same folder
             meta = json.loads((folder / MODEL_FILE).read_text())
             if on_stage is not None:
@@ -216,6 +222,27 @@ def ensure_model(
             on_stage=on_stage,
         )
     return trained.model_id
+
+
+def folder_problem(folder: Path) -> str:
+    """Why a property model folder cannot be loaded as is ('' when fine): its ``model.json`` is missing, or a pickle
+    in it is unsigned or altered (core.signing). Nothing is unpickled."""
+    from core.signing import signed_problem
+
+    if not (folder / MODEL_FILE).is_file():
+        return f"{folder / MODEL_FILE} is missing"
+    for path in sorted(folder.glob("*.pkl")):
+        if problem := signed_problem(path):
+            return problem
+    return ""
+
+
+def _set_aside(folder: Path) -> None:
+    """Rename an unusable model folder to ``<name>.unusable-<time>`` (kept for inspection, never loaded again)."""
+    import time
+
+    if folder.is_dir():
+        folder.rename(folder.with_name(f"{folder.name}.unusable-{time.strftime('%Y%m%d-%H%M%S')}"))
 
 
 def default_model_dir(property_name: str) -> Path:

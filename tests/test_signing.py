@@ -49,3 +49,33 @@ def test_processed_cache_rebuilds_unsigned_files(tmp_path: Path) -> None:
     crafted = tmp_path / "mp20-abc.pkl"
     crafted.write_bytes(pickle.dumps(Payload()))
     assert read_cached(crafted) is None and RAN == []
+
+
+def test_an_unsigned_default_model_is_retrained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registered default model whose pickle lost its signature is set aside and trained again (not loaded)."""
+    from store import open_store
+    from store.connection import close_all
+    from surrogates import predictors
+
+    store = open_store("mongomock://signing-default", "t")
+    folder = tmp_path / "defaults" / "mp-band-gap-x"
+    folder.mkdir(parents=True)
+    (folder / predictors.MODEL_FILE).write_text("{}")
+    (folder / "baseline.pkl").write_bytes(pickle.dumps(Payload()))  # unsigned
+    assert "no signature" in predictors.folder_problem(folder)
+    calls: list[str] = []
+
+    class Latest:
+        id, path = "mp-band-gap-v1", str(folder)
+
+    monkeypatch.setattr(store, "latest_model", lambda campaign: Latest() if not calls else None)
+    monkeypatch.setattr(predictors, "default_model_dir", lambda name: tmp_path / "defaults" / "fresh")
+
+    def train(*args: object, **kwargs: object) -> object:
+        calls.append(str(kwargs["directory"]))
+        return type("T", (), {"model_id": "mp-band-gap-v2"})()
+
+    monkeypatch.setattr("surrogates.property_models.train_and_register", train)
+    assert predictors.ensure_model(store, "band_gap", database="t") == "mp-band-gap-v2"
+    assert calls == [str(tmp_path / "defaults" / "fresh")] and not folder.exists() and RAN == []
+    close_all()
