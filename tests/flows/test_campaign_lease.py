@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 def test_a_second_run_of_a_campaign_stops_at_once(prefect_harness: None) -> None:
     store = open_store("mongomock://busy-flow", "busy")
-    with CampaignLease(store, "busy") as first:
-        with pytest.raises(CampaignBusyError, match=f"being run by {first.owner}"):
-            discovery_loop(campaign="busy", store_uri="mongomock://busy-flow", database="busy", rounds=0)
+    lease = CampaignLease(store, "busy")
+    with lease, pytest.raises(CampaignBusyError, match=f"being run by {lease.owner}"):
+        discovery_loop(campaign="busy", store_uri="mongomock://busy-flow", database="busy", rounds=0)
     assert store.rounds.count_documents({}) == 0 and store.candidates.count_documents({}) == 0  # nothing ran
