@@ -71,6 +71,13 @@ def _mongo_client(uri: str, timeout_ms: int, *, ping: bool = True) -> pymongo.Mo
             if fresh:
                 client.close()
             raise _unreachable(uri, exc) from None
+        except (KeyError, TypeError, ValueError) as exc:  # pymongo's SCRAM handshake against a server without auth
+            if fresh:
+                client.close()
+            raise StoreUnavailableError(
+                f"cannot log in to {redact_uri(uri)} ({type(exc).__name__} in the authentication handshake): the "
+                "server does not seem to support authentication (the embedded store has none: drop user:password)"
+            ) from None
     if not fresh:
         return client
     with _lock:

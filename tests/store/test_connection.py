@@ -280,3 +280,12 @@ def test_embedded_server_stops_when_idle(store_home: Path, monkeypatch: pytest.M
     assert _server_pids(store_home) == []
     again = ensure_embedded_server(store_home)  # the next user starts it again, data kept
     assert again.pid != info.pid
+
+
+@pytest.mark.slow
+def test_credentials_against_the_embedded_store_are_one_redacted_line(store_home: Path) -> None:
+    info = ensure_embedded_server(store_home)
+    uri = f"mongodb://me:s3cr/et@127.0.0.1:{info.port}/"
+    with pytest.raises(StoreUnavailableError, match="cannot log in") as err:
+        connect(uri, "bd_test", timeout_ms=2000)
+    assert "s3cr" not in str(err.value) and "\n" not in str(err.value)
