@@ -62,7 +62,7 @@ def _mongo_client(uri: str, timeout_ms: int, *, ping: bool = True) -> pymongo.Mo
     if client is None:
         try:
             client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
-        except PyMongoError as exc:  # malformed URI, missing dnspython for +srv, ...
+        except (PyMongoError, ValueError) as exc:  # malformed URI (a password with '/' unescaped), no dnspython, ...
             raise _unreachable(uri, exc) from None
     if ping or fresh:
         try:

@@ -285,7 +285,11 @@ def test_embedded_server_stops_when_idle(store_home: Path, monkeypatch: pytest.M
 @pytest.mark.slow
 def test_credentials_against_the_embedded_store_are_one_redacted_line(store_home: Path) -> None:
     info = ensure_embedded_server(store_home)
-    uri = f"mongodb://me:s3cr/et@127.0.0.1:{info.port}/"
+    escaped = f"mongodb://me:s3cr%2Fet@127.0.0.1:{info.port}/"
     with pytest.raises(StoreUnavailableError, match="cannot log in") as err:
-        connect(uri, "bd_test", timeout_ms=2000)
+        connect(escaped, "bd_test", timeout_ms=2000)
+    assert "s3cr" not in str(err.value) and "\n" not in str(err.value)
+    unescaped = f"mongodb://me:s3cr/et@127.0.0.1:{info.port}/"  # not a valid URI: still one redacted line
+    with pytest.raises(StoreUnavailableError) as err:
+        connect(unescaped, "bd_test", timeout_ms=2000)
     assert "s3cr" not in str(err.value) and "\n" not in str(err.value)
