@@ -13,7 +13,7 @@ def open_store(uri: str = EMBEDDED, database: str = "battery_discovery", *, time
     that restarted on another port.
     """
     db = connect(uri, database, timeout_ms=timeout_ms)
-    store = CandidateStore(db)
+    store = CandidateStore(db, reopen=lambda: connect(uri, database, timeout_ms=timeout_ms))
     key = (id(db.client), database)
     if key not in _INDEXED:
         store.ensure_indexes()

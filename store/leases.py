@@ -20,6 +20,7 @@ import uuid
 from types import TracebackType
 from typing import Any
 
+from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
 from core.errors import ConfigError
@@ -51,13 +52,18 @@ class CampaignLease:
     """``with CampaignLease(store, campaign): ...`` holds the campaign for the block (and renews it meanwhile)."""
 
     def __init__(self, store: CandidateStore, campaign: str, *, ttl_s: float = DEFAULT_TTL_S) -> None:
-        self.collection = store.db["leases"]
+        self.store = store
         self.campaign, self.ttl_s = campaign, float(ttl_s)
         self.key = f"campaign:{campaign}"
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.lost = False  # set when a renewal found the lease taken by another run
+
+    @property
+    def collection(self) -> Collection:
+        """The ``leases`` collection of the store's current connection (it may reconnect to a restarted server)."""
+        return self.store.db["leases"]
 
     def _doc(self, now: float) -> dict[str, Any]:
         return {"owner": self.owner, "expires_at": now + self.ttl_s, "renewed_at": now, "campaign": self.campaign}
@@ -104,8 +110,8 @@ class CampaignLease:
             try:
                 if not self.renew():
                     return
-            except Exception:  # the store is away: the next beat tries again; the lease may expire meanwhile
-                continue
+            except Exception:  # the store is away: reconnect, try at the next beat (the lease may expire meanwhile)
+                self.store.reconnect()
 
     def __enter__(self) -> CampaignLease:
         self.acquire()

@@ -7,16 +7,22 @@ version, so re-running a round adds no duplicates.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pymongo
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
-from core.errors import StoreUnavailableError
+from core.errors import ConfigError, StoreUnavailableError
 from store.documents import CandidateDoc, EvaluationDoc, ModelDoc, RoundDoc, oracle_summary, utcnow
+
+log = logging.getLogger(__name__)
 
 # Indexes, declared once. (collection, keys, options)
 INDEXES: tuple[tuple[str, list[tuple[str, int]], dict[str, Any]], ...] = (
@@ -73,15 +79,55 @@ def replace_or_insert(collection: Collection, doc: dict[str, Any]) -> None:
         collection.replace_one({"_id": doc["_id"]}, doc)
 
 
-def _guard(func):  # type: ignore[no-untyped-def]
-    """Turn a lost database connection into a one-line StoreUnavailableError."""
+#: Seconds a store call keeps retrying a lost connection (backoff 0.5 s doubling to 8 s) before it gives up.
+RETRY_ENV = "BATTERY_DISCOVERY_STORE_RETRY_S"
+DEFAULT_RETRY_S = 60.0
 
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
-        try:
-            return func(*args, **kwargs)
-        except PyMongoError as exc:
-            first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-            raise StoreUnavailableError(f"store error in {func.__name__}: {first}") from exc
+
+def retry_budget_s() -> float:
+    """``$BATTERY_DISCOVERY_STORE_RETRY_S`` (default 60 s; 0: no retries)."""
+    raw = os.environ.get(RETRY_ENV, "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_RETRY_S
+    except ValueError:
+        raise ConfigError(f"{RETRY_ENV}={raw!r}: give a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{RETRY_ENV}={raw!r}: give a number of seconds >= 0")
+    return value
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    text = text.splitlines()[0] if text else type(exc).__name__
+    return text.split(", Timeout:")[0].split(", Topology Description:")[0][:200]
+
+
+def _guard(func):  # type: ignore[no-untyped-def]
+    """Retry a call whose connection was lost (every write here is idempotent), with backoff, for the retry budget,
+    reconnecting in between (which restarts an embedded server that died); then, as for any other database error,
+    raise a one-line StoreUnavailableError."""
+
+    def wrapper(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + retry_budget_s()
+        delay, attempts = 0.5, 0
+        while True:
+            attempts += 1
+            try:
+                return func(self, *args, **kwargs)
+            except ConnectionFailure as exc:
+                if time.monotonic() + delay > deadline:
+                    waited = f" (gave up after {attempts} attempts)" if attempts > 1 else ""
+                    raise StoreUnavailableError(
+                        f"store connection lost in {func.__name__}: {_first_line(exc)}{waited}"
+                    ) from exc
+                log.warning(
+                    "store connection lost in %s (%s); retrying in %.1f s", func.__name__, _first_line(exc), delay
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, 8.0)
+                self.reconnect()
+            except PyMongoError as exc:
+                raise StoreUnavailableError(f"store error in {func.__name__}: {_first_line(exc)}") from exc
 
     wrapper.__name__ = func.__name__
     wrapper.__doc__ = func.__doc__
@@ -91,12 +137,28 @@ def _guard(func):  # type: ignore[no-untyped-def]
 class CandidateStore:
     """Typed access to the ``candidates``, ``evaluations``, ``rounds`` and ``models`` collections."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, reopen: Callable[[], Database] | None = None) -> None:
+        """``reopen``: how to connect again after a lost connection (``open_store`` passes one that re-finds or
+        restarts the embedded server); None keeps ``db``'s client, which reconnects by itself."""
+        self._reopen = reopen
+        self._bind(db)
+
+    def _bind(self, db: Database) -> None:
         self.db = db
         self.candidates = db["candidates"]
         self.evaluations = db["evaluations"]
         self.rounds = db["rounds"]
         self.models = db["models"]
+
+    def reconnect(self) -> None:
+        """After a lost connection: connect again if we know how (an embedded server that died is started again,
+        on its data, perhaps on another port); a failure here is left to the next attempt."""
+        if self._reopen is None:
+            return
+        try:
+            self._bind(self._reopen())
+        except (StoreUnavailableError, PyMongoError) as exc:
+            log.debug("reconnect failed: %s", exc)
 
     @_guard
     def ensure_indexes(self) -> None:
