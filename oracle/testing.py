@@ -2,6 +2,8 @@
 
 ``register_toy_potential()`` adds ``toy`` to the registry: Lennard-Jones forces (so relaxations
 move and converge) plus a fixed energy per element (so formation energies are known numbers).
+``toy:nan-<El>`` answers NaN energies and forces for every compound holding element ``El`` (a diverging oracle;
+the element's own reference structure stays finite).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ class ToyCalculator(Calculator):
 
     implemented_properties = ("energy", "free_energy", "forces", "stress")
 
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, *, nan_element: str | None = None, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self._lj = LennardJones(sigma=1.8, epsilon=0.01, rc=5.0, smooth=True)
+        self.nan_element = nan_element
 
     def calculate(
         self,
@@ -37,10 +40,14 @@ class ToyCalculator(Calculator):
         lj.calc = self._lj
         offset = sum(TOY_ELEMENT_ENERGY.get(s, -1.0) for s in self.atoms.get_chemical_symbols())
         energy = float(lj.get_potential_energy()) + offset
+        forces = np.asarray(lj.get_forces())
+        symbols = set(self.atoms.get_chemical_symbols())
+        if self.nan_element in symbols and len(symbols) > 1:
+            energy, forces = float("nan"), np.full_like(forces, np.nan)
         self.results = {
             "energy": energy,
             "free_energy": energy,
-            "forces": np.asarray(lj.get_forces()),
+            "forces": forces,
             "stress": np.asarray(lj.get_stress()),
         }
 
@@ -51,9 +58,10 @@ class ToyPotential(Potential):
     def __init__(self, variant: str | None = None) -> None:
         self.name = "toy" if not variant else f"toy:{variant}"
         self.version = "toy 1.0"
+        self.nan_element = variant.removeprefix("nan-") if variant and variant.startswith("nan-") else None
 
     def calculator(self) -> Calculator:
-        return ToyCalculator()
+        return ToyCalculator(nan_element=self.nan_element)
 
 
 def register_toy_potential() -> None:

@@ -113,7 +113,10 @@ def read_ensemble(directory: Path | str) -> EnsembleParts:
         try:
             members.append(model_cls.load(member_dir))  # type: ignore[attr-defined]
         except Exception as exc:
-            raise ModelNotFoundError(f"cannot load surrogate member {member_dir}: {exc}") from exc
+            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+            raise ModelNotFoundError(
+                f"cannot load surrogate member {member_dir}: {type(exc).__name__}: {reason}".rstrip(": ")
+            ) from exc
     return EnsembleParts(
         members=members,
         config=config,

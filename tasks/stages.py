@@ -99,6 +99,10 @@ def predict_task(config: LoopConfig, round_index: int) -> PredictOutput:
     """Ensemble predictions for the pool."""
     plan, ctx = _round(config, round_index)
     out = predict_stage(ctx, fixed_pool=plan.source.fixed_pool, properties=plan.properties)
+    if out.model_problem:
+        get_run_logger().warning(
+            "round %d · predict: %s; the batch is picked at random", round_index, out.model_problem
+        )
     get_run_logger().info(
         "round %d · predict: %d candidates with model %s", round_index, len(out.pool_ids), out.model_version
     )
@@ -207,6 +211,8 @@ def retrain_task(config: LoopConfig, round_index: int) -> RetrainOutput:
         config.acquisition.strategy, final_model=config.final_model, round_index=round_index, rounds=config.rounds
     )
     out = retrain_stage(config.surrogate, ctx, train=train)
+    if out.retrained_because:
+        get_run_logger().warning("round %d · retrain: %s; trained again", round_index, out.retrained_because)
     get_run_logger().info(
         "round %d · retrain: %s on %d labels %s", round_index, out.model_version, out.n_train, out.metrics
     )

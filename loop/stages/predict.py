@@ -31,6 +31,8 @@ class PredictOutput:
     elapsed_s: float
     outcomes: tuple[str, ...] = ()
     observed: list[list[float]] = field(default_factory=list)
+    #: Why the newest model could not be used (missing or corrupt files, named), so the batch is picked at random.
+    model_problem: str | None = None
 
 
 #: Fixed pools' graphs, built once per process: (store, database, campaign, cutoff) -> (id -> row, graphs).
@@ -94,10 +96,11 @@ def predict_stage(ctx: RoundContext, *, fixed_pool: bool, properties: tuple[Prop
         pool = ctx.store.pending_candidates(ctx.campaign)
         pool_ids = [c.id for c in pool]
     model = ctx.store.latest_model(ctx.campaign, before_round=ctx.round_index)
+    problem = None
     try:
         ensembles = load_ensembles(model, ctx.targets) if model is not None and pool_ids else []
-    except ModelNotFoundError:
-        ensembles = []
+    except ModelNotFoundError as exc:  # a missing or corrupt model file: say which, pick at random this round
+        ensembles, problem = [], f"model {model.id} cannot be used: {exc}"  # type: ignore[union-attr]
     if not ensembles:  # no model yet: acquisition picks at random, but over the campaign's outcomes
         return PredictOutput(
             pool_ids=pool_ids,
@@ -105,6 +108,7 @@ def predict_stage(ctx: RoundContext, *, fixed_pool: bool, properties: tuple[Prop
             model_version=None,
             elapsed_s=time.perf_counter() - start,
             outcomes=(*ctx.targets, *(p.name for p in properties)) if properties else (),
+            model_problem=problem,
         )
     structures: list[Structure] = []
     graph_models = all(hasattr(e, "predict_graphs") for e in ensembles)  # GNN ensembles (else descriptor models)

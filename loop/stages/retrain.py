@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,8 @@ class RetrainOutput:
     metrics: dict[str, Any] = field(default_factory=dict)
     n_train: int = 0
     elapsed_s: float = 0.0
+    #: Set when the round's model was registered but its files could not be read, so it was trained again.
+    retrained_because: str | None = None
 
 
 def wants_model(strategy: str, *, final_model: bool, round_index: int, rounds: int) -> bool:
@@ -47,6 +50,19 @@ def _previous_ensembles(surrogate: EnsembleConfig, ctx: RoundContext) -> list[An
         return []
 
 
+def _unreadable(model: Any, targets: Sequence[str]) -> str | None:
+    """Why a registered, complete model cannot be loaded (a corrupt or missing file, named), or None."""
+    from surrogates.registry import load_ensembles, loop_model_complete
+
+    if not loop_model_complete(model, targets):
+        return None  # incomplete (a crash while saving): retrained anyway
+    try:
+        load_ensembles(model, targets)
+    except (ModelNotFoundError, OSError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
 def retrain_stage(surrogate: EnsembleConfig, ctx: RoundContext, *, train: bool = True) -> RetrainOutput:
     """Train one ensemble per target on every label so far and register them as ``<campaign>-r<round>``.
 
@@ -61,7 +77,8 @@ def retrain_stage(surrogate: EnsembleConfig, ctx: RoundContext, *, train: bool =
     start = time.perf_counter()
     version = f"{ctx.campaign}-r{ctx.round_index}"
     existing = ctx.store.get_model(version)
-    if existing is not None and loop_model_complete(existing, ctx.targets):
+    unreadable = _unreadable(existing, ctx.targets) if existing is not None else None
+    if existing is not None and unreadable is None and loop_model_complete(existing, ctx.targets):
         # a re-run of a finished round keeps the model later rounds were predicted with
         return RetrainOutput(
             model_version=version,
@@ -104,5 +121,9 @@ def retrain_stage(surrogate: EnsembleConfig, ctx: RoundContext, *, train: bool =
         n_train=len(labelled),
     )
     return RetrainOutput(
-        model_version=version, metrics=doc.metrics, n_train=len(labelled), elapsed_s=time.perf_counter() - start
+        model_version=version,
+        metrics=doc.metrics,
+        n_train=len(labelled),
+        elapsed_s=time.perf_counter() - start,
+        retrained_because=unreadable,
     )
