@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -381,6 +382,10 @@ def store_status() -> None:
         console.print(f"  pid {server['pid']}  127.0.0.1:{server['port']}  {server['data']}")
 
 
+#: errno values of a full disk or quota: reported in one line, not a traceback.
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
 def _ran_loop() -> bool:
     """Whether this command runs campaigns (run, benchmark): a lost store there means a resumable stop."""
     return any(arg in ("run", "benchmark") for arg in sys.argv[1:2])
@@ -396,6 +401,16 @@ def main() -> None:
         sys.exit(2)
     except DiscoveryError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except OSError as exc:
+        if exc.errno not in _DISK_FULL:
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        hint = "; completed work is in the store: free space, then run the same command again to resume"
+        err_console.print(
+            f"[bold red]error:[/] disk full{where} ({exc.strerror or exc}){hint if _ran_loop() else ''}",
+            highlight=False,
+        )
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted: completed work is in the store; re-run the same campaign to resume")
