@@ -111,7 +111,10 @@ def run(
     if has_password(cfg.store_uri):  # the password stays in this process's environment, out of flow parameters
         os.environ[URI_VARIABLE] = cfg.store_uri
         cfg = build_config({**cfg.model_dump(), "store_uri": f"env:{URI_VARIABLE}"})
-    open_store(cfg.store_uri, cfg.database)  # fail fast on an unreachable store
+    from store.leases import CampaignLease
+
+    # fail fast, before Prefect starts, on an unreachable store or a campaign another run is running
+    CampaignLease(open_store(cfg.store_uri, cfg.database), cfg.campaign).check()
     shown_uri = redact_uri(resolve_uri(cfg.store_uri))
     _quiet_prefect_env()
     from flows.discovery_loop import discovery_loop

@@ -68,6 +68,22 @@ class CampaignLease:
     def _doc(self, now: float) -> dict[str, Any]:
         return {"owner": self.owner, "expires_at": now + self.ttl_s, "renewed_at": now, "campaign": self.campaign}
 
+    def check(self) -> None:
+        """Raise CampaignBusyError when another live run holds the campaign (takes nothing: a pre-flight check, so a
+        command can refuse before it starts an orchestrator)."""
+        held = self.collection.find_one({"_id": self.key})
+        if held is not None:
+            self._refuse_if_live(held, time.time())
+
+    def _refuse_if_live(self, held: dict[str, Any], now: float) -> None:
+        expires = float(held.get("expires_at") or 0.0)
+        if held.get("owner") != self.owner and expires > now and not _dead_here(str(held.get("owner", ""))):
+            raise CampaignBusyError(
+                f"campaign {self.campaign!r} is being run by {held.get('owner')} (last heartbeat "
+                f"{now - float(held.get('renewed_at') or now):.0f} s ago): wait for it to finish, or for "
+                f"{expires - now:.0f} s after it stopped, then re-run to resume"
+            )
+
     def acquire(self) -> None:
         """Take the lease, or raise CampaignBusyError naming the live holder."""
         now = time.time()
@@ -77,15 +93,9 @@ class CampaignLease:
         except DuplicateKeyError:
             pass
         held = self.collection.find_one({"_id": self.key}) or {}
-        expires = float(held.get("expires_at") or 0.0)
         if held.get("owner") == self.owner:
             return
-        if expires > now and not _dead_here(str(held.get("owner", ""))):
-            raise CampaignBusyError(
-                f"campaign {self.campaign!r} is being run by {held.get('owner')} (last heartbeat "
-                f"{now - float(held.get('renewed_at') or now):.0f} s ago): wait for it to finish, or for "
-                f"{expires - now:.0f} s after it stopped, then re-run to resume"
-            )
+        self._refuse_if_live(held, now)
         # expired: take it over, unless another run did so first
         taken = self.collection.update_one(
             {"_id": self.key, "owner": held.get("owner"), "expires_at": held.get("expires_at")},

@@ -32,14 +32,24 @@ def _traceback_lines(text: str) -> int:
 def test_embedded_store_killed_mid_round_and_a_second_run(cli_campaign) -> None:  # type: ignore[no-untyped-def]
     campaign = cli_campaign("storekill", "faults_storekill")
     proc, log = campaign.start()
-    assert campaign.wait_for_evaluations(proc, 1) >= 1, log.read_text()[-3000:]
+    store = campaign.store()
+    deadline = time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline and not store.db["leases"].count_documents({}):
+        time.sleep(0.2)
+    assert proc.poll() is None, log.read_text()[-3000:]
 
-    # a second run of the same campaign, while the first holds it: stops before any work, naming the first
+    # a second run of the same campaign while the first holds it: stops before any work, naming the first
+    owner = store.db["leases"].find_one({})["owner"]
     second = campaign.run(timeout_s=300)
     assert second.returncode == 2, second.stdout[-2000:] + second.stderr[-2000:]
     assert "is being run by" in second.stderr and "re-run to resume" in second.stderr
     assert _traceback_lines(second.stdout + second.stderr) == 0
+    assert proc.poll() is None  # the first still runs (its lease held the whole time)
+    assert "of campaign 'storekill'" not in second.stderr + second.stdout  # it started no round
+    assert store.db["leases"].find_one({})["owner"] == owner
 
+    assert campaign.wait_for_evaluations(proc, 1) >= 1, log.read_text()[-3000:]
+    assert proc.poll() is None, "the run finished before the store could be killed mid-round"
     before = campaign.snapshot()
     server = embedded_server_status()
     assert server is not None

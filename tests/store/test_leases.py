@@ -65,3 +65,13 @@ def test_a_killed_holder_on_this_host_is_taken_over_at_once(store: CandidateStor
     lease.acquire()
     assert store.db["leases"].find_one({"_id": "campaign:c"})["owner"] == lease.owner
     lease.release()
+
+
+def test_check_refuses_a_live_holder_and_takes_nothing(store: CandidateStore) -> None:
+    CampaignLease(store, "c").check()  # free: nothing raised, nothing written
+    assert store.db["leases"].count_documents({}) == 0
+    with CampaignLease(store, "c") as first:
+        with pytest.raises(CampaignBusyError, match=f"being run by {first.owner}"):
+            CampaignLease(store, "c").check()
+        first.check()  # its own holder passes
+        assert store.db["leases"].find_one({})["owner"] == first.owner

@@ -1,0 +1,166 @@
+"""Two Prefect workers on one work pool run two campaigns side by side against one store, and the Prefect server
+is restarted while both flow runs are in the middle of their rounds: both finish, each campaign complete and
+consistent. Real parts: `prefect server start`, `prefect worker start` x 2, the deployment from prefect.yaml."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from store import open_store
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.faults]
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+DATABASE = "e2e_pair"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+class Server:
+    """`prefect server start` on a fixed port and home, restartable."""
+
+    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
+        self.env, self.port, self.log = env, port, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/api/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert self.proc.poll() is None, self.log.read_text()[-3000:]
+            time.sleep(0.5)
+        pytest.fail("prefect server did not answer /api/health within 120 s")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+
+
+def _params(campaign: str) -> dict[str, Any]:
+    return {
+        "campaign": campaign,
+        "rounds": 1,
+        "batch_size": 2,
+        "candidates_per_round": 6,
+        "seeds": ["pymatgen:Li2O", "pymatgen:Li2O2"],
+        "properties": [],
+        "surrogate": {"n_members": 2, "epochs": 3, "num_threads": 1},
+        "oracle": {"relax": {"fmax": 0.05, "max_steps": 100}, "batch_size": 1},
+        "database": DATABASE,
+    }
+
+
+def _state(api: str, run_id: str) -> str:
+    return str(httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()["state_type"])
+
+
+def test_two_workers_two_campaigns_and_a_server_restart(tmp_path: Path, session_home: Path) -> None:
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_API_URL": api,
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "BATTERY_DISCOVERY_HOME": str(session_home),
+    }
+    store = open_store("embedded", DATABASE)
+    for name in ("candidates", "evaluations", "rounds", "models", "leases"):
+        store.db[name].delete_many({})
+    server = Server(env, port, tmp_path / "server.log")
+    server.start()
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        for args in (["work-pool", "create", "local", "--type", "process"], ["--no-prompt", "deploy", "--all"]):
+            done = subprocess.run([str(BIN / "prefect"), *args], env=env, cwd=REPO, capture_output=True, text=True)
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        for name in ("w1", "w2"):  # one flow run at a time each: the two runs land on different workers
+            cmd = [str(BIN / "prefect"), "worker", "start", "--pool", "local", "--name", name, "--limit", "1"]
+            with open(tmp_path / f"{name}.log", "wb") as log:
+                workers.append(
+                    subprocess.Popen(
+                        cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    )
+                )
+        deployment = httpx.get(f"{api}/deployments/name/discovery-loop/local", timeout=10).json()
+        runs = {
+            campaign: httpx.post(
+                f"{api}/deployments/{deployment['id']}/create_flow_run",
+                json={"parameters": _params(campaign), "name": campaign},
+                timeout=10,
+            ).json()["id"]
+            for campaign in ("pair-a", "pair-b")
+        }
+        # both running, each with a round under way: restart the Prefect server under them
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            if all(_state(api, r) == "RUNNING" for r in runs.values()) and all(
+                store.evaluations.count_documents({"campaign": c}) >= 1 for c in runs
+            ):
+                break
+            time.sleep(1)
+        else:
+            pytest.fail({c: _state(api, r) for c, r in runs.items()})
+        server.stop()
+        time.sleep(5)
+        server.start()
+        deadline = time.monotonic() + 900
+        states: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            states = {c: _state(api, r) for c, r in runs.items()}
+            if all(s in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") for s in states.values()):
+                break
+            time.sleep(2)
+        logs = {name: (tmp_path / f"{name}.log").read_text() for name in ("w1", "w2")}
+        assert states == {"pair-a": "COMPLETED", "pair-b": "COMPLETED"}, (states, logs)
+    finally:
+        for worker in workers:
+            _stop(worker)
+        server.stop()
+
+    # each worker ran one of the two flow runs
+    ran = {name: {c for c, r in runs.items() if r in text} for name, text in logs.items()}
+    assert sorted(map(sorted, ran.values())) == [["pair-a"], ["pair-b"]], ran
+    # both campaigns complete and consistent in the one store
+    for campaign in runs:
+        rounds = {d["round"]: d["status"] for d in store.rounds.find({"campaign": campaign})}
+        assert rounds == {0: "completed", 1: "completed"}, (campaign, rounds)
+        evaluated = [d["candidate_id"] for d in store.evaluations.find({"campaign": campaign})]
+        assert len(evaluated) == len(set(evaluated)) >= 3
+        assert all(c.startswith(f"{campaign}-") for c in evaluated)
+    assert store.db["leases"].count_documents({}) == 0
