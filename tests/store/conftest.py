@@ -5,9 +5,9 @@
   the test.
 - The embedded server is the project's own (``store.embedded``), started once per session in a temporary data home
   (about 0.3 s) and stopped at the end.
-- ``test_repository.py`` and ``test_browse.py`` run on mongomock and on the embedded server: their ``store``
-  fixtures call ``open_store("mongomock://...", name)``, which the autouse ``store_backend`` fixture points at a
-  fresh database of the embedded server for the ``nx-27017`` runs (those are marked ``slow``).
+- ``test_repository.py`` and ``test_browse.py`` run on every backend too: their ``store`` fixtures call
+  ``open_store("mongomock://...", name)``, which the autouse ``store_backend`` fixture points at a fresh database of
+  the server for the ``nx-27017`` and ``mongodb`` runs (those are marked ``slow``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pymongo.database import Database
 MONGO_URI_ENV = "BATTERY_DISCOVERY_TEST_MONGO_URI"
 MOCK, EMBEDDED, MONGODB = "mongomock", "nx-27017", "mongodb"
 BACKENDS = (MOCK, EMBEDDED, MONGODB)
-#: Test modules whose ``open_store("mongomock://...")`` fixtures also run on the embedded server.
+#: Test modules whose ``open_store("mongomock://...")`` fixtures also run on the servers.
 ALSO_EMBEDDED = ("test_repository", "test_browse")
 
 _names = itertools.count()
@@ -100,11 +100,10 @@ def db(request: pytest.FixtureRequest) -> Iterator[Database[dict[str, Any]]]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Run the modules of :data:`ALSO_EMBEDDED` on mongomock and on the embedded server."""
+    """Run the modules of :data:`ALSO_EMBEDDED` on every backend (a real MongoDB only when its URI is set)."""
     module = metafunc.module.__name__.rsplit(".", 1)[-1]
     if module in ALSO_EMBEDDED and "store_backend" in metafunc.fixturenames:
-        params = [p for p in backend_params() if p.values[0] in (MOCK, EMBEDDED)]
-        metafunc.parametrize("store_backend", params, indirect=True)
+        metafunc.parametrize("store_backend", backend_params(), indirect=True)
 
 
 @pytest.fixture(autouse=True)
@@ -119,8 +118,8 @@ def _fresh_browse_projection(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def store_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The backend of this test (mongomock unless parametrized): for ``nx-27017``, the module's ``open_store`` of a
-    ``mongomock://`` URI opens a fresh database on the session's embedded server instead (dropped afterwards)."""
+    """The backend of this test (mongomock unless parametrized): on a server, the module's ``open_store`` of a
+    ``mongomock://`` URI opens a fresh database of that server instead (dropped afterwards)."""
     backend = getattr(request, "param", MOCK)
     if backend == MOCK:
         yield backend
