@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -394,30 +395,35 @@ def _ran_loop() -> bool:
     return any(arg in ("run", "benchmark") for arg in sys.argv[1:2])
 
 
+def _quiet_prefect_exit() -> None:
+    """Keep Prefect's INFO lines at exit ("Stopping temporary server ...") from following the error line."""
+    logging.getLogger("prefect").setLevel(logging.WARNING)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    """Print one line on stderr, as the last line of the output, and exit."""
+    _quiet_prefect_exit()
+    err_console.print(message, highlight=False)
+    sys.exit(code)
+
+
 def main() -> None:
     """Entry point: user errors print one line and exit 2."""
     try:
         app()
     except StoreUnavailableError as exc:
         hint = " (completed work is in the store: run the same command again to resume)" if _ran_loop() else ""
-        err_console.print(f"[bold red]error:[/] {exc}{hint}", highlight=False)
-        sys.exit(2)
+        _fail(f"[bold red]error:[/] {exc}{hint}")
     except DiscoveryError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
+        _fail(f"[bold red]error:[/] {exc}")
     except OSError as exc:
         if exc.errno not in _DISK_FULL:
             raise
         where = f" writing {exc.filename}" if exc.filename else ""
         hint = "; completed work is in the store: free space, then run the same command again to resume"
-        err_console.print(
-            f"[bold red]error:[/] disk full{where} ({exc.strerror or exc}){hint if _ran_loop() else ''}",
-            highlight=False,
-        )
-        sys.exit(2)
+        _fail(f"[bold red]error:[/] disk full{where} ({exc.strerror or exc}){hint if _ran_loop() else ''}")
     except KeyboardInterrupt:
-        err_console.print("interrupted: completed work is in the store; re-run the same campaign to resume")
-        sys.exit(130)
+        _fail("interrupted: completed work is in the store; re-run the same campaign to resume", 130)
 
 
 if __name__ == "__main__":

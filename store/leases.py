@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from pymongo.collection import Collection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from core.errors import ConfigError
 from store.repository import CandidateStore
@@ -112,8 +112,13 @@ class CampaignLease:
         return not self.lost
 
     def release(self) -> None:
-        """Give the lease back (only ours)."""
-        self.collection.delete_one({"_id": self.key, "owner": self.owner})
+        """Give the lease back (only ours). A connection lost since the last heartbeat (an embedded server that
+        restarted, perhaps on another port) is opened again once before giving up."""
+        try:
+            self.collection.delete_one({"_id": self.key, "owner": self.owner})
+        except PyMongoError:
+            self.store.reconnect()
+            self.collection.delete_one({"_id": self.key, "owner": self.owner})
 
     def _beat(self) -> None:
         while not self._stop.wait(self.ttl_s / 4):

@@ -12,7 +12,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import pymongo
 from pymongo.collection import Collection
@@ -102,32 +102,46 @@ def _first_line(exc: BaseException) -> str:
     return text.split(", Timeout:")[0].split(", Topology Description:")[0][:200]
 
 
+T = TypeVar("T")
+
+
+def retrying(
+    what: str,
+    call: Callable[[], T],
+    on_retry: Callable[[], None] | None = None,
+    *,
+    lost: tuple[type[Exception], ...] = (ConnectionFailure,),
+) -> T:
+    """``call()``, retried after a lost connection (an exception of ``lost``) with backoff (0.5 s doubling to 8 s)
+    for the retry budget, ``on_retry()`` (a reconnection) between attempts; then a one-line StoreUnavailableError
+    naming ``what``. Any other database error is one line at once."""
+    deadline = time.monotonic() + retry_budget_s()
+    delay, attempts = 0.5, 0
+    while True:
+        attempts += 1
+        try:
+            return call()
+        except lost as exc:
+            if time.monotonic() + delay > deadline:
+                waited = f" (gave up after {attempts} attempts)" if attempts > 1 else ""
+                reason = str(exc) if isinstance(exc, StoreUnavailableError) else _first_line(exc)
+                raise StoreUnavailableError(f"store connection lost in {what}: {reason}{waited}") from exc
+            log.warning("store connection lost in %s (%s); retrying in %.1f s", what, _first_line(exc), delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 8.0)
+            if on_retry is not None:
+                on_retry()
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"store error in {what}: {_first_line(exc)}") from exc
+
+
 def _guard(func):  # type: ignore[no-untyped-def]
     """Retry a call whose connection was lost (every write here is idempotent), with backoff, for the retry budget,
     reconnecting in between (which restarts an embedded server that died); then, as for any other database error,
     raise a one-line StoreUnavailableError."""
 
     def wrapper(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + retry_budget_s()
-        delay, attempts = 0.5, 0
-        while True:
-            attempts += 1
-            try:
-                return func(self, *args, **kwargs)
-            except ConnectionFailure as exc:
-                if time.monotonic() + delay > deadline:
-                    waited = f" (gave up after {attempts} attempts)" if attempts > 1 else ""
-                    raise StoreUnavailableError(
-                        f"store connection lost in {func.__name__}: {_first_line(exc)}{waited}"
-                    ) from exc
-                log.warning(
-                    "store connection lost in %s (%s); retrying in %.1f s", func.__name__, _first_line(exc), delay
-                )
-                time.sleep(delay)
-                delay = min(delay * 2, 8.0)
-                self.reconnect()
-            except PyMongoError as exc:
-                raise StoreUnavailableError(f"store error in {func.__name__}: {_first_line(exc)}") from exc
+        return retrying(func.__name__, lambda: func(self, *args, **kwargs), self.reconnect)
 
     wrapper.__name__ = func.__name__
     wrapper.__doc__ = func.__doc__

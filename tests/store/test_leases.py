@@ -75,3 +75,25 @@ def test_check_refuses_a_live_holder_and_takes_nothing(store: CandidateStore) ->
             CampaignLease(store, "c").check()
         first.check()  # its own holder passes
         assert store.db["leases"].find_one({})["owner"] == first.owner
+
+
+def test_release_after_the_server_moved_reconnects(store: CandidateStore) -> None:
+    """The store restarted (on another port) since the last heartbeat: the release reconnects, the lease is gone."""
+    from pymongo.errors import AutoReconnect
+
+    live = store.db
+
+    class Gone:  # the old connection: every call fails as a dead server does
+        def __getitem__(self, name: str) -> object:
+            class Dead:
+                def delete_one(self, *a: object, **k: object) -> None:
+                    raise AutoReconnect("connection refused")
+
+            return Dead()
+
+    moved = CandidateStore(live, reopen=lambda: live)
+    lease = CampaignLease(moved, "c")
+    lease.acquire()
+    moved.db = Gone()  # type: ignore[assignment]
+    lease.release()
+    assert store.db["leases"].count_documents({}) == 0

@@ -86,3 +86,37 @@ def test_bad_retry_budget_is_a_config_error(monkeypatch: pytest.MonkeyPatch, val
     monkeypatch.setenv("BATTERY_DISCOVERY_STORE_RETRY_S", value)
     with pytest.raises(ConfigError, match="BATTERY_DISCOVERY_STORE_RETRY_S"):
         retry_budget_s()
+
+
+def test_open_store_retries_a_store_it_reached_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store reached before and gone now is retried (a lost connection); one never reached fails at once."""
+    import store as store_pkg
+
+    monkeypatch.setenv("BATTERY_DISCOVERY_STORE_RETRY_S", "10")
+    monkeypatch.setattr("store.repository.time.sleep", lambda s: None)
+    attempts: list[int] = []
+    db = mongomock.MongoClient()["opened"]
+
+    def connect(uri: str, database: str, *, timeout_ms: int = 5000) -> Any:
+        attempts.append(1)
+        if len(attempts) in (2, 3):  # the server went away after the first connection, back at the fourth
+            raise StoreUnavailableError("cannot reach MongoDB at mongodb://h:1/: connection refused")
+        return db
+
+    monkeypatch.setattr(store_pkg, "connect", connect)
+    monkeypatch.setattr(store_pkg, "_OPENED", set())
+    store_pkg.open_store("mongodb://h:1/", "opened")
+    store_pkg.open_store("mongodb://h:1/", "opened")  # lost twice, retried, reached
+    assert len(attempts) == 4
+
+    def never(uri: str, database: str, *, timeout_ms: int = 5000) -> Any:
+        attempts.append(1)
+        raise StoreUnavailableError("cannot reach MongoDB at mongodb://typo:1/: connection refused")
+
+    monkeypatch.setattr(store_pkg, "connect", never)
+    with pytest.raises(StoreUnavailableError, match="cannot reach MongoDB at mongodb://typo"):
+        store_pkg.open_store("mongodb://typo:1/", "opened")
+    assert len(attempts) == 5  # not retried
+    monkeypatch.setenv("BATTERY_DISCOVERY_STORE_RETRY_S", "0")
+    with pytest.raises(StoreUnavailableError, match="store connection lost in open_store: cannot reach"):
+        store_pkg.open_store("mongodb://h:1/", "opened")  # reached before; no budget: one attempt, one line
