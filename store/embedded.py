@@ -201,6 +201,13 @@ def _clear_state(home: Path) -> None:
             (home / name).unlink()
 
 
+def _reap() -> None:
+    """Reap the servers this process started that have exited."""
+    for pid, child in list(_children.items()):
+        if child.poll() is not None:
+            _children.pop(pid, None)
+
+
 def _pid_alive(pid: int) -> bool:
     """True if ``pid`` is a live (non-zombie) process; reaps it if this process started it."""
     if pid <= 0:
@@ -278,6 +285,7 @@ def _launch(home: Path, port: int, timeout_s: float) -> EmbeddedServerInfo | Non
     data_dir = home / DATA_DIR
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     log_path = home / LOG_FILE
+    _reap()  # a server of ours that died is a zombie until reaped: nx-27017 would take its pid file for a live server
     cmd = [
         sys.executable,
         "-c",
