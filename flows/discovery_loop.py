@@ -18,6 +18,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from loop.config import LoopConfig
 from loop.plan import build_config, build_plan
 from loop.reports import batch_table, campaign_markdown, round_markdown
+from loop.stages.bookkeeping import redid_nothing
 from loop.stages.evaluate import chunk_ids, merge_evaluations
 from store.leases import CampaignLease
 from tasks import (
@@ -44,7 +45,7 @@ def discovery_round(config: LoopConfig, round_index: int) -> dict[str, Any]:
     """One round; returns its summary. Re-running a round resumes it without duplicates."""
     start = time.perf_counter()
     plan = build_plan(config)
-    begin_round_task(config, round_index)
+    begun = begin_round_task(config, round_index)
     timings: dict[str, float] = {}
     if round_index == 0:
         entries = seed_task(config)
@@ -85,7 +86,8 @@ def discovery_round(config: LoopConfig, round_index: int) -> dict[str, Any]:
     timings["store"] = doc.timings.get("store", 0.0)
     timings["total"] = time.perf_counter() - start
     timings["overhead"] = timings["total"] - sum(v for k, v in timings.items() if k not in ("total", "overhead"))
-    doc = record_timings_task(config, round_index, timings)
+    if not redid_nothing(begun, evaluation, retrain):  # a completed round re-run for nothing keeps its record
+        doc = record_timings_task(config, round_index, timings)
     create_table_artifact(
         key=f"{config.campaign}-round-{round_index}-batch",
         table=batch_table(doc, plan),

@@ -9,11 +9,19 @@ context, so a test reads like the round it checks::
     gen = run.generate(1)
 
 :class:`ToyFractionProperty` is a property provider double (``register_toy_property()``).
+``count_trainings()`` records every surrogate training (a re-run that keeps its model trains nothing);
+``store_documents(store)`` and ``model_file_hashes(store)`` capture everything a re-run must leave as it was.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any, ClassVar
+from unittest import mock
 
 import numpy as np
 
@@ -23,7 +31,7 @@ from loop.properties.base import PropertyInputs
 from loop.registry import PROPERTIES
 from loop.roles import GenerateOutput, Progress, RoundContext
 from loop.stages.acquire import AcquireOutput, acquire_stage
-from loop.stages.bookkeeping import complete_round, record_batch, resumed_generation
+from loop.stages.bookkeeping import complete_round, record_batch, resumed_generation, resumed_prediction
 from loop.stages.electrode import ElectrodeOutput, electrode_stage
 from loop.stages.evaluate import EvaluateOutput, evaluate_stage
 from loop.stages.predict import PredictOutput, predict_stage
@@ -73,9 +81,10 @@ class StageRunner:
         return resumed_generation(ctx) or self.plan.source.generate(ctx, self.plan.labeler)
 
     def predict(self, round_index: int) -> PredictOutput:
-        """Predictions of the newest model."""
-        return predict_stage(
-            self.ctx(round_index), fixed_pool=self.plan.source.fixed_pool, properties=self.plan.properties
+        """Predictions of the newest model (as the predict task: none when the round's batch is already recorded)."""
+        ctx = self.ctx(round_index)
+        return resumed_prediction(ctx) or predict_stage(
+            ctx, fixed_pool=self.plan.source.fixed_pool, properties=self.plan.properties
         )
 
     def acquire(self, round_index: int, prediction: PredictOutput) -> AcquireOutput:
@@ -198,3 +207,50 @@ def register_toy_property() -> None:
 def unregister_toy_property() -> None:
     """Remove ``toy_fraction`` again."""
     PROPERTIES.remove(ToyFractionProperty.name)
+
+
+@contextmanager
+def count_trainings() -> Iterator[list[tuple[str, str]]]:
+    """Record ``(version, property_name)`` of every surrogate fitted (``GNNEnsemble.fit``,
+    ``DescriptorSurrogate.fit``) in any thread of this process until the block ends."""
+    from surrogates import GNNEnsemble
+    from surrogates.descriptor_surrogate import DescriptorSurrogate
+
+    trained: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def counting(real: Any) -> classmethod:
+        def fit(cls: type, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                trained.append((kwargs.get("version", ""), kwargs.get("property_name", "")))
+            return real(cls, *args, **kwargs)
+
+        return classmethod(fit)
+
+    with ExitStack() as stack:
+        for family in (GNNEnsemble, DescriptorSurrogate):
+            real = family.__dict__["fit"].__func__
+            stack.enter_context(mock.patch.object(family, "fit", counting(real)))
+        yield trained
+
+
+#: The collections a round writes.
+ROUND_COLLECTIONS = ("candidates", "evaluations", "rounds", "models")
+
+
+def store_documents(store: CandidateStore) -> dict[str, list[dict[str, Any]]]:
+    """Every document of the round's collections, whole (timestamps included), in ``_id`` order."""
+    return {name: list(store.db[name].find().sort("_id", 1)) for name in ROUND_COLLECTIONS}
+
+
+def model_file_hashes(store: CandidateStore) -> dict[str, dict[str, str]]:
+    """SHA-256 of every file of every registered model: model id -> path inside its folder -> digest."""
+    out: dict[str, dict[str, str]] = {}
+    for model in store.list_models():
+        root = Path(model.path)
+        out[model.id] = {
+            str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(root.rglob("*"))
+            if f.is_file()
+        }
+    return out

@@ -4,15 +4,31 @@
 move and converge) plus a fixed energy per element (so formation energies are known numbers).
 ``toy:nan-<El>`` answers NaN energies and forces for every compound holding element ``El`` (a diverging oracle;
 the element's own reference structure stays finite).
+
+``count_oracle_calls()`` counts what any potential (the toy one, CHGNet, ...) is asked while it is active: the
+structures given to the relaxation (relaxations and single points, elemental references included) and the cells
+evaluated. A re-run that redoes no work adds nothing to either::
+
+    with count_oracle_calls() as calls:
+        StageRunner(store, config).evaluate(1, batch)
+    assert calls.structures == ["LiF"] and calls.cells > 0
 """
 
 from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from unittest import mock
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.lj import LennardJones
 
+from oracle import relax
 from oracle.potentials import Potential, register_potential, unregister_potential
 
 #: Energy per atom of each element in any compound under the toy potential (eV/atom), before LJ.
@@ -72,3 +88,35 @@ def register_toy_potential() -> None:
 def unregister_toy_potential() -> None:
     """Remove ``toy`` from the registry."""
     unregister_potential("toy")
+
+
+@dataclass
+class OracleCalls:
+    """What the oracle was asked while :func:`count_oracle_calls` was active (in any thread of this process)."""
+
+    #: the reduced formula of every structure handed to ``oracle.relax.relax_batch``, in order
+    structures: list[str] = field(default_factory=list)
+    #: cells the potential evaluated (one per structure per optimizer step)
+    cells: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+
+@contextmanager
+def count_oracle_calls() -> Iterator[OracleCalls]:
+    """Count the structures relaxed (or single-pointed) and the cells evaluated by any potential until the block
+    ends, by wrapping :func:`oracle.relax.relax_batch` and its potential call. MD (``oracle.md``) is not counted."""
+    calls = OracleCalls()
+    real_batch, real_evaluate = relax.relax_batch, relax._evaluate
+
+    def relax_batch(structures: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
+        with calls._lock:
+            calls.structures += [s.composition.reduced_formula if len(s) else "" for s in structures]
+        return real_batch(structures, *args, **kwargs)
+
+    def evaluate(potential: Potential, jobs: Sequence[Any]) -> Any:
+        with calls._lock:
+            calls.cells += len(jobs)
+        return real_evaluate(potential, jobs)
+
+    with mock.patch.object(relax, "relax_batch", relax_batch), mock.patch.object(relax, "_evaluate", evaluate):
+        yield calls

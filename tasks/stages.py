@@ -12,7 +12,14 @@ from loop.config import LoopConfig
 from loop.plan import LoopPlan, build_plan
 from loop.roles import GenerateOutput, Progress, RoundContext
 from loop.stages.acquire import AcquireOutput, acquire_stage
-from loop.stages.bookkeeping import begin_round, complete_round, record_batch, record_timings, resumed_generation
+from loop.stages.bookkeeping import (
+    begin_round,
+    complete_round,
+    record_batch,
+    record_timings,
+    resumed_generation,
+    resumed_prediction,
+)
 from loop.stages.electrode import ElectrodeOutput, electrode_stage
 from loop.stages.evaluate import EvaluateOutput, evaluate_stage, prepare_stage
 from loop.stages.predict import PredictOutput, predict_stage
@@ -96,8 +103,16 @@ def generate_task(config: LoopConfig, round_index: int) -> GenerateOutput:
 
 @task(name="predict", **_OPTS)
 def predict_task(config: LoopConfig, round_index: int) -> PredictOutput:
-    """Ensemble predictions for the pool."""
+    """Ensemble predictions for the pool (none when resuming a round whose batch is recorded: its model is named)."""
     plan, ctx = _round(config, round_index)
+    resumed = resumed_prediction(ctx)
+    if resumed is not None:
+        get_run_logger().info(
+            "round %d · predict: batch already chosen (resumed round) with model %s: not predicted again",
+            round_index,
+            resumed.model_version,
+        )
+        return resumed
     out = predict_stage(ctx, fixed_pool=plan.source.fixed_pool, properties=plan.properties)
     if out.model_problem:
         get_run_logger().warning(

@@ -64,6 +64,10 @@ class GeneratedSource:
         seed = int(hashlib.sha1(f"{ctx.campaign}:{ctx.round_index}".encode()).hexdigest()[:8], 16)
         # the cap is per round: a re-run of a crashed round tops up to it, never past it
         room = max(0, self.candidates_per_round - ctx.store.count_generated(ctx.campaign, ctx.round_index))
+        if room == 0:  # the round's cap is reached (a re-run): generating would write nothing and lose its counts
+            return GenerateOutput(
+                n_candidates=0, new_ids=[], n_parents=len(parents), elapsed_s=time.perf_counter() - start
+            )
         stats: dict[str, dict[str, int]] = {}
         new_ids: list[str] = []
         n_candidates = 0

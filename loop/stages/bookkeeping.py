@@ -9,6 +9,7 @@ from core import __version__
 from loop.properties.base import Property
 from loop.roles import GenerateOutput, Labeler, RoundContext
 from loop.stages.evaluate import EvaluateOutput
+from loop.stages.predict import PredictOutput
 from loop.stages.retrain import RetrainOutput
 from loop.stages.score import score_labels_stage
 from store.connection import redact_uri
@@ -47,6 +48,33 @@ def resumed_generation(ctx: RoundContext) -> GenerateOutput | None:
     return GenerateOutput(n_candidates=len(ids), new_ids=ids, n_parents=0, elapsed_s=0.0)
 
 
+def resumed_prediction(ctx: RoundContext) -> PredictOutput | None:
+    """When the round's batch is already recorded (a resumed round), the model that predicted it, without predicting
+    again; else None.
+
+    The batch is kept as it was (acquisition resumes it), so new predictions would only overwrite the candidates'
+    latest ones, with an older model when later rounds have run.
+    """
+    doc = ctx.store.get_round(ctx.campaign, ctx.round_index)
+    if doc is None or not doc.acquired:
+        return None
+    return PredictOutput(
+        pool_ids=[e.candidate_id for e in doc.acquired], members=[], model_version=doc.prediction_model, elapsed_s=0.0
+    )
+
+
+def redid_nothing(doc: RoundDoc | None, evaluation: EvaluateOutput, retrain: RetrainOutput) -> bool:
+    """Whether this run of a round already completed (``doc``: its document when the run began) labelled nothing and
+    kept the round's model: its document then stays as it was (results, best, metrics, timings, completion time)."""
+    return (
+        doc is not None
+        and doc.status == "completed"
+        and evaluation.n_computed == 0
+        and not retrain.trained
+        and retrain.model_version == doc.trained_model
+    )
+
+
 def record_batch(ctx: RoundContext, ids: list[str], config: dict[str, Any]) -> list[BatchEntry]:
     """Record ``ids`` as the round's batch without a model (round 0); a batch already recorded is kept."""
     doc = begin_round(ctx, config)
@@ -73,10 +101,14 @@ def complete_round(
     """Run the labeller's end-of-round analysis, score the new labels on the model properties, fill in results,
     metrics and timings, mark the round completed.
 
-    ``timings['store']`` of the returned document records how long this took (s).
+    ``timings['store']`` of the returned document records how long this took (s). A round completed before whose
+    re-run labelled nothing and kept its model (:func:`redid_nothing`) is returned as stored, nothing written.
     """
     start = time.perf_counter()
     store = ctx.store
+    stored = store.get_round(ctx.campaign, ctx.round_index)
+    if stored is not None and redid_nothing(stored, evaluation, retrain):
+        return stored
     metrics = labeler.finish_round(ctx)
     score_labels_stage(properties, ctx)
     doc = store.get_round(ctx.campaign, ctx.round_index) or begin_round(ctx, config)

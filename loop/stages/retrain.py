@@ -27,6 +27,8 @@ class RetrainOutput:
     elapsed_s: float = 0.0
     #: Set when the round's model was registered but its files could not be read, so it was trained again.
     retrained_because: str | None = None
+    #: Whether a model was fitted by this call (False when the round's registered model was kept or none trained).
+    trained: bool = False
 
 
 def wants_model(strategy: str, *, final_model: bool, round_index: int, rounds: int) -> bool:
@@ -126,4 +128,5 @@ def retrain_stage(surrogate: EnsembleConfig, ctx: RoundContext, *, train: bool =
         n_train=len(labelled),
         elapsed_s=time.perf_counter() - start,
         retrained_because=unreadable,
+        trained=True,
     )

@@ -13,6 +13,7 @@ from battery_discovery.benchmark import (
     random_expectation,
     results_document,
 )
+from loop.testing import store_documents
 from store import open_store
 
 TARGET = "ind_gap >= 1.5 and heat_all <= 0.5"
@@ -131,5 +132,9 @@ def test_a_campaign_is_one_flow_run_and_reports_every_round_once_in_order(
     assert events == [("random", 0, r, 10 + 5 * r) for r in range(4)]
     assert len(curve) == 4 and curve == sorted(curve) and n_pool == 60 and n_targets >= 1 and wall > 0
     events.clear()
+    store = open_store(bench.store_uri, bench.database())
+    before = store_documents(store)
+    assert len(before["rounds"]) == 4 and before["evaluations"]
     again = benchmark.run_campaign(bench, "random", 0, lambda s, seed, r, m: events.append((s, seed, r, 0)))
     assert again[0] == curve and [e[2] for e in events] == [0, 1, 2, 3]  # resumed: nothing re-run, all reported
+    assert store_documents(store) == before  # not a label, a round record or a timestamp rewritten

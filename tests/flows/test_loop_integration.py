@@ -12,6 +12,8 @@ from pymatgen.core import Structure
 from core import __version__
 from flows.discovery_loop import discovery_loop, discovery_round
 from loop.config import LoopConfig
+from loop.testing import count_trainings, model_file_hashes, store_documents
+from oracle.testing import count_oracle_calls
 from store import open_store
 from structures.identity import same_structure
 
@@ -30,18 +32,24 @@ TINY = {
 }
 
 
-def _snapshot(store) -> dict[str, object]:
-    return {
-        "counts": store.counts(),
-        "candidates": sorted(d["_id"] for d in store.candidates.find({}, {"_id": 1})),
-        "evaluations": sorted(d["_id"] for d in store.evaluations.find({}, {"_id": 1})),
-    }
+def _changes(before: dict[str, list[dict]], after: dict[str, list[dict]]) -> set[tuple[str, str, str]]:
+    """(collection, _id, top-level field) of every document or field added, removed or changed."""
+    out: set[tuple[str, str, str]] = set()
+    for name in before.keys() | after.keys():
+        old = {d["_id"]: d for d in before.get(name, [])}
+        new = {d["_id"]: d for d in after.get(name, [])}
+        for key in old.keys() | new.keys():
+            a, b = old.get(key, {}), new.get(key, {})
+            out |= {(name, str(key), f) for f in a.keys() | b.keys() if a.get(f, "<missing>") != b.get(f, "<missing>")}
+    return out
 
 
 def test_two_rounds_then_rerun_adds_nothing(prefect_harness: None, session_home: Path) -> None:
     config = LoopConfig.model_validate(TINY)
-    result = discovery_loop(**dict(TINY))
+    with count_oracle_calls() as first_calls, count_trainings() as first_trained:
+        result = discovery_loop(**dict(TINY))
     assert result["rounds_run"] == [0, 1, 2]
+    assert first_calls.cells > 0 and {"it-r0", "it-r1", "it-r2"} <= {version for version, _ in first_trained}
 
     store = open_store("embedded", "it_loop")
     rounds = store.list_rounds("it")
@@ -52,6 +60,7 @@ def test_two_rounds_then_rerun_adds_nothing(prefect_harness: None, session_home:
     # every evaluation carries provenance
     evaluations = list(store.evaluations.find())
     assert 3 <= len(evaluations) <= 6
+    assert {d["formula"] for d in evaluations} <= set(first_calls.structures)  # the counters see the flow's oracle
     for doc in evaluations:
         prov = doc["provenance"]
         assert prov["campaign"] == "it" and prov["code_version"] == __version__
@@ -82,11 +91,18 @@ def test_two_rounds_then_rerun_adds_nothing(prefect_harness: None, session_home:
         if fpa == fpb:
             assert not same_structure(sa, sb), (ida, idb)
 
-    before = _snapshot(store)
-    # re-running a completed round (as after a crash) writes no duplicates and loses nothing
-    again = discovery_round(config=config, round_index=1)
+    before, files = store_documents(store), model_file_hashes(store)
+    assert {"it-r0", "it-r1", "it-r2"} <= set(files) and all(files.values())
+    # re-running a completed round (as after a crash) relaxes nothing, trains nothing, writes nothing
+    with count_oracle_calls() as calls, count_trainings() as trained:
+        again = discovery_round(config=config, round_index=1)
     assert [a["candidate_id"] for a in again["acquired"]] == [e.candidate_id for e in rounds[1].acquired]
-    assert _snapshot(store) == before
+    assert (calls.structures, calls.cells, trained) == ([], 0, [])
+    assert _changes(before, store_documents(store)) == set()
+    assert model_file_hashes(store) == files
     # and the loop resumes: nothing left to run
-    assert discovery_loop(**dict(TINY))["rounds_run"] == []
-    assert _snapshot(store) == before
+    with count_oracle_calls() as calls, count_trainings() as trained:
+        assert discovery_loop(**dict(TINY))["rounds_run"] == []
+    assert (calls.structures, calls.cells, trained) == ([], 0, [])
+    assert _changes(before, store_documents(store)) == set()
+    assert model_file_hashes(store) == files

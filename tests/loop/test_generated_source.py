@@ -10,7 +10,7 @@ from generation import GenerateConfig, quota_counts
 from loop.config import LoopConfig
 from loop.reports import generation_markdown
 from loop.stages.bookkeeping import begin_round
-from loop.testing import StageRunner
+from loop.testing import StageRunner, store_documents
 from oracle.testing import register_toy_potential, unregister_toy_potential
 from store import open_store
 from store.connection import close_all
@@ -70,4 +70,6 @@ def test_a_round_mixes_generators_by_quota_and_records_their_counts(config: Loop
         assert s["quota"] == 3 and s["new"] == 3 and s["passed"] >= 3 and s["generated"] >= s["passed"]
     table = generation_markdown(stats)
     assert "| pyxtal | 3 |" in table and "| substitution | 3 |" in table
+    generated = store_documents(store)
     assert runner.generate(1).new_ids == []  # a re-run of the round adds nothing past the cap
+    assert store_documents(store) == generated  # and keeps the round's counts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,11 +13,12 @@ from loop.config import LoopConfig
 from loop.stages.evaluate import chunk_ids
 from loop.stages.predict import PredictOutput
 from loop.stages.retrain import RetrainOutput
-from loop.testing import StageRunner
-from oracle.testing import register_toy_potential, unregister_toy_potential
+from loop.testing import StageRunner, count_trainings, model_file_hashes, store_documents
+from oracle.testing import count_oracle_calls, register_toy_potential, unregister_toy_potential
 from store import open_store
 from store.connection import close_all
 from store.repository import CandidateStore
+from store.testing import CrashAfter, StoreCrash
 
 
 @pytest.fixture
@@ -48,7 +50,9 @@ def store(config: LoopConfig) -> Iterator[CandidateStore]:
 
 def test_seed_generate_acquire_evaluate_resume(store: CandidateStore, config: LoopConfig) -> None:
     ids = StageRunner(store, config).seed()
+    seeded = store_documents(store)
     assert len(ids) == 2 and StageRunner(store, config).seed() == ids
+    assert store_documents(store) == seeded  # the re-run writes nothing, not even a timestamp
     entries = StageRunner(store, config).record_batch(0, ids)
     assert [e.formula for e in entries] == ["Li2O", "Li2O2"]
     ev = StageRunner(store, config).evaluate(0, ids, seeds=True)
@@ -56,32 +60,51 @@ def test_seed_generate_acquire_evaluate_resume(store: CandidateStore, config: Lo
     assert all(np.isfinite(v) for v in ev.formation_energy.values())
     # seeds are labelled by a single point unless relax_seeds
     assert all(d["n_steps"] == 0 and d["max_steps"] == 0 for d in store.evaluations.find())
-    assert StageRunner(store, config).evaluate(0, ids, seeds=True).n_computed == 0  # resumed, not redone
+    labelled = store_documents(store)
+    with count_oracle_calls() as calls:
+        assert StageRunner(store, config).evaluate(0, ids, seeds=True).n_computed == 0  # resumed, not redone
+    assert calls.structures == [] and calls.cells == 0 and store_documents(store) == labelled
 
     gen = StageRunner(store, config).generate(1)
     assert 1 <= len(gen.new_ids) <= config.candidates_per_round
     new = store.get_candidates(gen.new_ids)
     assert all({"Li", "Na"} & set(c.elements) for c in new)
+    generated = store_documents(store)
     assert StageRunner(store, config).generate(1).new_ids == []  # re-run adds nothing
+    assert store_documents(store) == generated
 
     pred = StageRunner(store, config).predict(1)
     assert pred.model_version is None and pred.members == [] and set(pred.pool_ids) == set(gen.new_ids)
     acq = StageRunner(store, config).acquire(1, pred)
     assert acq.strategy == "random" and len(acq.entries) == min(2, len(gen.new_ids))
+    acquired = store_documents(store)
     again = StageRunner(store, config).acquire(1, pred)
     assert again.strategy == "resumed" and again.entries == acq.entries
     # resuming after the batch was chosen generates nothing more: the round's candidates stay those of its pool
-    n_candidates = store.candidates.count_documents({})
     resumed = StageRunner(store, config).generate(1)
-    assert resumed.new_ids == sorted(gen.new_ids) and store.candidates.count_documents({}) == n_candidates
+    assert resumed.new_ids == sorted(gen.new_ids) and store_documents(store) == acquired
 
     batch = [e.candidate_id for e in acq.entries]
-    # a crash after the first relaxation: the re-run keeps that result and computes only the rest
-    first = StageRunner(store, config).evaluate(1, batch[:1])
-    kept = store.evaluations.find_one({"candidate_id": batch[0]})
-    ev1 = StageRunner(store, config).evaluate(1, batch)
-    assert first.n_computed == 1 and ev1.n_computed == len(batch) - 1
-    assert store.evaluations.find_one({"candidate_id": batch[0]}) == kept
+    assert len(batch) == 2
+    # the store dies on the second result write: the stage dies mid-batch with the first result stored
+    dying = CrashAfter(store, 1)
+    with pytest.raises(StoreCrash, match="put_evaluation"):
+        StageRunner(dying, config).evaluate(1, batch)
+    assert dying.calls == 2
+    (kept,) = store.evaluations.find({"candidate_id": {"$in": batch}})
+    (missing,) = store.get_candidates([c for c in batch if c != kept["candidate_id"]])
+    crashed = store_documents(store)
+    # the re-run keeps that result (field by field, timestamps too) and relaxes only the missing one
+    with count_oracle_calls() as calls:
+        ev1 = StageRunner(store, config).evaluate(1, batch)
+    assert ev1.n_computed == 1 and calls.structures == [missing.formula] and calls.cells >= 1
+    assert store.evaluations.find_one({"_id": kept["_id"]}) == kept
+    after = store_documents(store)
+    assert [d for d in after["evaluations"] if d["candidate_id"] != missing.id] == crashed["evaluations"]
+    assert [d for d in after["candidates"] if d["_id"] != missing.id] == [
+        d for d in crashed["candidates"] if d["_id"] != missing.id
+    ]
+    assert after["rounds"] == crashed["rounds"] and after["models"] == crashed["models"] == []
     assert set(ev1.status) == set(batch)
     assert store.evaluations.count_documents({}) == 2 + len(batch)
     doc = StageRunner(store, config).complete(
@@ -97,6 +120,38 @@ def test_seed_generate_acquire_evaluate_resume(store: CandidateStore, config: Lo
     assert doc.best[0]["formation_energy_per_atom"] == min(
         e.formation_energy_per_atom for e in store.labelled(config.campaign, config.oracle.key())
     )
+    # the completed round again: nothing relaxed, nothing written (its completion time and timings kept too)
+    completed = store_documents(store)
+    with count_oracle_calls() as calls:
+        assert StageRunner(store, config).predict(1).model_version is None  # the batch is chosen: not predicted
+        redo = StageRunner(store, config).evaluate(1, batch)
+        StageRunner(store, config).complete(
+            1, n_generated=0, evaluation=redo, retrain=RetrainOutput(model_version=None), timings={"oracle": 0.0}
+        )
+    assert redo.n_computed == 0 and redo.status == ev1.status
+    assert calls.structures == [] and calls.cells == 0 and store_documents(store) == completed
+
+
+def test_a_rerun_of_a_trained_round_keeps_its_model(store: CandidateStore, config: LoopConfig) -> None:
+    """Retraining a round whose model is registered trains nothing and leaves its files and document as they were."""
+    cfg = config.model_copy(
+        update={
+            "acquisition": config.acquisition.model_copy(update={"strategy": "ucb"}),
+            "surrogate": config.surrogate.model_copy(update={"n_members": 2, "epochs": 2}),
+        }
+    )
+    ids = StageRunner(store, cfg).seed()
+    StageRunner(store, cfg).evaluate(0, ids, seeds=True)
+    with count_trainings() as trained:
+        first = StageRunner(store, cfg).retrain(0)
+    assert first.model_version == "unit-r0" and trained == [("unit-r0", "formation_energy_per_atom")]
+    files, documents = model_file_hashes(store), store_documents(store)
+    assert files["unit-r0"] and "ensemble.json" in {Path(f).name for f in files["unit-r0"]}
+    with count_trainings() as trained, count_oracle_calls() as calls:
+        again = StageRunner(store, cfg).retrain(0)
+    assert trained == [] and calls.cells == 0
+    assert (again.model_version, again.metrics, again.n_train) == (first.model_version, first.metrics, first.n_train)
+    assert model_file_hashes(store) == files and store_documents(store) == documents
 
 
 def test_acquire_uses_the_ensemble_when_there_is_one(store: CandidateStore, config: LoopConfig) -> None:
