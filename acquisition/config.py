@@ -51,7 +51,7 @@ class ObjectiveSpec(BaseModel):
     ``-distance(y, [low, high])`` (window: 0 inside, growing linearly outside).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: str = Field(..., min_length=1, description="Outcome name, e.g. 'band_gap' (eV) or 'e_above_hull' (eV/atom).")
     direction: Literal["max", "min", "window"] = Field(
@@ -87,7 +87,7 @@ class ObjectiveSpec(BaseModel):
 class ConstraintSpec(BaseModel):
     """An outcome constraint ``<name> <op> <value>``, e.g. ``e_above_hull <= 0.05`` (eV/atom)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: str = Field(..., min_length=1, description="Outcome name the constraint applies to.")
     op: Literal["<=", ">=", "<", ">"] = Field(..., description="Comparison; '<' and '<=' differ only for ensembles.")
@@ -112,7 +112,7 @@ class ConstraintSpec(BaseModel):
 class DiversityConfig(BaseModel):
     """Keeps a batch from being several copies of one composition. Needs the candidates' ``keys``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     max_per_key: int | None = Field(
         None, ge=1, description="At most this many candidates per group in one batch; None: no cap."
@@ -138,7 +138,7 @@ class DiversityConfig(BaseModel):
 class PosteriorConfig(BaseModel):
     """Which posterior the strategies see over the candidate pool."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     kind: Literal["ensemble", "gp"] = Field(
         "ensemble",
@@ -162,7 +162,7 @@ class PosteriorConfig(BaseModel):
 class AcquisitionConfig(BaseModel):
     """How a batch is chosen from the candidate pool given the surrogate posterior."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     strategy: str = Field(
         "ucb",
@@ -271,7 +271,7 @@ class _Section(BaseModel):
     """``{acquisition: <AcquisitionConfig keys>}``: validating through it names fields ``acquisition.<field>``,
     as in a loop config."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     acquisition: AcquisitionConfig
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -66,7 +67,9 @@ def parse_target(text: str) -> TargetExpression:
     if len(text) > MAX_LENGTH:
         raise ValueError(f"expression of {len(text)} characters; at most {MAX_LENGTH}")
     try:
-        tree = ast.parse(text.strip(), mode="eval").body
+        with warnings.catch_warnings():  # '1and' warns on stderr: the one error line must stay the only line
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(text.strip(), mode="eval").body
     except (SyntaxError, RecursionError, MemoryError) as exc:
         msg = exc.msg if isinstance(exc, SyntaxError) else "too deeply nested"
         raise ValueError(f"target {text!r} is not an expression: {msg}") from None
@@ -93,9 +96,15 @@ def parse_target(text: str) -> TargetExpression:
 
 
 def _number(node: ast.expr) -> float | None:
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
-        return float(node.value)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        inner = _number(node.operand)
-        return -inner if inner is not None else None
-    return None
+    """The finite number of a literal with any unary minuses (a loop: ``------1`` nests as deep as it is long);
+    None for anything else, including a literal beyond the float range (``1e999``, a 400-digit integer)."""
+    sign = 1.0
+    while isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        sign, node = -sign, node.operand
+    if not (isinstance(node, ast.Constant) and isinstance(node.value, int | float)) or isinstance(node.value, bool):
+        return None
+    try:
+        value = sign * float(node.value)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None

@@ -53,7 +53,7 @@ def _check_elements(values: tuple[str, ...]) -> tuple[str, ...]:
 class GenerateConfig(BaseModel):
     """How candidates are derived from parent structures."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     generators: tuple[str, ...] = Field(
         ("substitution",),

@@ -10,7 +10,7 @@ from pymatgen.core import DummySpecies, Element, Structure
 
 from core.errors import SeedError
 from oracle.relax import right_handed
-from structures.sanity import cif_cell_problem
+from structures.sanity import cif_cell_problem, structure_problem
 
 # Li/Na structures that ship with pymatgen (Materials Project relaxed), usable offline.
 DEFAULT_SEEDS: tuple[str, ...] = ("Li2O", "Li2O2", "LiFePO4", "NaFePO4", "Li3V2(PO4)3")
@@ -52,6 +52,8 @@ def check_structure(structure: Structure, name: str) -> Structure:
     )
     if clean.volume <= 0 or not clean.is_valid(tol=0.3):
         raise SeedError(f"{name}: atoms closer than 0.3 Å or a degenerate cell")
+    if problem := structure_problem(clean):  # an impossible cell, e.g. 1e9 x 1e-9 x 5 Å, never reaches a relaxation
+        raise SeedError(f"{name}: {problem}")
     return clean
 
 

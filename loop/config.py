@@ -27,7 +27,7 @@ from surrogates.config import EnsembleConfig
 class ReplayConfig(BaseModel):
     """The labelled pool of the ``pool`` source and the ``replay`` labeller (benchmarks)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     pool: str = Field("", description="Labelled pool as an ingest spec, e.g. 'perov5:../shared/data/perov_5/val.csv'.")
     target: str = Field(
@@ -47,7 +47,7 @@ class ReplayConfig(BaseModel):
 class RunnerConfig(BaseModel):
     """Where the labeller's work runs: in the flow's process, or shares of the batch on Dask."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     kind: Literal["local", "dask"] = Field(
         "local", description="'local': one oracle task labels the batch; 'dask': one task per worker share."
@@ -61,7 +61,7 @@ class RunnerConfig(BaseModel):
 class RuntimeConfig(BaseModel):
     """Process settings shared by every stage (they never change a result)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     num_threads: int = Field(
         1,
@@ -75,7 +75,7 @@ class RuntimeConfig(BaseModel):
 class LoopConfig(BaseModel):
     """Everything one discovery campaign needs. Defaults are the embedded default run."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     campaign: str = Field("default", description="Campaign name: rounds are stored and resumed under it.")
     rounds: int = Field(3, ge=0, le=1000, description="Discovery rounds after round 0 (which labels the seeds).")

@@ -171,7 +171,7 @@ def screen(
     if "relax" in groups and valid:
         say(f"relaxing {len(valid)} structures with {oracle.relax.potential}")
         energies = _relax(oracle, rows, structures, valid, num_threads)
-    phases = _phase_set(oracle) if ({"relax", "window"} & groups) else None
+    phases = _phase_set(oracle) if valid and ({"relax", "window"} & groups) else None  # none when all are refused
     for i in valid:
         if rows[i]["status"] != "ok":
             continue

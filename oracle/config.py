@@ -26,7 +26,7 @@ NOT_IN_KEY: frozenset[str] = frozenset({"batch_size", "md", "reference_phases", 
 class ElectrodeConfig(BaseModel):
     """Intercalation voltage of Li/Na candidates: their de-intercalated counterpart relaxed by the oracle."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     top_k: int = Field(
         1,
@@ -48,7 +48,7 @@ class ElectrodeConfig(BaseModel):
 class OracleConfig(BaseModel):
     """The ``relax`` labeller's settings: the relaxation, how seeds are labelled, energy scale and hull."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     relax: RelaxConfig = Field(
         default_factory=RelaxConfig,

@@ -38,7 +38,7 @@ _A2_PER_FS_TO_CM2_PER_S = 0.1  # 1 Å²/fs = 1e-16 cm² / 1e-15 s
 class MDConfig(BaseModel):
     """Knobs of the optional diffusion run for the top candidates of each round."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     enabled: bool = Field(False, description="Run MD for the top candidates of each round.")
     top_k: int = Field(2, ge=1, le=100, description="Candidates per round: the lowest energy above hull.")

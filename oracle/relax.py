@@ -33,7 +33,7 @@ _OPTIMIZERS = {"FIRE": FIRE, "BFGS": BFGS}
 class RelaxConfig(BaseModel):
     """Knobs of one relaxation step."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     potential: str = Field(
         DEFAULT_POTENTIAL, description="Potential spec: 'chgnet', 'chgnet:<model>' or 'matgl:<name|folder>'."

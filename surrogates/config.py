@@ -47,7 +47,7 @@ MEGNET_SIZES: dict[str, dict[str, object]] = {
 class EnsembleConfig(BaseModel):
     """How a bootstrap ensemble of GNN regressors is built and trained (one scalar target per structure)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     architecture: Literal["megnet", "m3gnet", "tensornet"] = Field(
         "megnet",

@@ -67,3 +67,11 @@ def test_atoms_on_top_of_each_other(tmp_path: Path) -> None:
     s.to(filename=str(tmp_path / "clash.json"))
     with pytest.raises(SeedError, match="closer than"):
         load_seeds([str(tmp_path / "clash.json")])
+
+
+def test_a_sliver_cell_seed_is_refused_before_any_relaxation(tmp_path: Path) -> None:
+    """A 1e9 x 1e-9 x 5 Å cell has a plausible volume per atom; its neighbour list would exhaust memory."""
+    path = tmp_path / "sliver.json"
+    Structure(Lattice.from_parameters(1e9, 1e-9, 5, 90, 90, 90), ["Li"], [[0, 0, 0]]).to(filename=str(path))
+    with pytest.raises(SeedError, match=r"thin: each atom nearer than 0\.5 Å"):
+        load_seeds([str(path)])
