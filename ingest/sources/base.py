@@ -52,18 +52,28 @@ def first_line(exc: BaseException, limit: int = 160) -> str:
     return (text[0][:limit] if text else "") or type(exc).__name__
 
 
+def _cause(caught: list[warnings.WarningMessage]) -> str:
+    """Why pymatgen's CIF parser gave up, from the warnings it left (it raises only "Invalid CIF file with no
+    structures!"): ``" (<cause>)"``, or ``""`` when none says."""
+    for warning in caught:
+        lines = [line.strip() for line in str(warning.message).splitlines() if line.strip()]
+        if len(lines) > 1 and lines[0].startswith("No structure parsed"):
+            return f" ({lines[1][:160]})"
+    return ""
+
+
 def parse_structure_text(text: str, fmt: str = "cif") -> tuple[Structure | None, tuple[str, str] | None]:
     """Parse a structure from text; on failure (None, ("malformed_structure", reason))."""
     if not isinstance(text, str) or not text.strip():
         return None, ("malformed_structure", f"empty {fmt.upper()} text")
     if fmt == "cif" and (problem := cif_cell_problem(text)):
         return None, ("malformed_structure", problem)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
             structure = Structure.from_str(text, fmt=fmt)  # type: ignore[arg-type]
-    except Exception as exc:  # pymatgen raises ValueError, KeyError, ZeroDivisionError... on bad CIFs
-        return None, ("malformed_structure", f"{fmt.upper()} does not parse: {first_line(exc)}")
+        except Exception as exc:  # pymatgen raises ValueError, KeyError, ZeroDivisionError... on bad CIFs
+            return None, ("malformed_structure", f"{fmt.upper()} does not parse: {first_line(exc)}{_cause(caught)}")
     if len(structure) == 0:
         return None, ("malformed_structure", f"{fmt.upper()} has no sites")
     return structure, None
@@ -78,12 +88,12 @@ def parse_structure_file(path: Path) -> tuple[Structure | None, tuple[str, str] 
             return None, ("malformed_structure", f"{path.name} cannot be read: {first_line(exc)}")
         if problem:
             return None, ("malformed_structure", f"{path.name}: {problem}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
             structure = Structure.from_file(path)
-    except Exception as exc:
-        return None, ("malformed_structure", f"{path.name} does not parse: {first_line(exc)}")
+        except Exception as exc:
+            return None, ("malformed_structure", f"{path.name} does not parse: {first_line(exc)}{_cause(caught)}")
     if len(structure) == 0:
         return None, ("malformed_structure", f"{path.name} has no sites")
     return structure, None

@@ -318,3 +318,20 @@ def test_matbench_client_code_with_a_stand_in_matminer(tmp_path: Path, monkeypat
     _fake_modules(monkeypatch, matminer={}, matminer__datasets={"load_dataset": fake_load})
     ds = load_dataset("matbench:mp_gap", cache_dir=tmp_path)
     assert calls == [("matbench_mp_gap", str(tmp_path / "matbench"))] and len(ds) == 5
+
+
+def test_a_cif_pymatgen_gives_up_on_names_the_cause() -> None:
+    """pymatgen raises only "no structures"; the reason carries the warning that says why."""
+    from ingest.sources.base import parse_structure_text
+
+    rows = "Li1 Li 0 0 0 2.0\nF1 F 0.5 0.5 0.5 1\n"
+    cell = "".join(f"_cell_length_{k} 4\n" for k in "abc") + "".join(
+        f"_cell_angle_{k} 90\n" for k in ("alpha", "beta", "gamma")
+    )
+    text = (
+        "data_x\n" + cell + "_symmetry_space_group_name_H-M 'P 1'\nloop_\n_atom_site_label\n_atom_site_type_symbol\n"
+        "_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n_atom_site_occupancy\n" + rows
+    )
+    structure, problem = parse_structure_text(text)
+    assert structure is None and problem is not None
+    assert problem[1].endswith("(Occupancy 2.0 exceeded tolerance.)") and "\n" not in problem[1]
