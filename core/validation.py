@@ -1,8 +1,13 @@
-"""One line for a pydantic validation error: the field and why."""
+"""Validation helpers: one line for a pydantic validation error (the field and why); durations from the environment."""
 
 from __future__ import annotations
 
+import math
+import os
+
 from pydantic import ValidationError
+
+from core.errors import ConfigError
 
 
 def describe_validation_error(exc: ValidationError, what: str = "config value") -> str:
@@ -19,3 +24,17 @@ def _printable(part: object) -> str:
     """A location part as text; quoted (escapes shown) when it holds a newline or another unprintable character."""
     text = str(part)
     return text if text.isprintable() else repr(text)
+
+
+def env_seconds(name: str, default: float, hint: str = "") -> float:
+    """A duration in seconds (finite, >= 0) from environment variable ``name``; ``default`` when unset or blank.
+    Raises ConfigError naming the variable (and ``hint``, e.g. ``"0: never"``) for anything else."""
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = float(raw) if raw else float(default)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        extra = f" ({hint})" if hint else ""
+        raise ConfigError(f"{name}={raw!r}: give a number of seconds >= 0{extra}")
+    return value

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from core import paths
 from core.errors import StoreUnavailableError
+from core.validation import env_seconds
 
 HOST = "127.0.0.1"
 STATE_FILE = "server.json"
@@ -95,12 +96,7 @@ DEFAULT_IDLE_S = 1800.0
 
 def idle_timeout_s() -> float:
     """The idle period after which the embedded server stops (s; 0 never), from BATTERY_DISCOVERY_STORE_IDLE_S."""
-    raw = os.environ.get(IDLE_ENV, "").strip()
-    try:
-        value = float(raw) if raw else DEFAULT_IDLE_S
-    except ValueError:
-        raise StoreUnavailableError(f"{IDLE_ENV}={raw!r}: give seconds (0: never stop)") from None
-    return max(0.0, value)
+    return env_seconds(IDLE_ENV, DEFAULT_IDLE_S, "0: never stop")
 
 
 # Popen handles of servers started by this process, so that they can be reaped (no zombies, no

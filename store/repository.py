@@ -8,8 +8,6 @@ version, so re-running a round adds no duplicates.
 from __future__ import annotations
 
 import logging
-import math
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -19,7 +17,8 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
-from core.errors import ConfigError, StoreUnavailableError
+from core.errors import StoreUnavailableError
+from core.validation import env_seconds
 from store.documents import CandidateDoc, EvaluationDoc, ModelDoc, RoundDoc, oracle_summary, utcnow
 
 log = logging.getLogger(__name__)
@@ -86,14 +85,7 @@ DEFAULT_RETRY_S = 60.0
 
 def retry_budget_s() -> float:
     """``$BATTERY_DISCOVERY_STORE_RETRY_S`` (default 60 s; 0: no retries)."""
-    raw = os.environ.get(RETRY_ENV, "").strip()
-    try:
-        value = float(raw) if raw else DEFAULT_RETRY_S
-    except ValueError:
-        raise ConfigError(f"{RETRY_ENV}={raw!r}: give a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{RETRY_ENV}={raw!r}: give a number of seconds >= 0")
-    return value
+    return env_seconds(RETRY_ENV, DEFAULT_RETRY_S, "0: no retries")
 
 
 def _first_line(exc: BaseException) -> str:
