@@ -197,10 +197,22 @@ def _clear_state(home: Path) -> None:
             (home / name).unlink()
 
 
-def _reap() -> None:
-    """Reap the servers this process started that have exited."""
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has died and waits to be reaped (Linux ``/proc``; False elsewhere or when it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _reap(timeout_s: float = 5.0) -> None:
+    """Reap the servers this process started that have exited. A killed server shows as a zombie while its threads
+    are still being torn down, when it cannot be reaped yet: it is waited for (up to ``timeout_s`` s each)."""
     for pid, child in list(_children.items()):
-        if child.poll() is not None:
+        if child.poll() is None and _zombie(pid):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=timeout_s)
+        if child.returncode is not None:
             _children.pop(pid, None)
 
 
