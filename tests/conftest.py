@@ -15,6 +15,12 @@ os.environ.setdefault("BATTERY_DISCOVERY_HOME", str(_SESSION_HOME / "home"))
 os.environ.setdefault("PREFECT_HOME", str(_SESSION_HOME / "prefect"))
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# Property-based tests: the same examples on every run and machine (no example database, no deadline on a loaded
+# machine); each test module sets its own max_examples and health checks on top of this profile.
+settings.register_profile("project", deadline=None, derandomize=True, database=None)
+settings.load_profile("project")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -15,13 +15,7 @@ from hypothesis import strategies as st
 from acquisition.config import AcquisitionConfig, load_acquisition_config, preset_names
 from core.errors import ConfigError
 
-PROPERTIES = settings(
-    max_examples=200,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+PROPERTIES = settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
 FULL = {
     "strategy": "target_probability",
     "beta": 2.0,

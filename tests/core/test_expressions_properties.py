@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from core.expressions import MAX_LENGTH, Condition, TargetExpression, parse_target
 from store.queries import QUERY_FIELDS, where_filter
 
-PROPERTIES = settings(max_examples=300, deadline=None, derandomize=True, database=None)
+PROPERTIES = settings(max_examples=300)
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "<=": operator.le,

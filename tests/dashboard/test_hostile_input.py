@@ -83,7 +83,7 @@ OPERATORS = {"$and", "$or", "$gte", "$lte", "$gt", "$lt", "$eq", "$ne", "$in", "
 TEXT = st.text(max_size=60) | st.sampled_from(["$where", '{"$gt": 1}', "Li", "pred_band_gap >= 3", "Fe,O", "a.b"])
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(
     campaign=TEXT,
     where=TEXT,

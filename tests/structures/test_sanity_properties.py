@@ -21,11 +21,7 @@ from ingest.sources.base import parse_structure_file, parse_structure_text
 from structures.sanity import MIN_DISTANCE, VOLUME_PER_ATOM, structure_problem
 
 PROPERTIES = settings(
-    max_examples=250,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    max_examples=250, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 LENGTHS = st.one_of(
     st.floats(2.0, 12.0),
