@@ -1,33 +1,52 @@
 """Registry of machine-learned interatomic potentials that build ASE calculators.
 
-A potential is named by a *spec* string: ``"chgnet"`` (the default, pretrained CHGNet 0.3.0),
-``"chgnet:<model>"`` (another checkpoint shipped in the chgnet wheel: ``0.3.0``, ``0.2.0``,
-``r2scan``) or ``"matgl:<name or local folder>"`` (a MatGL PES model). Loaded potentials are
-cached per process, so the ~2 s CHGNet load is paid once.
+A potential is named by a *spec* string ``"family"`` or ``"family:argument"``:
+
+| spec | model | energy scale | weights |
+| --- | --- | --- | --- |
+| ``chgnet`` (= ``chgnet:0.3.0``, the default) | CHGNet 0.3.0 | ``mp2020`` | chgnet wheel (BSD-3-Clause) |
+| ``chgnet:0.2.0``, ``chgnet:r2scan`` | older / r2SCAN CHGNet | ``mp2020`` / ``other`` | chgnet wheel |
+| ``sevennet`` (= ``sevennet:7net-0``) | SevenNet-0, 11Jul2024 checkpoint | ``mp_raw`` | sevenn wheel (MIT) |
+| ``sevennet:7net-l3i5`` | SevenNet-l3i5 | ``mp_raw`` | sevenn wheel (MIT) |
+| ``sevennet:7net-mf-0`` | SevenNet-MF-0, its ``PBE`` head (MPtrj GGA/GGA+U) | ``mp_raw`` | sevenn wheel (MIT) |
+| ``matgl:<name or local folder>`` | a MatGL PES model | by name (see MatGLPotential) | local folder or HF Hub |
+
+``mp_raw`` means the potential returns raw GGA/GGA+U energies and :mod:`oracle.compat` adds MP2020
+corrections (measured: see :class:`SevenNetPotential`). Loaded potentials are cached per process, so a
+model is built once (CHGNet ~2 s, SevenNet ~1.5 s).
+
+Every potential records ``version`` and ``checkpoint_sha256`` (sha256 hex of its checkpoint file);
+:func:`potential_identity` gives both for a spec *without loading the model* (it hashes the file in the
+installed wheel; hashes are cached per process), for the oracle key.
 
 A family is a :class:`Potential` subclass (or any factory of the argument) in :data:`POTENTIALS`, added
 with one decorator line; a second registration of a name raises::
 
-    @POTENTIALS.register("sevennet")
-    class SevenNetPotential(Potential): ...
+    @POTENTIALS.register("mace")
+    class MacePotential(Potential): ...
 
-Nothing here downloads at import time. ``matgl:<name>`` with a bare model name may try the
+Nothing here downloads: CHGNet and SevenNet weights come from their wheels (files are opened by path, so
+sevenn's download fallback is never reached). ``matgl:<name>`` with a bare model name may try the
 Hugging Face Hub unless ``HF_HUB_OFFLINE=1``; local folders are checked before matgl is called.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
+import importlib.util
 import io
 import os
 import threading
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from ase import Atoms
@@ -42,11 +61,43 @@ DEFAULT_POTENTIAL = "chgnet"
 _MATGL_MODEL_FILES = ("model.pt", "state.pt", "model.json")
 
 
+#: ``version`` / ``checkpoint_sha256`` of a potential whose checkpoint is not known without loading it.
+UNKNOWN = "unknown"
+
+#: What :func:`potential_identity` returns: ``{"potential", "version", "checkpoint_sha256"}``.
+PotentialIdentity = dict[str, str]
+
+
 def _pkg_version(name: str) -> str:
     try:
         return package_version(name)
     except PackageNotFoundError:  # pragma: no cover - only for broken installs
         return "unknown"
+
+
+@functools.cache
+def _package_dir(package: str) -> Path:
+    """The folder of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise ConfigError(f"package {package!r} is not installed (needed for its pretrained checkpoints)")
+    return Path(locations[0])
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path | str) -> str:
+    """sha256 hex of a file's bytes, cached per process (keyed by path, size and modification time)."""
+    stat = Path(path).stat()
+    return _sha256_cached(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,16 +131,27 @@ def torch_device() -> str:
 
 
 class Potential(ABC):
-    """A loaded potential: its spec ``name``, a ``version`` string, and a calculator factory.
+    """A loaded potential: its spec ``name``, a ``version`` string, its ``checkpoint_sha256`` and a
+    calculator factory.
 
     ``evaluate`` computes many cells at once; the default calls one calculator per cell, potentials
-    that can batch (CHGNet) override it.
+    that can batch (CHGNet, SevenNet) override it. A family whose checkpoint file can be found without
+    loading the model overrides the classmethod :meth:`identity` (used by :func:`potential_identity`).
     """
 
     name: str
     version: str
+    #: sha256 hex of the checkpoint file(s); :data:`UNKNOWN` when the family does not say
+    checkpoint_sha256: str = UNKNOWN
     #: see :data:`EnergyScale`
     energy_scale: EnergyScale = "other"
+
+    @classmethod
+    def identity(cls, arg: str | None) -> PotentialIdentity | None:
+        """``{"potential", "version", "checkpoint_sha256"}`` of the spec ``<family>:<arg>`` without loading
+        the model, or None when the family cannot tell (then the identity is the spec with "unknown"
+        version and hash). Raises ConfigError for an argument the family rejects."""
+        return None
 
     @abstractmethod
     def calculator(self) -> Calculator:
@@ -131,19 +193,44 @@ class CHGNetPotential(Potential):
 
     MODELS = ("0.3.0", "0.2.0", "r2scan")
 
-    def __init__(self, model_name: str | None = None) -> None:
-        model_name = model_name or "0.3.0"
-        if model_name not in self.MODELS:
+    @classmethod
+    def _model_name(cls, arg: str | None) -> str:
+        model_name = arg or "0.3.0"
+        if model_name not in cls.MODELS:
             raise ConfigError(
-                f"unknown CHGNet model {model_name!r}; valid: {', '.join(self.MODELS)} (e.g. 'chgnet:r2scan')"
+                f"unknown CHGNet model {model_name!r}; valid: {', '.join(cls.MODELS)} (e.g. 'chgnet:r2scan')"
             )
+        return model_name
+
+    @classmethod
+    def checkpoint_path(cls, arg: str | None = None) -> Path:
+        """The checkpoint CHGNet.load reads: the one ``*.pth.tar`` in ``chgnet/pretrained/<model>/``."""
+        folder = _package_dir("chgnet") / "pretrained" / cls._model_name(arg)
+        files = sorted(folder.glob("*.pth.tar"))
+        if len(files) != 1:
+            raise ConfigError(f"expected one CHGNet checkpoint (*.pth.tar) in {folder}, found {len(files)}")
+        return files[0]
+
+    @classmethod
+    def identity(cls, arg: str | None) -> PotentialIdentity:
+        model_name = cls._model_name(arg)
+        return {
+            "potential": "chgnet" if model_name == "0.3.0" else f"chgnet:{model_name}",
+            "version": f"chgnet {_pkg_version('chgnet')} / {model_name}",
+            "checkpoint_sha256": file_sha256(cls.checkpoint_path(model_name)),
+        }
+
+    def __init__(self, model_name: str | None = None) -> None:
+        identity = self.identity(model_name)
+        model_name = self._model_name(model_name)
         from chgnet.model import CHGNet
 
         with contextlib.redirect_stdout(io.StringIO()):  # chgnet prints device/parameter banners
             self.device = torch_device()
             self.model = CHGNet.load(model_name=model_name, use_device=self.device, verbose=False)
-        self.name = "chgnet" if model_name == "0.3.0" else f"chgnet:{model_name}"
-        self.version = f"chgnet {_pkg_version('chgnet')} / {self.model.version or model_name}"
+        self.name = identity["potential"]
+        self.version = identity["version"]
+        self.checkpoint_sha256 = identity["checkpoint_sha256"]
         # CHGNet 0.3.0/0.2.0 learned MPtrj energies with MP2020 corrections applied: measured here with MP's
         # elemental references, LiF/NaCl/Li2O formation energies are -3.14/-2.08/-2.01 eV/atom raw (experiment
         # -3.19/-2.13/-2.07) and 0.2-0.3 eV/atom too low once MP2020 corrections are added again.
@@ -222,11 +309,47 @@ def _looks_like_local_path(arg: str) -> bool:
     return arg.startswith(("/", "./", "../", "~")) or (os.sep in arg and Path(arg).expanduser().exists())
 
 
+def files_sha256(paths: Sequence[Path]) -> str:
+    """One sha256 hex for a checkpoint made of several files: the sha256 of the lines
+    ``"<file name> <sha256 of the file>\n"`` in the given order."""
+    manifest = "".join(f"{Path(path).name} {file_sha256(path)}\n" for path in paths)
+    return hashlib.sha256(manifest.encode()).hexdigest()
+
+
+def _matgl_hub_files(name: str) -> list[Path] | None:
+    """The files of a pretrained MatGL model already in matgl's Hugging Face cache, or None (never downloads)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - huggingface_hub comes with matgl
+        return None
+    repo_id = name if "/" in name else f"materialyze/{name}"  # matgl's default organisation for bare names
+    cache_dir = Path.home() / ".cache" / "matgl"  # matgl.config.MATGL_CACHE, without importing matgl (~6 s)
+    found = []
+    for fname in _MATGL_MODEL_FILES:
+        try:
+            path = try_to_load_from_cache(repo_id=repo_id, filename=fname, cache_dir=cache_dir)
+        except Exception:  # e.g. a name that is not a valid repo id
+            return None
+        if not isinstance(path, str):
+            return None
+        found.append(Path(path))
+    return found
+
+
 @POTENTIALS.register("matgl")
 class MatGLPotential(Potential):
-    """A MatGL PES model loaded by ``matgl.load_model`` (a local folder or a pretrained name)."""
+    """A MatGL PES model loaded by ``matgl.load_model`` (a local folder or a pretrained name).
 
-    def __init__(self, name_or_path: str | None = None) -> None:
+    ``checkpoint_sha256`` covers the three files of the model folder (:func:`files_sha256` of
+    ``model.pt``, ``state.pt``, ``model.json``: ``model.pt`` holds only the constructor arguments, the
+    weights are in ``state.pt``). A pretrained *name* is not pinned (the Hub may serve new files): its
+    identity says "unknown", so an oracle key stays the same before and after the first download, and
+    the loaded potential records the hash of the files matgl cached. Use a local folder to pin a model.
+    """
+
+    @staticmethod
+    def _resolve(name_or_path: str | None) -> tuple[str, Path | None]:
+        """(the argument matgl loads, the local folder or None for a pretrained name)."""
         if not name_or_path:
             raise ConfigError("matgl potential needs a model: 'matgl:<pretrained name or local folder>'")
         if _looks_like_local_path(name_or_path):
@@ -237,7 +360,20 @@ class MatGLPotential(Potential):
                     f"matgl model folder {str(folder)!r} is missing {', '.join(missing)} "
                     "(expected a folder saved by matgl: model.pt, state.pt, model.json)"
                 )
-            name_or_path = str(folder)
+            return str(folder), folder
+        return name_or_path, None
+
+    @classmethod
+    def identity(cls, arg: str | None) -> PotentialIdentity:
+        name_or_path, folder = cls._resolve(arg)
+        return {
+            "potential": f"matgl:{name_or_path}",
+            "version": f"matgl {_pkg_version('matgl')} / {Path(name_or_path).name or name_or_path}",
+            "checkpoint_sha256": UNKNOWN if folder is None else files_sha256([folder / f for f in _MATGL_MODEL_FILES]),
+        }
+
+    def __init__(self, name_or_path: str | None = None) -> None:
+        name_or_path, _ = self._resolve(name_or_path)
         import matgl
 
         try:
@@ -246,8 +382,13 @@ class MatGLPotential(Potential):
             cause = exc.__cause__ or exc
             detail = f"{type(cause).__name__}: {cause}".splitlines()[0]
             raise ConfigError(f"cannot load matgl model {name_or_path!r}: {detail}") from exc
-        self.name = f"matgl:{name_or_path}"
-        self.version = f"matgl {_pkg_version('matgl')} / {Path(name_or_path).name or name_or_path}"
+        identity = self.identity(name_or_path)
+        self.name = identity["potential"]
+        self.version = identity["version"]
+        self.checkpoint_sha256 = identity["checkpoint_sha256"]
+        if self.checkpoint_sha256 == UNKNOWN:  # a pretrained name: the files matgl loaded are in its cache now
+            files = _matgl_hub_files(name_or_path)
+            self.checkpoint_sha256 = files_sha256(files) if files else UNKNOWN
         label = Path(name_or_path).name
         # M3GNet-MP-2021 learned raw MP GGA/GGA+U energies; MPtrj models learned MP2020-corrected ones;
         # MatPES (PBE without U, r2SCAN) and unknown models are not on the MP scale.
@@ -258,6 +399,159 @@ class MatGLPotential(Potential):
 
         # ASE optimizers and cell filters need stress in eV/Å³, not matgl's default GPa.
         return PESCalculator(self.model, stress_unit="eV/A3")
+
+
+@dataclass(frozen=True)
+class _SevenNetModel:
+    """A pretrained SevenNet checkpoint in the sevenn wheel: its file under ``pretrained_potentials/`` and
+    the modal (fidelity head) to evaluate, None for single-fidelity models."""
+
+    file: str
+    modal: str | None = None
+
+
+@POTENTIALS.register("sevennet")
+class SevenNetPotential(Potential):
+    """Pretrained SevenNet from the sevenn wheel (MIT), on the device `torch_device()` names.
+
+    Specs: ``sevennet`` = ``sevennet:7net-0`` (SevenNet-0, 11Jul2024 checkpoint), ``sevennet:7net-l3i5``,
+    ``sevennet:7net-mf-0`` (SevenNet-MF-0 evaluated with its ``PBE`` head: the checkpoint's modal map is
+    ``{'R2SCAN': 0, 'PBE': 1}``, ``PBE`` being MPtrj's GGA/GGA+U data and the checkpoint's default modal;
+    the r2SCAN head is not on the MP scale and is not offered). The checkpoint file is opened by path, so
+    sevenn's download fallback is never used.
+
+    Energy scale ``mp_raw``: SevenNet learned MPtrj's *uncorrected* GGA/GGA+U energies (l3i5's training
+    set in its checkpoint config is ``chgnet_total_dataset_uncorrected``). Single points on MP's
+    structures with MP's elemental references: with MP2020 corrections added, the formation energies of
+    LiNiO2, MnO2, ZnF2, KMnF3, AlF3, NaYS2, AlNi and Li2Pt are within 0.022 eV/atom of MP's for 7net-0
+    and l3i5 and 0.040 for mf-0 (CHGNet as it is: 0.049); without them, 0.25-1.05 eV/atom too high
+    wherever a correction applies (tests/oracle/test_oracle_sevennet.py).
+
+    ``evaluate`` batches: every cell's graph (sevenn's own ``unlabeled_atoms_to_graph``, as its ASE
+    calculator builds it) goes into one torch_geometric batch, one forward pass, and one gradient of
+    the summed energy for forces and stresses (sevenn's ``ForceStressOutputFromEdge`` in batch mode,
+    as used in its training and torch-sim interface). Equal to ``SevenNetCalculator`` to float32
+    precision (tests). Measured (1 torch thread, 8 rattled and strained cells of 1-8 atoms, 23 atoms in
+    all, per call): 7net-0 0.30 s batched against 0.47 s for the per-cell calculator loop, l3i5 0.77 s
+    against 1.00 s, mf-0 0.29 s against 0.50 s (CHGNet's batched call: 0.14 s).
+    """
+
+    MODELS: ClassVar[dict[str, _SevenNetModel]] = {
+        "7net-0": _SevenNetModel("SevenNet_0__11Jul2024/checkpoint_sevennet_0.pth"),
+        "7net-l3i5": _SevenNetModel("SevenNet_l3i5/checkpoint_l3i5.pth"),
+        "7net-mf-0": _SevenNetModel("SevenNet_MF_0/checkpoint_sevennet_mf_0.pth", modal="PBE"),
+    }
+    DEFAULT_MODEL = "7net-0"
+    energy_scale: EnergyScale = "mp_raw"
+
+    @classmethod
+    def _model_name(cls, arg: str | None) -> str:
+        name = (arg or cls.DEFAULT_MODEL).strip().lower()
+        if name not in cls.MODELS:
+            valid = ", ".join(f"'sevennet:{m}'" for m in cls.MODELS)
+            raise ConfigError(f"unknown SevenNet model {arg!r}; valid: {valid} ('sevennet' = 'sevennet:7net-0')")
+        return name
+
+    @classmethod
+    def checkpoint_path(cls, arg: str | None = None) -> Path:
+        """The checkpoint file of the model in ``sevenn/pretrained_potentials/`` (found without importing sevenn)."""
+        path = _package_dir("sevenn") / "pretrained_potentials" / cls.MODELS[cls._model_name(arg)].file
+        if not path.is_file():
+            raise ConfigError(f"SevenNet checkpoint not found in the sevenn wheel: {path}")
+        return path
+
+    @classmethod
+    def identity(cls, arg: str | None) -> PotentialIdentity:
+        name = cls._model_name(arg)
+        model = cls.MODELS[name]
+        path = cls.checkpoint_path(name)
+        head = f" (modal {model.modal})" if model.modal else ""
+        return {
+            "potential": f"sevennet:{name}",
+            "version": f"sevenn {_pkg_version('sevenn')} / {path.parent.name}{head}",
+            "checkpoint_sha256": file_sha256(path),
+        }
+
+    def __init__(self, model_name: str | None = None) -> None:
+        identity = self.identity(model_name)
+        spec = self.MODELS[self._model_name(model_name)]
+        from sevenn.util import load_checkpoint
+
+        self.device = torch_device()
+        self.modal = spec.modal
+        self._checkpoint = load_checkpoint(str(self.checkpoint_path(model_name)))  # a file path: no download
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "no tensor product accelerator" and the like
+            self.model = self._checkpoint.build_model()
+        self.model.set_is_batch_data(True)  # batched graphs in `evaluate`; calculators get their own model
+        self.model.to(self.device).eval()
+        self._calculator_model: Any = None
+        self._build_lock = threading.Lock()
+        self.name = identity["potential"]
+        self.version = identity["version"]
+        self.checkpoint_sha256 = identity["checkpoint_sha256"]
+
+    def evaluate(self, atoms: Sequence[Atoms]) -> list[PointEvaluation]:
+        """All cells in one batched SevenNet forward and backward pass (see the class docstring)."""
+        return sevennet_energy_forces_stress(self.model, atoms, modal=self.modal)
+
+    def calculator(self) -> Calculator:
+        """sevenn's ``SevenNetCalculator`` on a second copy of the model (built once, ~1.5 s): the
+        calculator switches its model to unbatched mode, which the batched ``evaluate`` cannot share."""
+        from sevenn.calculator import SevenNetCalculator
+
+        with self._build_lock, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if self._calculator_model is None:
+                self._calculator_model = self._checkpoint.build_model()
+            return SevenNetCalculator(
+                model=self._calculator_model, file_type="model_instance", device=self.device, modal=self.modal
+            )
+
+
+def sevennet_energy_forces_stress(
+    model: Any, atoms: Sequence[Atoms], *, modal: str | None = None
+) -> list[PointEvaluation]:
+    """Energy, forces and stress of ``n`` cells from one batched SevenNet pass.
+
+    ``model`` is a sevenn ``AtomGraphSequential`` in batch mode (``set_is_batch_data(True)``); ``modal``
+    the fidelity head of a multi-fidelity model. Graphs are built as ``SevenNetCalculator`` builds them.
+
+    Returns:
+        ``n`` evaluations: total energy (eV), forces ``(N_i, 3)`` (eV/Å), Voigt stress ``(6,)`` (eV/Å³,
+        ASE's sign convention).
+
+    Raises:
+        ValueError: a cell holds an element the model was not trained on.
+    """
+    import sevenn._keys as KEY
+    from sevenn.atom_graph_data import AtomGraphData
+    from sevenn.train.dataload import unlabeled_atoms_to_graph
+    from torch_geometric.data import Batch
+
+    if not atoms:
+        return []
+    device = next(model.parameters()).device
+    known = set(model.type_map)
+    graphs = []
+    for cell in atoms:
+        unknown = sorted({int(z) for z in cell.numbers} - known)
+        if unknown:
+            raise ValueError(f"SevenNet was not trained on atomic numbers {unknown}")
+        graph = AtomGraphData.from_numpy_dict(unlabeled_atoms_to_graph(cell, model.cutoff, with_shift=False))
+        if modal:
+            graph[KEY.DATA_MODALITY] = modal
+        graphs.append(graph)
+    output = model(Batch.from_data_list(graphs).to(device))
+    energy = output[KEY.PRED_TOTAL_ENERGY].detach().cpu().double().numpy()
+    forces = output[KEY.PRED_FORCE].detach().cpu().double().numpy()
+    # sevenn's stress is (xx, yy, zz, xy, yz, zx) with the opposite sign; ASE's Voigt order is xx yy zz yz xz xy
+    stress = (-output[KEY.PRED_STRESS]).detach().cpu().double().numpy()[:, [0, 1, 2, 4, 5, 3]]
+    bounds = np.cumsum([0, *(len(cell) for cell in atoms)])
+    return [
+        PointEvaluation(energy=float(energy[i]), forces=forces[bounds[i] : bounds[i + 1]], stress=stress[i])
+        for i in range(len(atoms))
+    ]
 
 
 _CACHE: dict[str, Potential] = {}
@@ -292,17 +586,44 @@ def clear_potential_cache(family: str | None = None) -> None:
             del _CACHE[key]
 
 
-def get_potential(spec: str = DEFAULT_POTENTIAL) -> Potential:
-    """The potential for ``spec`` (loaded once per process); ConfigError if unknown or unloadable."""
+def _family(spec: str) -> tuple[str, str | None, PotentialFactory]:
     family, arg = parse_spec(spec)
     if family not in POTENTIALS:
         valid = ", ".join(f"'{k}'" if k != "matgl" else "'matgl:<name or folder>'" for k in POTENTIALS)
         raise ConfigError(f"unknown potential {spec!r}; valid: {valid}")
-    key = family if arg is None else f"{family}:{arg}"
+    return family, arg, POTENTIALS[family]
+
+
+def potential_identity(spec: str) -> PotentialIdentity:
+    """``{"potential": normalised spec, "version": ..., "checkpoint_sha256": ...}`` of ``spec`` without
+    loading the model (the checkpoint file in the installed wheel is hashed, once per process).
+
+    The family's classmethod ``identity(arg)`` answers when it has one (CHGNet, SevenNet, MatGL); other
+    families (test doubles) give the spec itself with version and hash "unknown". ConfigError for an
+    unknown family or a model the family rejects. E.g. ``potential_identity("sevennet")["potential"] ==
+    "sevennet:7net-0"``.
+    """
+    family, arg, factory = _family(spec)
+    hook = getattr(factory, "identity", None)
+    found = hook(arg) if callable(hook) else None
+    if found is None:
+        return {
+            "potential": family if arg is None else f"{family}:{arg}",
+            "version": UNKNOWN,
+            "checkpoint_sha256": UNKNOWN,
+        }
+    return dict(found)
+
+
+def get_potential(spec: str = DEFAULT_POTENTIAL) -> Potential:
+    """The potential for ``spec`` (loaded once per process, shared by specs naming the same model, e.g.
+    ``sevennet`` and ``sevennet:7net-0``); ConfigError if unknown or unloadable."""
+    _, arg, factory = _family(spec)
+    key = potential_identity(spec)["potential"]
     with _LOCK:
         cached = _CACHE.get(key)
         if cached is None:
-            cached = _CACHE[key] = POTENTIALS[family](arg)
+            cached = _CACHE[key] = factory(arg)
         return cached
 
 
