@@ -123,7 +123,7 @@ def run(
     console.print(
         f"[bold]discovery-loop[/] campaign [cyan]{cfg.campaign}[/]: {cfg.rounds} rounds x {cfg.batch_size} "
         f"candidates, strategy {cfg.acquisition.strategy}, labeller {cfg.labeler} "
-        f"({cfg.oracle.relax.potential}), store {shown_uri}"
+        f"({cfg.oracle.name}), store {shown_uri}"
     )
     result = discovery_loop(**{name: getattr(cfg, name) for name in type(cfg).model_fields})
     _print_summary(result, cfg.store_uri, cfg.database, cfg.campaign)

@@ -23,6 +23,14 @@ from oracle.relax import RelaxConfig
 NOT_IN_KEY: frozenset[str] = frozenset({"batch_size", "md", "reference_phases", "electrode"})
 
 
+def _check_family(spec: str) -> None:
+    from oracle.potentials import POTENTIALS, parse_spec
+
+    family = parse_spec(spec)[0]
+    if family not in POTENTIALS:
+        raise ValueError(f"unknown potential {family!r}; registered: {', '.join(sorted(POTENTIALS))}")
+
+
 class ElectrodeConfig(BaseModel):
     """Intercalation voltage of Li/Na candidates: their de-intercalated counterpart relaxed by the oracle."""
 
@@ -45,6 +53,37 @@ class ElectrodeConfig(BaseModel):
     )
 
 
+class RefineConfig(BaseModel):
+    """The second tier of a two-tier oracle: a more accurate potential re-scores each relaxed structure.
+
+    The first tier (``OracleConfig.relax``) relaxes with a fast potential; this one takes the relaxed structure
+    and computes its energy with ``potential``, either as a single point or by a short re-relaxation. The final
+    energy (and, for ``relax``, structure) is the refined one; the first tier's is kept in ``EvaluationDoc.refine``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    potential: str | None = Field(
+        None,
+        description="Potential spec of the second tier (e.g. 'sevennet:7net-l3i5'); None: one tier, the relaxing "
+        "potential's energy is the label.",
+    )
+    mode: Literal["single_point", "relax"] = Field(
+        "single_point",
+        description="'single_point': the refining potential's energy of the first tier's relaxed structure; "
+        "'relax': a short re-relaxation (cell and positions) with it.",
+    )
+    fmax: float = Field(0.05, gt=0, description="Force threshold of the re-relaxation (eV/Å); mode 'relax' only.")
+    max_steps: int = Field(50, ge=1, le=10_000, description="Step limit of the re-relaxation; mode 'relax' only.")
+
+    def relax_config(self, first: RelaxConfig) -> RelaxConfig:
+        """The RelaxConfig of this tier: ``first``'s failure checks with this potential and step budget."""
+        if self.potential is None:
+            raise ValueError("refine.potential is not set")
+        steps = 0 if self.mode == "single_point" else self.max_steps
+        return first.model_copy(update={"potential": self.potential, "max_steps": steps, "fmax": self.fmax})
+
+
 class OracleConfig(BaseModel):
     """The ``relax`` labeller's settings: the relaxation, how seeds are labelled, energy scale and hull."""
 
@@ -54,6 +93,11 @@ class OracleConfig(BaseModel):
         default_factory=RelaxConfig,
         description="The relaxation: potential, convergence (fmax eV/Å, max_steps) and failure checks "
         "(max_force_abort eV/Å, max_volume_change, min_distance Å, timeout_s s).",
+    )
+    refine: RefineConfig = Field(
+        default_factory=RefineConfig,
+        description="Optional second tier: a more accurate potential re-scores (single point or short "
+        "re-relaxation) each structure the first tier relaxed; its energy becomes the label.",
     )
     relax_seeds: bool = Field(
         False,
@@ -78,9 +122,10 @@ class OracleConfig(BaseModel):
         "when MP_API_KEY is set and the energies are on the MP scale (cached under <data home>/cache/mp_phases); "
         "'off' never.",
     )
-    reference_phases: tuple[Literal["mp_20", "mpts_52"], ...] = Field(
-        ("mp_20", "mpts_52"),
-        description="Materials Project phase files in the hull (oracle.phases: MP-20 and MPTS-52 formats, read "
+    reference_phases: tuple[Literal["mp_20", "mp_20_test", "mpts_52"], ...] = Field(
+        ("mp_20", "mp_20_test", "mpts_52"),
+        description="Materials Project phase files in the hull (oracle.phases: MP-20 val, MP-20 test without Li/Na "
+        "compounds, and MPTS-52 val, read "
         "from ../shared/data, the raw data cache, or downloaded into it); empty: the hull holds the elemental "
         "references, the campaign's structures and (with an API key) MP's phases only. Used when the energies "
         "are on the MP scale.",
@@ -105,20 +150,42 @@ class OracleConfig(BaseModel):
     @field_validator("relax")
     @classmethod
     def _known_potential(cls, value: RelaxConfig) -> RelaxConfig:
-        from oracle.potentials import POTENTIALS, parse_spec
-
-        family = parse_spec(value.potential)[0]
-        if family not in POTENTIALS:
-            raise ValueError(f"unknown potential {family!r}; registered: {', '.join(sorted(POTENTIALS))}")
+        _check_family(value.potential)
         return value
 
+    @field_validator("refine")
+    @classmethod
+    def _known_refine_potential(cls, value: RefineConfig) -> RefineConfig:
+        if value.potential is not None:
+            _check_family(value.potential)
+        return value
+
+    @property
+    def final_potential(self) -> str:
+        """The potential whose energies become labels: the refining one when set, else the relaxing one."""
+        return self.refine.potential or self.relax.potential
+
+    @property
+    def name(self) -> str:
+        """``<relax potential>`` or ``<relax potential>+<refine potential>`` (the key's readable prefix)."""
+        return (
+            self.relax.potential if self.refine.potential is None else f"{self.relax.potential}+{self.refine.potential}"
+        )
+
     def key(self) -> str:
-        """Identity of this oracle's results: ``<potential>|<12 hex of sha256>`` over every field but
-        :data:`NOT_IN_KEY`, as canonical JSON (sorted keys), so results computed under any other relaxation
-        setting, failure check, reference source, correction or seed treatment are never reused."""
+        """Identity of this oracle's results: ``<name>|<12 hex of sha256>`` over every field but
+        :data:`NOT_IN_KEY` and the identity (version, checkpoint sha256) of each potential, as canonical JSON
+        (sorted keys), so results computed under any other relaxation setting, failure check, reference source,
+        correction, seed treatment, refinement or checkpoint file are never reused."""
+        from oracle.potentials import potential_identity
+
         settings = self.model_dump(mode="json", exclude=set(NOT_IN_KEY))
+        settings["identity"] = {
+            "relax": potential_identity(self.relax.potential),
+            "refine": None if self.refine.potential is None else potential_identity(self.refine.potential),
+        }
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-        return f"{self.relax.potential}|{digest}"
+        return f"{self.name}|{digest}"
 
     def resolved_reference_source(self, energy_scale: str) -> Literal["ase", "mp", "auto"]:
         """The ElementalReferences source for a potential of ``energy_scale`` (see ``reference_source``)."""

@@ -88,6 +88,7 @@ class RelaxationResult(BaseModel):
     )
     potential: str = Field(description="Potential spec used.")
     potential_version: str = Field(description="Potential package and model version.")
+    checkpoint_sha256: str | None = Field(None, description="sha256 (hex) of the potential's checkpoint file.")
     elapsed_s: float = Field(description="Wall-clock time of this relaxation (s).")
     fmax: float = Field(description="Force convergence threshold used (eV/Å).")
     max_steps: int = Field(description="Step limit used.")
@@ -243,6 +244,7 @@ def relax_batch(
     base = {
         "potential": potential.name,
         "potential_version": potential.version,
+        "checkpoint_sha256": getattr(potential, "checkpoint_sha256", None),
         "fmax": config.fmax,
         "max_steps": config.max_steps,
     }

@@ -198,6 +198,15 @@ class EvaluationDoc(_Doc):
     relaxed_structure: dict[str, Any] | None = Field(None, description="pymatgen Structure.as_dict() (Å).")
     potential: str = Field(description="Potential name.")
     potential_version: str = Field(description="Potential/package version.")
+    checkpoint_sha256: str | None = Field(
+        None, description="sha256 (hex) of the relaxing potential's checkpoint file (None: replay, older stores)."
+    )
+    refine: dict[str, Any] | None = Field(
+        None,
+        description="The second tier of a two-tier oracle (OracleConfig.refine): potential, potential_version, "
+        "checkpoint_sha256, mode, status, reason, n_steps, elapsed_s (s), and the first tier's energy_per_atom "
+        "(eV/atom) before refinement; the evaluation's energies are the refined ones. None: one tier.",
+    )
     fmax: float = Field(description="Force convergence criterion (eV/Å).")
     max_steps: int = Field(description="Optimizer step limit (0: single point).")
     elapsed_s: float = Field(description="Wall time of the evaluation (s).")

@@ -12,7 +12,6 @@ from typing import Any, ClassVar
 
 from pymatgen.core import Structure
 
-from core.threads import torch_threads
 from loop.config import LoopConfig
 from loop.labelers.rows import fmt
 from loop.registry import LABELERS
@@ -56,34 +55,29 @@ class RelaxLabeler:
         provenance: Provenance,
         progress: Progress | None = None,
     ) -> int:
-        """Relax ``candidates`` in lockstep batches of ``oracle.batch_size`` (one batched potential call per
-        step); each result is corrected onto the MP scale where the potential allows it, turned into a
-        formation energy and stored as soon as it exists."""
-        from oracle import get_potential, relax_many
-        from oracle.labelling import elemental_energies, relaxation_fields
+        """Label ``candidates`` with the oracle (:func:`oracle.labelling.label_structures`): relaxed in lockstep
+        batches of ``oracle.batch_size`` (one batched potential call per step), refined by the second tier when
+        ``oracle.refine`` names one, corrected onto the MP scale, turned into a formation energy and stored as
+        soon as each exists."""
+        from oracle import get_potential
+        from oracle.labelling import elemental_energies, label_structures
 
         if not candidates:
             return 0
-        potential = get_potential(self.oracle.relax.potential)
         # a missing reference is a set-up problem, not a property of the material: fail the round
         # before any result is written, so nothing is stored as a permanent failure
         references, _ = elemental_energies(
             self.oracle, {el for c in candidates for el in c.elements}, num_threads=ctx.num_threads
         )
-        provenance = provenance.model_copy(update={"oracle": potential.name, "oracle_version": potential.version})
+        versions = [get_potential(self.oracle.relax.potential).version]
+        if self.oracle.refine.potential is not None:
+            versions.append(get_potential(self.oracle.refine.potential).version)
+        provenance = provenance.model_copy(update={"oracle": self.oracle.name, "oracle_version": " + ".join(versions)})
         stored = 0
 
-        def store_result(i: int, result: Any) -> None:
+        def store_result(i: int, fields: dict[str, Any]) -> None:
             nonlocal stored
             cand = candidates[i]
-            fields = relaxation_fields(
-                result,
-                Structure.from_dict(result.relaxed_structure or cand.structure),
-                formula=cand.formula,
-                references=references,
-                energy_scale=potential.energy_scale,
-                correction=self.oracle.energy_correction,
-            )
             ctx.store.put_evaluation(
                 EvaluationDoc.from_relaxation(cand, fields, oracle_key=self.key, provenance=provenance)
             )
@@ -91,13 +85,15 @@ class RelaxLabeler:
             if progress is not None:
                 progress(stored - 1, len(candidates), cand.formula)
 
-        with torch_threads(ctx.num_threads):
-            relax_many(
-                [Structure.from_dict(c.structure) for c in candidates],
-                self.oracle.relax_config(seeds=seeds),
-                batch_size=self.oracle.batch_size,
-                on_result=store_result,
-            )
+        label_structures(
+            self.oracle,
+            [Structure.from_dict(c.structure) for c in candidates],
+            seeds=seeds,
+            num_threads=ctx.num_threads,
+            references=references,
+            formulas=[c.formula for c in candidates],
+            on_result=store_result,
+        )
         return stored
 
     def prepare(self, ctx: RoundContext, candidates: list[CandidateDoc]) -> None:

@@ -54,7 +54,7 @@ class HullProperty:
         from oracle.compat import mp_compatible
         from oracle.potentials import get_potential
 
-        scale = get_potential(config.oracle.relax.potential).energy_scale
+        scale = get_potential(config.oracle.final_potential).energy_scale
         return bool(config.oracle.reference_phases) and mp_compatible(scale, config.oracle.energy_correction)
 
     @classmethod
@@ -64,7 +64,7 @@ class HullProperty:
         if not cls.applies(config):
             raise ConfigError(
                 f"property e_above_hull compares with Materials Project phases, but potential "
-                f"{config.oracle.relax.potential!r} is not on the MP energy scale or oracle.reference_phases is "
+                f"{config.oracle.final_potential!r} is not on the MP energy scale or oracle.reference_phases is "
                 "empty: leave e_above_hull out of 'properties'"
             )
         return cls(oracle=config.oracle)

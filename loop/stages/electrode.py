@@ -17,7 +17,6 @@ from typing import Any
 
 from pymatgen.core import Structure
 
-from core.threads import torch_threads
 from loop.roles import RoundContext
 from oracle.config import OracleConfig
 from store.documents import EvaluationDoc
@@ -84,12 +83,10 @@ def electrode_stage(oracle: OracleConfig, ctx: RoundContext, *, learn: bool, las
     out: dict[str, float | None] = {}
     if not picked:
         return ElectrodeOutput(results=out, elapsed_s=time.perf_counter() - start)
-    from oracle import get_potential, relax_many
     from oracle.electrode import deintercalate, removable_ions, working_ion
-    from oracle.labelling import elemental_energies
+    from oracle.labelling import elemental_energies, label_structures
 
     config = oracle.electrode
-    potential = get_potential(oracle.relax.potential)
     jobs: list[tuple[EvaluationDoc, Structure, Structure, str]] = []
     for e in picked:
         structure = Structure.from_dict(e.relaxed_structure)  # type: ignore[arg-type]
@@ -107,61 +104,76 @@ def electrode_stage(oracle: OracleConfig, ctx: RoundContext, *, learn: bool, las
             continue
         jobs.append((e, structure, deintercalate(structure, ion), ion))
     if jobs:
-        references, _ = elemental_energies(oracle, {ion for *_, ion in jobs}, num_threads=ctx.num_threads)
+        charged = [c for _, _, c, _ in jobs]
+        elements = {el.symbol for c in charged for el in c.composition.elements} | {ion for *_, ion in jobs}
+        references, _ = elemental_energies(oracle, elements, num_threads=ctx.num_threads)
 
-        def on_result(i: int, result: Any) -> None:
-            e, discharged, charged, ion = jobs[i]
-            out[e.id] = _finish(ctx, oracle, potential, references, e, discharged, charged, ion, result)
+        def on_result(i: int, fields: dict[str, Any]) -> None:
+            e, discharged, _, ion = jobs[i]
+            out[e.id] = _finish(ctx, references, e, discharged, ion, fields)
 
-        with torch_threads(ctx.num_threads):
-            relax_many(
-                [charged for _, _, charged, _ in jobs],
-                oracle.relax_config(),
-                batch_size=oracle.batch_size,
-                on_result=on_result,
-            )
+        label_structures(oracle, charged, num_threads=ctx.num_threads, references=references, on_result=on_result)
     return ElectrodeOutput(results=out, elapsed_s=time.perf_counter() - start)
 
 
 def _finish(
     ctx: RoundContext,
-    oracle: OracleConfig,
-    potential: Any,
     references: Any,
     e: EvaluationDoc,
     discharged: Structure,
-    charged: Structure,
     ion: str,
-    result: Any,
+    fields: dict[str, Any],
 ) -> float | None:
-    """Turn the charged state's relaxation into an ElectrodeResult and store it (or the failure)."""
-    base = {"ion": ion, "charged_status": result.status, "charged_steps": result.n_steps, "round": ctx.round_index}
-    if result.status == "failed" or result.energy_total is None or result.relaxed_structure is None:
-        _store(ctx, e, {**base, "status": "failed", "reason": f"charged state: {result.reason or result.status}"})
+    """Turn the charged state's oracle label (:func:`oracle.labelling.label_structures` fields) into an
+    ElectrodeResult and store it (or the failure)."""
+    status = fields.get("status")
+    base = {"ion": ion, "charged_status": status, "charged_steps": fields.get("n_steps", 0), "round": ctx.round_index}
+    if status == "failed" or fields.get("corrected_energy_per_atom") is None or not fields.get("relaxed_structure"):
+        reason = fields.get("reason") or status
+        _store(ctx, e, {**base, "status": "failed", "reason": f"charged state: {reason}"})
         return None
     discharged_per_atom = e.corrected_energy_per_atom
     if discharged_per_atom is None:
         discharged_per_atom = e.energy_per_atom
     try:
-        electrode = electrode_from_charged(
-            oracle,
-            potential,
-            references,
-            discharged,
-            float(discharged_per_atom),
-            result,
-            ion,
+        electrode = electrode_from_labels(
+            discharged, float(discharged_per_atom), fields, references.energy_per_atom(ion), ion
         )
     except (ValueError, KeyError) as exc:
         _store(ctx, e, {**base, "status": "failed", "reason": f"{type(exc).__name__}: {exc}"})
         return None
-    ok = {**base, "status": "ok", "reason": "", **electrode.model_dump(), "charged": result.relaxed_structure}
+    ok = {**base, "status": "ok", "reason": "", **electrode.model_dump(), "charged": fields["relaxed_structure"]}
     _store(ctx, e, ok)
     return electrode.average_voltage
 
 
 def _store(ctx: RoundContext, e: EvaluationDoc, doc: dict[str, Any]) -> None:
     ctx.store.set_electrode(e.id, doc)
+
+
+def electrode_from_labels(
+    discharged: Structure,
+    discharged_energy_per_atom: float,
+    charged: dict[str, Any],
+    ion_energy_per_atom: float,
+    ion: str,
+) -> Any:
+    """The ElectrodeResult of ``discharged`` (its corrected energy in eV/atom) and its charged state's oracle label
+    (``relaxed_structure`` and ``corrected_energy_per_atom`` eV/atom, same oracle); ``ion_energy_per_atom`` is the
+    working ion's metal reference (eV/atom). Raises ValueError (or KeyError) when the pair has no voltage."""
+    from oracle.electrode import ElectrodeResult
+
+    relaxed = Structure.from_dict(charged["relaxed_structure"])
+    return ElectrodeResult.from_energies(
+        discharged.composition,
+        discharged_energy_per_atom * len(discharged),
+        relaxed.composition,
+        float(charged["corrected_energy_per_atom"]) * len(relaxed),
+        ion_energy_per_atom,
+        ion=ion,
+        discharged_volume=discharged.volume,
+        charged_volume=relaxed.volume,
+    )
 
 
 def electrode_from_charged(

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from oracle.config import NOT_IN_KEY, OracleConfig
+from oracle.config import NOT_IN_KEY, OracleConfig, RefineConfig
 from oracle.md import MDConfig
 from oracle.relax import RelaxConfig
 
 #: The key of the default oracle, pinned: a changed key re-labels every stored result, so it may change only
 #: on purpose (a new setting that can change a result, or a changed default), never as a side effect.
-DEFAULT_KEY = "chgnet|d796a85937a7"
+DEFAULT_KEY = "chgnet|413b39c9c312"
 
 
 def _with(relax: dict[str, Any] | None = None, **fields: Any) -> OracleConfig:
@@ -52,6 +52,8 @@ def test_key_is_the_same_for_the_same_values() -> None:
         _with(reference_source="ase"),
         _with(energy_correction="none"),
         _with(competing_phases="off"),
+        _with(refine=RefineConfig(potential="chgnet:0.2.0")),
+        _with(refine=RefineConfig(potential="chgnet:0.2.0", mode="relax")),
     ],
     ids=lambda c: ",".join(f"{k}={v}" for k, v in _diff(c).items()),
 )
@@ -64,6 +66,7 @@ def _diff(config: OracleConfig) -> dict[str, Any]:
     dumped = config.model_dump()
     out = {f"relax.{k}": v for k, v in dumped["relax"].items() if default["relax"][k] != v}
     out.update({k: v for k, v in dumped.items() if k != "relax" and default[k] != v})
+    out.update({f"refine.{k}": v for k, v in dumped["refine"].items() if default["refine"][k] != v})
     return out
 
 
@@ -99,3 +102,17 @@ def test_relax_config_is_a_single_point_for_seeds_unless_relax_seeds() -> None:
     )
     relaxing = _with({"max_steps": 80}, relax_seeds=True)
     assert relaxing.relax_config(seeds=True) is relaxing.relax
+
+
+def test_the_key_follows_the_checkpoint_file_and_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same spec, other weights (a new wheel): never the same key, so stored labels are not reused."""
+    import oracle.potentials as potentials
+
+    real = potentials.potential_identity
+
+    def other_checkpoint(spec: str) -> dict[str, str]:
+        return {**real(spec), "checkpoint_sha256": "0" * 64}
+
+    monkeypatch.setattr(potentials, "potential_identity", other_checkpoint)
+    assert OracleConfig().key() != DEFAULT_KEY
+    assert OracleConfig().key().startswith("chgnet|")
