@@ -6,6 +6,8 @@ from typing import Any
 
 from rich.table import Table
 
+from loop.labelers.relax import hull_phases_label
+
 
 def _num(value: Any, spec: str = ".3f") -> str:
     return "" if not isinstance(value, int | float) or isinstance(value, bool) else format(value, spec)
@@ -20,12 +22,12 @@ def best_table(best: list[dict[str, Any]], title: str) -> Table:
     hull's phase count, then every property as mean ± std (band gap eV, log10 conductivity log10 S/cm, ...)."""
     props = sorted({k[: -len("_mean")] for b in best for k in b if k.endswith("_mean")})
     table = Table(title=title)
-    for col in ("formula", "id", "E_f eV/atom", "E_hull eV/atom (phases)", *props):
+    for col in ("formula", "id", "E_f eV/atom", "E_hull eV/atom (phases: sources)", *props):
         table.add_column(col)
     for b in best:
         hull = _num(b.get("e_above_hull"), "+.3f")
         if hull and b.get("hull_phases") is not None:
-            hull += f" ({b['hull_phases']}{', thin' if b.get('hull_thin') else ''})"
+            hull += f" ({hull_phases_label(b)})"
         table.add_row(
             str(b.get("formula", "")),
             str(b.get("candidate_id", "")),

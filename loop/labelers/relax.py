@@ -194,7 +194,7 @@ class RelaxLabeler:
         for b in doc.best:
             hull = "" if b.get("e_above_hull") is None else f"{b['e_above_hull']:+.3f}"
             if b.get("hull_phases") is not None:
-                hull += f" ({b['hull_phases']}{', thin' if b.get('hull_thin') else ''})"
+                hull += f" ({hull_phases_label(b)})"
             cells = "".join(
                 f" {b[n + '_mean']:.2f} ± {b.get(n + '_std', 0.0):.2f} |" if n + "_mean" in b else " |" for n in names
             )
@@ -206,6 +206,14 @@ class RelaxLabeler:
 {rule}
 {body}
 """
+
+
+def hull_phases_label(row: dict[str, Any]) -> str:
+    """``'14: mp_20 8, computed 4, campaign 2, thin'``: how many phases a hull held and where they came from."""
+    sources = row.get("hull_sources") or {}
+    parts = ", ".join(f"{name} {count}" for name, count in sorted(sources.items(), key=lambda kv: (-kv[1], kv[0])))
+    text = f"{row.get('hull_phases')}" + (f": {parts}" if parts else "")
+    return text + (", thin" if row.get("hull_thin") else "")
 
 
 def _window(phase_set: Any, e: EvaluationDoc) -> dict[str, Any]:
@@ -236,6 +244,7 @@ def _best_row(e: EvaluationDoc) -> dict[str, Any]:
         "formation_energy_per_atom": e.formation_energy_per_atom,
         "e_above_hull": e.energy_above_hull,
         "hull_phases": e.hull.get("n_phases"),
+        "hull_sources": e.hull.get("sources"),
         "hull_thin": e.hull.get("thin"),
     }
     for name, value in sorted(e.properties.items()):

@@ -9,7 +9,7 @@ import pytest
 
 from core.errors import ConfigError
 from oracle.competing import CompetingPhases, Phase
-from oracle.config import OracleConfig
+from oracle.config import OracleConfig, RefineConfig
 from oracle.labelling import competing_phase_entries
 from oracle.relax import RelaxConfig
 
@@ -61,7 +61,7 @@ def test_the_oracle_uses_mp_phases_when_a_key_is_set(monkeypatch: pytest.MonkeyP
     assert ("mp:mp-1960", "Li2O", -4.93) in phases and len(phases) == 3
     off = OracleConfig(competing_phases="off")
     assert competing_phase_entries(off, [["Li", "O"]]) == []
-    scan = OracleConfig(relax=RelaxConfig(potential="chgnet:r2scan"))  # not on the MP scale
+    scan = OracleConfig(relax=RelaxConfig(potential="chgnet:r2scan"), refine=RefineConfig())  # not on the MP scale
     assert competing_phase_entries(scan, [["Li", "O"]]) == []
 
 

@@ -14,7 +14,7 @@ from oracle.relax import RelaxConfig
 
 #: The key of the default oracle, pinned: a changed key re-labels every stored result, so it may change only
 #: on purpose (a new setting that can change a result, or a changed default), never as a side effect.
-DEFAULT_KEY = "chgnet|413b39c9c312"
+DEFAULT_KEY = "chgnet+sevennet:7net-l3i5|b48d5e9f471d"
 
 
 def _with(relax: dict[str, Any] | None = None, **fields: Any) -> OracleConfig:
@@ -22,8 +22,9 @@ def _with(relax: dict[str, Any] | None = None, **fields: Any) -> OracleConfig:
 
 
 def test_key_is_a_readable_prefix_and_a_short_hash() -> None:
-    assert re.fullmatch(r"chgnet\|[0-9a-f]{12}", DEFAULT_KEY)
-    assert _with({"potential": "chgnet:r2scan"}).key().startswith("chgnet:r2scan|")
+    assert re.fullmatch(r"chgnet\+sevennet:7net-l3i5\|[0-9a-f]{12}", DEFAULT_KEY)
+    assert _with({"potential": "chgnet:r2scan"}).key().startswith("chgnet:r2scan+sevennet:7net-l3i5|")
+    assert _with(refine=RefineConfig()).key().startswith("chgnet|")
 
 
 def test_key_is_the_same_for_the_same_values() -> None:
@@ -52,6 +53,7 @@ def test_key_is_the_same_for_the_same_values() -> None:
         _with(reference_source="ase"),
         _with(energy_correction="none"),
         _with(competing_phases="off"),
+        _with(refine=RefineConfig()),
         _with(refine=RefineConfig(potential="chgnet:0.2.0")),
         _with(refine=RefineConfig(potential="chgnet:0.2.0", mode="relax")),
     ],
@@ -115,4 +117,4 @@ def test_the_key_follows_the_checkpoint_file_and_version(monkeypatch: pytest.Mon
 
     monkeypatch.setattr(potentials, "potential_identity", other_checkpoint)
     assert OracleConfig().key() != DEFAULT_KEY
-    assert OracleConfig().key().startswith("chgnet|")
+    assert OracleConfig().key().startswith("chgnet+sevennet:7net-l3i5|")

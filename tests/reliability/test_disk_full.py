@@ -28,7 +28,7 @@ PARAMS: dict[str, Any] = {
     "rounds": 0,
     "seeds": ("pymatgen:Li2O", "pymatgen:Li2O2"),
     "surrogate": {"n_members": 2, "epochs": 3, "num_threads": 1},
-    "oracle": {"relax": {"potential": "toy", "fmax": 0.1, "max_steps": 30}},
+    "oracle": {"relax": {"potential": "toy", "fmax": 0.1, "max_steps": 30}, "refine": {"potential": None}},
     "properties": (),
     "store_uri": "embedded",
     "database": "faults_disk",

@@ -43,7 +43,7 @@ def _config(seed_file: Path) -> dict[str, Any]:
         "candidates_per_round": 8,
         "seeds": ("pymatgen:Li2O", "pymatgen:Li2O2", str(seed_file)),
         "surrogate": {"n_members": 2, "epochs": 5, "num_threads": 1},
-        "oracle": {"relax": {"potential": "toy:nan-Na", "fmax": 0.1, "max_steps": 30}},
+        "oracle": {"relax": {"potential": "toy:nan-Na", "fmax": 0.1, "max_steps": 30}, "refine": {"potential": None}},
         "properties": (),
         "store_uri": "embedded",
         "database": "faults_rounds",
