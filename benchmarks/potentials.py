@@ -137,13 +137,23 @@ def run_oracle(spec: str, structures: list[Any], threads: int) -> tuple[list[dic
     return out, time.perf_counter() - start
 
 
-def score(phases: list[dict[str, Any]], energies: list[float | None], phase_set: Any, stable: float) -> dict[str, Any]:
-    """Formation-energy and hull MAEs against MP, verdict F1 and agreement, for corrected energies (eV/atom)."""
+def score(
+    phases: list[dict[str, Any]],
+    energies: list[float | None],
+    phase_set: Any,
+    stable: float,
+    dft: list[dict[str, Any] | None] | None = None,
+) -> dict[str, Any]:
+    """Formation-energy and hull MAEs against MP, verdict F1 and agreement, for corrected energies (eV/atom).
+
+    With ``dft`` (the rows of MP's own energies on the same hulls) also the potential's error alone: the hull MAE
+    and the verdict F1 against MP's energies placed on the same offline hull (``*_same_hull``)."""
     from pymatgen.core import Composition
 
     mp_energy = [p["mp_formation_energy"] + mu_mean(phase_set.mu, p["formula"]) for p in phases]  # MP eV/atom
-    e_form_err, hull_err, rows = [], [], []
+    e_form_err, hull_err, same_err, rows = [], [], [], []
     tp = fp = fn = tn = 0
+    same = [0, 0, 0]  # tp, fp, fn against MP's energies on the same hull
     for i, (p, energy) in enumerate(zip(phases, energies, strict=True)):
         if energy is None or not math.isfinite(energy):
             rows.append(None)
@@ -161,6 +171,11 @@ def score(phases: list[dict[str, Any]], energies: list[float | None], phase_set:
             fn + (theirs and not ours),
             tn + (not ours and not theirs),
         )
+        if dft is not None and dft[i] is not None:
+            ref = dft[i]["e_above_hull"]  # type: ignore[index]
+            same_err.append(abs(st.e_above_hull - ref))
+            a, b = st.e_above_hull <= stable, ref <= stable
+            same = [same[0] + (a and b), same[1] + (a and not b), same[2] + (b and not a)]
         rows.append({"e_form": e_form, "e_above_hull": st.e_above_hull})
     n = tp + fp + fn + tn
     precision = tp / (tp + fp) if tp + fp else 0.0
@@ -173,8 +188,14 @@ def score(phases: list[dict[str, Any]], energies: list[float | None], phase_set:
         "precision": precision,
         "recall": recall,
         "agreement": (tp + tn) / n if n else 0.0,
+        "e_hull_mae_same_hull": _mean(same_err),
+        "f1_same_hull": _f1(*same),
         "rows": rows,
     }
+
+
+def _f1(tp: int, fp: int, fn: int) -> float:
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
 
 def mu_mean(mu: Any, composition: Any) -> float:
@@ -223,7 +244,7 @@ def main() -> None:
         energies = [f.get("corrected_energy_per_atom") if f.get("status") != "failed" else None for f in fields]
         failures = sum(e is None for e in energies)
         results[spec] = {
-            **score(phases, energies, hull, args.stable),
+            **score(phases, energies, hull, args.stable, results["mp-dft"]["rows"]),
             "s_per_structure": wall / len(structures),
             "wall_s": wall,
             "failures": failures,
@@ -232,12 +253,15 @@ def main() -> None:
         _write(args, phases, results)
 
     print()
-    print(f"{'oracle':<38} {'F1':>6} {'agree':>6} {'Ef MAE':>7} {'Eh MAE':>7} {'s/struct':>8} {'fail':>5}")
+    head = f"{'oracle':<36} {'F1':>6} {'agree':>6} {'Ef MAE':>7} {'Eh MAE':>7} {'F1 hull':>7} {'Eh hull':>7}"
+    print(f"{head} {'s/struct':>8} {'fail':>5}")
     for spec, r in results.items():
+        same = f"{r.get('f1_same_hull', math.nan):>7.3f} {r.get('e_hull_mae_same_hull', math.nan):>7.3f}"
         print(
-            f"{spec:<38} {r['f1']:>6.3f} {r['agreement']:>6.3f} {r['e_form_mae']:>7.3f} {r['e_hull_mae']:>7.3f} "
-            f"{r['s_per_structure']:>8.2f} {r['failures']:>5}"
+            f"{spec:<36} {r['f1']:>6.3f} {r['agreement']:>6.3f} {r['e_form_mae']:>7.3f} {r['e_hull_mae']:>7.3f} "
+            f"{same} {r['s_per_structure']:>8.2f} {r['failures']:>5}"
         )
+    print("F1 hull / Eh hull: against MP's own energies on the same offline hull (the potential's error alone)")
     print(f"(eV/atom; {len(phases)} phases, stable: e_above_hull <= {args.stable}; {args.threads} torch threads)")
     _write(args, phases, results)
 

@@ -2,7 +2,9 @@
 
 :func:`read_inputs` reads a structure file, a folder of them or a CSV with a ``cif`` column (and ``id`` or
 ``material_id``); :func:`screen` relaxes them with the oracle (formation energy, signed energy above the hull of
-the MP reference phases, decomposition), predicts band gap and ionic conductivity with the registered property
+the MP reference phases, decomposition), completing that hull first where the reference files lack competitors
+(:mod:`oracle.completion`: analogues of known phases relaxed by the same oracle, cached per oracle), predicts
+band gap and ionic conductivity with the registered property
 models, computes the electrochemical window and, for Li/Na compounds with redox-active cations, the average
 voltage, capacity and energy density against the relaxed de-intercalated counterpart. Only what is asked for is
 computed: model properties alone relax nothing. One row per input, in input order; a bad structure gets its row
@@ -24,7 +26,9 @@ from structures.sanity import structure_problem
 
 __all__ = ["COLUMNS", "PROPERTY_GROUPS", "ScreenInput", "read_inputs", "resolve_properties", "screen"]
 
-#: Output columns (units: eV/atom, eV, log10 S/cm, V vs the metal, mAh/g, Wh/kg).
+#: Output columns (units: eV/atom, eV, log10 S/cm, V vs the metal, mAh/g, Wh/kg). ``hull_phases``: compounds in the
+#: hull of the row's chemical system; ``hull_sources``: where they came from (``mp_20:12;computed:3``); ``thin``:
+#: the hull may still miss phases that matter (see ``oracle.phases.Stability.thin``).
 COLUMNS: tuple[str, ...] = (
     "id",
     "formula",
@@ -34,6 +38,9 @@ COLUMNS: tuple[str, ...] = (
     "formation_energy_per_atom",
     "e_above_hull",
     "decomposition",
+    "hull_phases",
+    "hull_sources",
+    "thin",
     "band_gap_mean",
     "band_gap_std",
     "log10_conductivity_mean",
@@ -51,6 +58,9 @@ PROPERTY_GROUPS: dict[str, str] = {
     "formation_energy_per_atom": "relax",
     "e_above_hull": "relax",
     "decomposition": "relax",
+    "hull_phases": "relax",
+    "hull_sources": "relax",
+    "thin": "relax",
     "band_gap": "band_gap",
     "log10_conductivity": "log10_conductivity",
     "average_voltage": "voltage",
@@ -169,9 +179,11 @@ def screen(
     structures: dict[int, Structure] = {i: inputs[i].structure for i in valid}  # type: ignore[misc]
     energies: dict[int, float] = {}
     if "relax" in groups and valid:
-        say(f"relaxing {len(valid)} structures with {oracle.relax.potential}")
+        say(f"relaxing {len(valid)} structures with {oracle.name}")
         energies = _relax(oracle, rows, structures, valid, num_threads)
     phases = _phase_set(oracle) if valid and ({"relax", "window"} & groups) else None  # none when all are refused
+    if phases is not None:
+        _complete(phases, oracle, rows, structures, valid, energies, groups, num_threads, say)
     for i in valid:
         if rows[i]["status"] != "ok":
             continue
@@ -179,8 +191,12 @@ def screen(
             st = phases.stability(structures[i].composition, energies[i])
             rows[i]["e_above_hull"] = st.e_above_hull
             rows[i]["decomposition"] = _fmt_decomposition(st.decomposition)
+            rows[i]["hull_phases"] = st.n_phases
+            rows[i]["hull_sources"] = ";".join(f"{k}:{v}" for k, v in sorted(st.sources.items()))
+            rows[i]["thin"] = st.thin
             if st.thin:
-                rows[i]["reason"] = f"thin hull ({st.n_phases} reference phases)"
+                gaps = f": no {', '.join(st.gaps)} compound" if st.gaps else ""
+                rows[i]["reason"] = f"thin hull ({st.n_phases} reference phases{gaps})"
         if "window" in groups and phases is not None:
             _window(rows[i], structures[i], energies.get(i), phases)
     for name in ("band_gap", "log10_conductivity"):
@@ -201,15 +217,50 @@ def _phase_set(oracle: OracleConfig) -> Any:
     return reference_phase_set(oracle)
 
 
+def _complete(
+    phases: Any,
+    oracle: OracleConfig,
+    rows: list[dict[str, Any]],
+    structures: dict[int, Structure],
+    valid: list[int],
+    energies: dict[int, float],
+    groups: set[str],
+    threads: int,
+    say: Callable[[str], None],
+) -> None:
+    """Complete the hull of every chemical system scored (energy above hull or window); a failure is reported and
+    the hulls stay as they are (their ``thin`` flags say so)."""
+    from oracle.completion import complete
+
+    systems = []
+    for i in valid:
+        if rows[i]["status"] != "ok":
+            continue
+        elements = {el.symbol for el in structures[i].composition.elements}
+        if i in energies or ("window" in groups and {"Li", "Na"} & elements):
+            systems.append(elements)
+    if not systems:
+        return
+    say(f"completing the hulls of {len({frozenset(s) for s in systems})} chemical systems")
+    try:
+        report = complete(phases, systems, oracle, num_threads=threads, progress=say)
+    except Exception as exc:  # e.g. a missing elemental reference: the hulls stay as the files make them
+        say(f"hull completion failed: {type(exc).__name__}: {exc}")
+        return
+    if report.missing:
+        say(
+            f"hull completion: {len(report.missing)} sub-systems completed ({len(report.from_cache)} from the cache), "
+            f"{report.n_added} computed phases added, {report.n_failed} relaxations failed, {report.seconds:.0f} s"
+        )
+
+
 def _relax(
     oracle: OracleConfig, rows: list[dict[str, Any]], structures: dict[int, Structure], valid: list[int], threads: int
 ) -> dict[int, float]:
-    """Relax, correct onto the MP scale, formation energies; returns index -> corrected energy (eV/atom)."""
-    from core.threads import torch_threads
-    from oracle import get_potential, relax_many
-    from oracle.labelling import elemental_energies, relaxation_fields
+    """Label with the oracle (relax, refine, correct onto the MP scale, formation energy); returns index -> corrected
+    energy (eV/atom)."""
+    from oracle.labelling import elemental_energies, label_structures
 
-    potential = get_potential(oracle.relax.potential)
     elements = {el.symbol for i in valid for el in structures[i].composition.elements}
     try:
         references, _ = elemental_energies(oracle, elements, num_threads=threads)
@@ -219,29 +270,27 @@ def _relax(
         return {}
     energies: dict[int, float] = {}
 
-    def on_result(k: int, result: Any) -> None:
+    def on_result(k: int, fields: dict[str, Any]) -> None:
         i = valid[k]
-        relaxed = Structure.from_dict(result.relaxed_structure) if result.relaxed_structure else structures[i]
-        fields = relaxation_fields(
-            result,
-            relaxed,
-            formula=rows[i]["formula"],
-            references=references,
-            energy_scale=potential.energy_scale,
-            correction=oracle.energy_correction,
-        )
         if fields.get("status") == "failed" or fields.get("formation_energy_per_atom") is None:
             rows[i].update(status="failed", reason=fields.get("reason") or "relaxation failed")
             return
-        structures[i] = relaxed
+        if fields.get("relaxed_structure"):
+            structures[i] = Structure.from_dict(fields["relaxed_structure"])
         energies[i] = float(fields["corrected_energy_per_atom"])
         rows[i]["energy_per_atom"] = energies[i]
         rows[i]["formation_energy_per_atom"] = float(fields["formation_energy_per_atom"])
         if fields.get("status") == "unconverged":
             rows[i]["reason"] = fields.get("reason") or "unconverged"
 
-    with torch_threads(threads):
-        relax_many([structures[i] for i in valid], oracle.relax, batch_size=oracle.batch_size, on_result=on_result)
+    label_structures(
+        oracle,
+        [structures[i] for i in valid],
+        num_threads=threads,
+        references=references,
+        formulas=[rows[i]["formula"] for i in valid],
+        on_result=on_result,
+    )
     return energies
 
 
@@ -270,11 +319,9 @@ def _voltages(
     say: Callable[[str], None],
 ) -> None:
     """Average voltage, capacity and energy density of the relaxed Li/Na compounds with removable ions."""
-    from core.threads import torch_threads
-    from loop.stages.electrode import electrode_from_charged
-    from oracle import get_potential, relax_many
+    from loop.stages.electrode import electrode_from_labels
     from oracle.electrode import deintercalate, removable_ions
-    from oracle.labelling import elemental_energies
+    from oracle.labelling import elemental_energies, label_structures
 
     jobs: list[tuple[int, str, Structure]] = []
     for i, energy in energies.items():
@@ -289,16 +336,16 @@ def _voltages(
     if not jobs:
         return
     say(f"relaxing {len(jobs)} de-intercalated counterparts")
-    potential = get_potential(oracle.relax.potential)
     references, _ = elemental_energies(oracle, {ion for _, ion, _ in jobs}, num_threads=threads)
 
-    def on_result(k: int, result: Any) -> None:
+    def on_result(k: int, fields: dict[str, Any]) -> None:
         i, ion, _ = jobs[k]
-        if result.status == "failed" or result.energy_total is None or not result.relaxed_structure:
-            rows[i]["reason"] = "; ".join(r for r in (rows[i]["reason"], f"charged state: {result.reason}") if r)
+        if fields.get("status") == "failed" or fields.get("corrected_energy_per_atom") is None:
+            reason = f"charged state: {fields.get('reason') or 'failed'}"
+            rows[i]["reason"] = "; ".join(r for r in (rows[i]["reason"], reason) if r)
             return
         try:
-            electrode = electrode_from_charged(oracle, potential, references, structures[i], energies[i], result, ion)
+            electrode = electrode_from_labels(structures[i], energies[i], fields, references.energy_per_atom(ion), ion)
         except (ValueError, KeyError) as exc:
             rows[i]["reason"] = "; ".join(r for r in (rows[i]["reason"], f"no voltage: {exc}") if r)
             return
@@ -308,5 +355,4 @@ def _voltages(
             energy_density_Wh_kg=electrode.energy_density_Wh_kg,
         )
 
-    with torch_threads(threads):
-        relax_many([c for _, _, c in jobs], oracle.relax, batch_size=oracle.batch_size, on_result=on_result)
+    label_structures(oracle, [c for _, _, c in jobs], num_threads=threads, on_result=on_result)

@@ -1,84 +1,77 @@
 """Reference phases for the convex hull: Materials Project formation energies of real competing phases.
 
-The offline phase set is read from MP-20 and MPTS-52 format files (``mp_20_biternary/val.csv.gz``,
-``mpts_52/val.csv.gz``: MP ``material_id``, ``formation_energy_per_atom`` (eV/atom), a CIF) plus MP's
-elemental reference entries; with an MP API key (``MP_API_KEY``, ``mp-api`` installed) each chemical system
-is completed with MP's own GGA/GGA+U phases (:mod:`oracle.competing`, cached per chemical system). Energies
-are on MP's corrected GGA/GGA+U scale, the scale CHGNet learned: a phase's total energy per atom is its MP
-formation energy plus the atom-fraction-weighted MP elemental reference energies.
+The offline phase set is read from MP-20 and MPTS-52 format files (:mod:`oracle.phase_files`: MP-20 val, the
+MP-20 test split without Li/Na compounds, MPTS-52 val) plus MP's elemental reference entries; with an MP API key
+(``MP_API_KEY``, ``mp-api`` installed) each chemical system is completed with MP's own GGA/GGA+U phases
+(:mod:`oracle.competing`, cached per chemical system). Energies are on MP's corrected GGA/GGA+U scale, the
+scale CHGNet learned: a phase's total energy per atom is its MP formation energy plus the atom-fraction-weighted
+MP elemental reference energies.
 
 :class:`PhaseSet` answers, per chemical system (cached): the phases, a pymatgen ``PhaseDiagram``, the hull's
 formation energy at a composition and the signed stability of a structure (:class:`Stability`), with how many
-reference phases the system held, where they came from, and whether that hull is too thin to trust.
+reference phases the system held, where they came from, and whether that hull is too thin to trust. Phases
+computed by the oracle (:mod:`oracle.completion`: analogues of known phases, relaxed) can be added after
+construction (:meth:`PhaseSet.add_phases`); the sub-systems completed so are recorded (:meth:`PhaseSet.completion`).
 """
 
 from __future__ import annotations
 
-import gzip
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition
 
-from core import paths
 from core.errors import ConfigError
 from oracle.formation import formation_energy_per_atom
+from oracle.phase_files import (
+    ENV_PHASES_DIR,
+    EXCLUDED_ELEMENTS,
+    PHASE_FILES,
+    ReferencePhase,
+    find_phase_file,
+    mp_elemental_energies,
+    read_phase_file,
+)
 
 __all__ = [
+    "ENV_PHASES_DIR",
+    "EXCLUDED_ELEMENTS",
     "PHASE_FILES",
     "PhaseSet",
     "ReferencePhase",
     "Stability",
+    "SubsystemCompletion",
     "default_phase_set",
     "find_phase_file",
+    "mp_elemental_energies",
     "read_phase_file",
 ]
 
-#: Source name -> (folder, file, public URL) of the MP-20 / MPTS-52 format files used offline.
-PHASE_FILES: dict[str, tuple[str, str, str]] = {
-    "mp_20": (
-        "mp_20_biternary",
-        "val.csv.gz",
-        "https://raw.githubusercontent.com/SymmetryAdvantage/WyckoffTransformer/main/data/mp_20_biternary/val.csv.gz",
-    ),
-    "mpts_52": (
-        "mpts_52",
-        "val.csv.gz",
-        "https://raw.githubusercontent.com/SymmetryAdvantage/WyckoffTransformer/main/data/mpts_52/val.csv.gz",
-    ),
-}
-#: A folder laid out ``<folder>/<file>`` (such as ``../shared/data``) searched first for the phase files.
-ENV_PHASES_DIR = "BATTERY_DISCOVERY_PHASES_DIR"
 #: A hull resting on fewer reference compounds than this (by number of elements of the chemical system; 4 and
 #: more share the last value) is flagged thin.
 MIN_COMPOUNDS: dict[int, int] = {2: 1, 3: 3, 4: 5}
 
-_FORMULA_SUM = re.compile(r"_chemical_formula_sum\s+'?([^'\n]+)'?")
-
 
 @dataclass(frozen=True, kw_only=True)
-class ReferencePhase:
-    """One competing phase on the MP-compatible scale."""
+class SubsystemCompletion:
+    """What completion found for one binary or ternary sub-system (oracle.completion)."""
 
-    entry_id: str
-    """MP id (``mp-1234``), or ``element:<symbol>`` for an elemental reference."""
-    formula: str
-    """Reduced formula."""
-    elements: tuple[str, ...]
+    system: tuple[str, ...]
     """Sorted element symbols."""
-    energy_per_atom: float
-    """MP corrected GGA/GGA+U total energy (eV/atom)."""
-    formation_energy_per_atom: float
-    """Formation energy against the MP elemental references (eV/atom)."""
-    source: str
-    """'mp_20', 'mpts_52', 'mp-api' or 'mp-elements'."""
+    n_reference: int
+    """Reference compounds (files, MP online) of exactly these elements before completion."""
+    n_candidates: int = 0
+    """Analogue structures built from known phases of analogous systems (0: none needed, or none found)."""
+    n_added: int = 0
+    """Computed phases added (relaxed successfully)."""
+    n_failed: int = 0
+    """Relaxations that failed (recorded, not retried)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,128 +86,116 @@ class Stability:
     hull_formation_energy: float
     """Formation energy of the hull at its composition, without it (eV/atom)."""
     n_phases: int
-    """Reference compounds (not elements) in its chemical system and subsystems."""
+    """Compounds (not elements) in its chemical system and subsystems: reference phases and context phases."""
     sources: dict[str, int]
-    """Where those compounds came from (source -> count)."""
+    """Where those compounds came from (source -> count): a phase file ('mp_20', 'mp_20_test', 'mpts_52'),
+    'mp-api' (MP online), 'computed' (relaxed by the oracle) or 'campaign' (context phases)."""
     thin: bool
-    """True when the hull rests on few phases (fewer than MIN_COMPOUNDS compounds for its number of elements,
-    or none with at least all but one of its elements): a negative value then more likely means missing
-    phases than a discovery."""
-
-
-def find_phase_file(source: str) -> Path:
-    """The local copy of one phase file: ``$BATTERY_DISCOVERY_PHASES_DIR``, ``../shared/data`` beside the
-    checkout, then the raw data cache ``<data home>/data/raw/<folder>/``, downloaded there when missing
-    (never when offline: ``BATTERY_DISCOVERY_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``)."""
-    from oracle.references import offline
-
-    if source not in PHASE_FILES:
-        raise ConfigError(f"unknown phase source {source!r}; known: {', '.join(PHASE_FILES)}")
-    folder, name, url = PHASE_FILES[source]
-    roots = [Path(os.environ[ENV_PHASES_DIR])] if os.environ.get(ENV_PHASES_DIR) else []
-    root = paths.project_root()
-    if root is not None:
-        roots.append(root.parent / "shared" / "data")
-    cache = paths.data_home() / "data" / "raw"
-    roots.append(cache)
-    for base in roots:
-        if (base / folder / name).is_file():
-            return base / folder / name
-    dest = cache / folder / name
-    hint = f"copy {folder}/{name} to {dest} or set {ENV_PHASES_DIR} to a folder holding {folder}/{name}"
-    if offline():
-        raise ConfigError(f"reference phases {source} not found and downloads are off; {hint}")
-    import urllib.request
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".download-")
-    try:
-        with urllib.request.urlopen(url, timeout=120) as response, os.fdopen(fd, "wb") as handle:
-            handle.write(response.read())
-        with gzip.open(tmp, "rt") as check:
-            check.readline()
-        os.replace(tmp, dest)
-    except Exception as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ConfigError(f"cannot download reference phases from {url}: {exc}; {hint}") from exc
-    return dest
-
-
-def read_phase_file(path: Path | str, source: str, mu: Mapping[str, float]) -> list[ReferencePhase]:
-    """Compounds of an MP-20/MPTS-52 format CSV (``material_id``, ``formation_energy_per_atom``, a formula
-    column or a CIF with ``_chemical_formula_sum``); elemental rows and rows with an element ``mu`` lacks are
-    left out.
-
-    Args:
-        mu: element -> MP elemental reference energy (eV/atom).
-    """
-    import pandas as pd
-
-    try:
-        df = pd.read_csv(path)
-    except Exception as exc:
-        raise ConfigError(f"cannot read reference phases {path}: {exc}") from None
-    missing = {"material_id", "formation_energy_per_atom"} - set(df.columns)
-    if missing:
-        raise ConfigError(f"{path}: no column {', '.join(sorted(missing))}")
-    formulas = df["pretty_formula"] if "pretty_formula" in df.columns else None
-    phases = []
-    for i, (mid, e_form) in enumerate(zip(df["material_id"], df["formation_energy_per_atom"], strict=True)):
-        try:
-            if formulas is not None:
-                comp = Composition(str(formulas.iloc[i]))
-            else:
-                match = _FORMULA_SUM.search(str(df["cif"].iloc[i]))
-                if match is None:
-                    continue
-                comp = Composition(match.group(1))
-            e_form = float(e_form)
-        except (ValueError, TypeError, KeyError):
-            continue
-        symbols = tuple(sorted(el.symbol for el in comp.elements))
-        if len(symbols) < 2 or any(s not in mu for s in symbols) or e_form != e_form:
-            continue  # elemental polymorphs: the MP elemental references are the lowest ones
-        fractions = comp.fractional_composition
-        energy = e_form + sum(float(fractions[s]) * mu[s] for s in symbols)
-        phases.append(
-            ReferencePhase(
-                entry_id=str(mid),
-                formula=comp.reduced_formula,
-                elements=symbols,
-                energy_per_atom=energy,
-                formation_energy_per_atom=e_form,
-                source=source,
-            )
-        )
-    return phases
+    """True when the hull may miss phases that matter, so a negative value more likely means missing phases than a
+    discovery. After completion (every binary and ternary sub-system examined by oracle.completion): a sub-system
+    still without any compound although analogous systems form compounds (every analogue relaxation failed).
+    Before: fewer than MIN_COMPOUNDS compounds for its number of elements, or none with all but one of them."""
+    gaps: tuple[str, ...] = ()
+    """Binary and ternary sub-systems without any compound (e.g. 'Li-O'): after completion those that make it thin,
+    before it every empty one."""
 
 
 @dataclass
 class PhaseSet:
     """Reference phases indexed by chemical system, with cached phase diagrams.
 
+    Thread-safe: phases computed later (:meth:`add_phases`) join the index and drop the cached diagrams of the
+    systems they belong to.
+
     Attributes:
         compounds: every reference compound (any number of elements >= 2).
         mu: element -> MP elemental reference energy (eV/atom).
         competing: an MP competing-phase source (``oracle.competing.CompetingPhases``) asked once per chemical
             system, or None offline.
+        structure_files: source -> phase file whose ``cif`` column holds the structures of that source's phases
+            (read lazily by :meth:`structure`).
     """
 
     compounds: Sequence[ReferencePhase]
     mu: Mapping[str, float]
     competing: Any = None
+    structure_files: Mapping[str, Path] = field(default_factory=dict)
     _by_system: dict[frozenset[str], list[ReferencePhase]] = field(default_factory=dict, init=False, repr=False)
+    _by_id: dict[str, ReferencePhase] = field(default_factory=dict, init=False, repr=False)
     _cache: dict[frozenset[str], tuple[list[ReferencePhase], PhaseDiagram]] = field(
         default_factory=dict, init=False, repr=False
     )
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _completed: dict[frozenset[str], SubsystemCompletion] = field(default_factory=dict, init=False, repr=False)
+    _cifs: dict[str, dict[str, str]] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
+    _generation: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.compounds = list(self.compounds)
         for phase in self.compounds:
             self._by_system.setdefault(frozenset(phase.elements), []).append(phase)
+            self._by_id[phase.entry_id] = phase
 
     def __len__(self) -> int:
         return len(self.compounds)
+
+    def add_phases(self, phases: Iterable[ReferencePhase]) -> int:
+        """Add phases (e.g. computed ones) after construction; ids already present are skipped. Cached diagrams of
+        every system holding a new phase are dropped. Returns how many were added."""
+        added = 0
+        with self._lock:
+            for phase in phases:
+                if phase.entry_id in self._by_id:
+                    continue
+                system = frozenset(phase.elements)
+                self._by_id[phase.entry_id] = phase
+                self.compounds.append(phase)  # type: ignore[attr-defined]
+                self._by_system.setdefault(system, []).append(phase)
+                for key in [k for k in self._cache if system <= k]:
+                    del self._cache[key]
+                self._generation += 1
+                added += 1
+        return added
+
+    def mark_completed(self, record: SubsystemCompletion) -> None:
+        """Record that completion examined this sub-system (see :class:`SubsystemCompletion`)."""
+        system = frozenset(record.system)
+        with self._lock:
+            self._completed[system] = record
+
+    def completion(self, elements: Iterable[str]) -> SubsystemCompletion | None:
+        """What completion found for this exact sub-system, or None when it was not examined."""
+        with self._lock:
+            return self._completed.get(frozenset(elements))
+
+    @property
+    def completed(self) -> dict[str, SubsystemCompletion]:
+        """Every examined sub-system ('Li-O' -> record), sorted."""
+        with self._lock:
+            records = list(self._completed.values())
+        return {"-".join(r.system): r for r in sorted(records, key=lambda r: r.system)}
+
+    def structure(self, entry_id: str) -> Any:
+        """The pymatgen Structure of a phase-file phase (its CIF, read lazily per source), or None when unknown."""
+        from pymatgen.core import Structure
+
+        with self._lock:
+            phase = self._by_id.get(entry_id)
+            if phase is None or phase.source not in self.structure_files:
+                return None
+            if phase.source not in self._cifs:
+                import pandas as pd
+
+                df = pd.read_csv(self.structure_files[phase.source], usecols=["material_id", "cif"])
+                self._cifs[phase.source] = dict(zip(df["material_id"].astype(str), df["cif"], strict=True))
+            text = self._cifs[phase.source].get(entry_id)
+        if not isinstance(text, str):
+            return None
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pymatgen's CIF rounding notes
+            return Structure.from_str(text, fmt="cif")
 
     def _check(self, elements: Iterable[str]) -> frozenset[str]:
         system = frozenset(str(e) for e in elements)
@@ -250,15 +231,17 @@ class PhaseSet:
         system = self._check(elements)
         with self._lock:
             hit = self._cache.get(system)
-        if hit is not None:
-            return hit
-        found = {p.entry_id: p for key, ps in self._by_system.items() if key <= system for p in ps}
+            if hit is not None:
+                return hit
+            generation = self._generation
+            found = {p.entry_id: p for key, ps in self._by_system.items() if key <= system for p in ps}
         for p in self._online(system):
             found.setdefault(p.entry_id, p)
         compounds = sorted(found.values(), key=lambda p: (p.formula, p.entry_id))
         diagram = PhaseDiagram([*self._elements(system), *(_entry(p) for p in compounds)])
         with self._lock:
-            self._cache[system] = (compounds, diagram)
+            if generation == self._generation:  # no phase was added meanwhile
+                self._cache[system] = (compounds, diagram)
         return compounds, diagram
 
     def _elements(self, system: Iterable[str]) -> list[PDEntry]:
@@ -267,6 +250,11 @@ class PhaseSet:
     def phases(self, elements: Iterable[str]) -> list[ReferencePhase]:
         """Reference compounds whose elements are a subset of ``elements`` (elemental references not included)."""
         return list(self._system(elements)[0])
+
+    def phases_of(self, elements: Iterable[str]) -> list[ReferencePhase]:
+        """Reference compounds of exactly these elements (MP online ones included when allowed)."""
+        system = self._check(elements)
+        return [p for p in self._system(system)[0] if frozenset(p.elements) == system]
 
     def entries(self, elements: Iterable[str]) -> list[PDEntry]:
         """The chemical system's phases as pymatgen ``PDEntry`` (total energies in eV), elements included."""
@@ -312,6 +300,33 @@ class PhaseSet:
         fractions = comp.fractional_composition
         return sum(float(amount) * self.mu[el.symbol] for el, amount in fractions.items())
 
+    def thin(
+        self, elements: Iterable[str], *, context_systems: Iterable[frozenset[str]] = ()
+    ) -> tuple[bool, tuple[str, ...]]:
+        """Whether the hull of this chemical system is thin, and its empty binary/ternary sub-systems (see
+        :attr:`Stability.thin` and :attr:`Stability.gaps`).
+
+        Args:
+            context_systems: element sets of further compounds in the hull (e.g. the campaign's).
+        """
+        system = self._check(elements)
+        k = len(system)
+        compounds, _ = self._system(system)
+        if k < 2:
+            return False, ()
+        present = {frozenset(p.elements) for p in compounds} | {frozenset(s) for s in context_systems}
+        subs = [frozenset(c) for n in (2, 3) if n <= k for c in combinations(sorted(system), n)]
+        empty = [s for s in subs if s not in present]
+        with self._lock:
+            records = {s: self._completed.get(s) for s in subs}
+        if all(r is not None for r in records.values()):
+            gaps = [s for s in empty if records[s].n_candidates > 0]  # type: ignore[union-attr]
+            return bool(gaps), tuple("-".join(sorted(s)) for s in gaps)
+        n = len(compounds) + sum(1 for s in context_systems if s <= system)
+        widest = max((len(s) for s in present if s <= system), default=1)
+        thin = n < MIN_COMPOUNDS.get(k, MIN_COMPOUNDS[4]) or widest < k - 1
+        return thin, tuple("-".join(sorted(s)) for s in empty)
+
     def stability(
         self,
         composition: Composition | str,
@@ -323,16 +338,15 @@ class PhaseSet:
 
         Args:
             context: further phases on the same scale (key, composition, energy per atom in eV/atom), e.g. the
-                campaign's other evaluated structures; those outside this chemical system are ignored.
+                campaign's other evaluated structures; those outside this chemical system are ignored. They count
+                as source 'campaign'.
         """
         comp = Composition(composition)
         system = self._check(el.symbol for el in comp.elements)
         compounds, base = self._system(system)
-        extra = [
-            PDEntry(Composition(c), float(e) * Composition(c).num_atoms, name=str(k))
-            for k, c, e in context
-            if {el.symbol for el in Composition(c).elements} <= system
-        ]
+        inside = [(str(k), Composition(c), float(e)) for k, c, e in context]
+        inside = [(k, c, e) for k, c, e in inside if {el.symbol for el in c.elements} <= system]
+        extra = [PDEntry(c, e * c.num_atoms, name=k) for k, c, e in inside]
         diagram = PhaseDiagram([*base.all_entries, *extra]) if extra else base
         target = PDEntry(comp, float(energy_per_atom) * comp.num_atoms, name="candidate")
         hull = diagram.get_hull_energy_per_atom(comp)
@@ -341,16 +355,18 @@ class PhaseSet:
         sources: dict[str, int] = {}
         for p in compounds:
             sources[p.source] = sources.get(p.source, 0) + 1
-        k = len(system)
-        widest = max((len(p.elements) for p in compounds), default=1)
-        thin = k >= 2 and (len(compounds) < MIN_COMPOUNDS.get(k, MIN_COMPOUNDS[4]) or widest < k - 1)
+        campaign = [frozenset(el.symbol for el in c.elements) for _, c, _ in inside if len(c.elements) >= 2]
+        if campaign:
+            sources["campaign"] = len(campaign)
+        thin, gaps = self.thin(system, context_systems=campaign)
         return Stability(
             e_above_hull=e_hull,
             decomposition={d.composition.reduced_formula: round(float(f), 6) for d, f in decomposition.items()},
             hull_formation_energy=float(hull) - self._mu_mean(comp),
-            n_phases=len(compounds),
+            n_phases=len(compounds) + len(campaign),
             sources=sources,
             thin=thin,
+            gaps=gaps,
         )
 
 
@@ -364,7 +380,7 @@ _DEFAULT_LOCK = threading.Lock()
 
 
 def default_phase_set(
-    sources: Sequence[str] = ("mp_20", "mpts_52"),
+    sources: Sequence[str] = ("mp_20", "mp_20_test", "mpts_52"),
     *,
     mp_references: Path | str | None = None,
     competing: bool | None = None,
@@ -386,16 +402,9 @@ def default_phase_set(
     online = CompetingPhases.from_env() if competing in (None, True) else None
     if competing and online is None:
         raise ConfigError("competing phases asked for but MP_API_KEY is not set")
-    phase_set = PhaseSet(compounds=compounds, mu=mu, competing=online)
+    phase_set = PhaseSet(
+        compounds=compounds, mu=mu, competing=online, structure_files=dict(zip(sources, files, strict=True))
+    )
     with _DEFAULT_LOCK:
         _DEFAULT[key] = phase_set
     return phase_set
-
-
-def mp_elemental_energies(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
-    """Element -> corrected energy per atom (eV/atom) of MP's elemental reference entries."""
-    out = {}
-    for el, doc in entries.items():
-        n_atoms = Composition(doc["composition"]).num_atoms
-        out[str(el)] = (float(doc["energy"]) + float(doc.get("correction") or 0.0)) / n_atoms
-    return out

@@ -42,7 +42,11 @@ def config() -> Iterator[LoopConfig]:
         candidates_per_round=6,
         seeds=("pymatgen:Li2O", "pymatgen:LiFePO4"),
         generate={"generators": ["substitution", "pyxtal"], "quotas": {"substitution": 0.5, "pyxtal": 0.5}},
-        oracle={"relax": {"potential": "toy", "fmax": 0.1, "max_steps": 30}, "refine": {"potential": None}, "reference_source": "auto"},
+        oracle={
+            "relax": {"potential": "toy", "fmax": 0.1, "max_steps": 30},
+            "refine": {"potential": None},
+            "reference_source": "auto",
+        },
         properties=(),
         store_uri="mongomock://mix",
     )

@@ -18,7 +18,11 @@ from oracle.testing import register_toy_potential, unregister_toy_potential
 from store import open_store
 from store.connection import close_all
 
-TOY_ORACLE = {"relax": {"potential": "toy", "fmax": 0.1, "max_steps": 30}, "refine": {"potential": None}, "reference_source": "auto"}
+TOY_ORACLE = {
+    "relax": {"potential": "toy", "fmax": 0.1, "max_steps": 30},
+    "refine": {"potential": None},
+    "reference_source": "auto",
+}
 
 
 @pytest.fixture

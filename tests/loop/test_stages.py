@@ -36,7 +36,11 @@ def config(toy: None) -> LoopConfig:
         batch_size=2,
         candidates_per_round=5,
         seeds=("pymatgen:Li2O", "pymatgen:Li2O2"),
-        oracle={"relax": {"potential": "toy", "fmax": 0.1, "max_steps": 30}, "refine": {"potential": None}, "reference_source": "auto"},
+        oracle={
+            "relax": {"potential": "toy", "fmax": 0.1, "max_steps": 30},
+            "refine": {"potential": None},
+            "reference_source": "auto",
+        },
         properties=(),  # the loop mechanics alone: no property models
         store_uri="mongomock://pipeline",
     )

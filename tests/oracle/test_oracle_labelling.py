@@ -176,6 +176,8 @@ def test_competing_phase_entries(monkeypatch: pytest.MonkeyPatch) -> None:
     assert competing_phase_entries(off, [["Li", "O"]]) == []
     other_scale = OracleConfig(relax=RelaxConfig(potential="fake:const"), refine=RefineConfig())
     assert competing_phase_entries(other_scale, [["Li", "O"]]) == []
-    doubly_corrected = OracleConfig(relax=RelaxConfig(potential="mpscale"), refine=RefineConfig(), energy_correction="mp2020")
+    doubly_corrected = OracleConfig(
+        relax=RelaxConfig(potential="mpscale"), refine=RefineConfig(), energy_correction="mp2020"
+    )
     assert competing_phase_entries(doubly_corrected, [["Li", "O"]]) == []
     assert fetched == [["Li", "O"]]

@@ -21,11 +21,22 @@ def _energy(phase_set: PhaseSet, formula: str, e_form: float) -> float:
     return e_form + sum(float(x) * phase_set.mu[el.symbol] for el, x in comp.items())
 
 
-def test_both_files_are_read_with_sources(phases):
+def test_the_three_files_are_read_with_sources(phases):
     sources = {p.source for p in phases.compounds}
-    assert sources == {"mp_20", "mpts_52"}
-    assert len(phases) > 10_000
+    assert sources == {"mp_20", "mp_20_test", "mpts_52"}
+    assert len(phases) > 18_000
     assert all(len(p.elements) >= 2 for p in phases.compounds)
+    test_split = [p for p in phases.compounds if p.source == "mp_20_test"]
+    assert len(test_split) > 6_000 and not any({"Li", "Na"} & set(p.elements) for p in test_split)
+    assert {"K2O", "Fe2O3", "P2O5"} <= {p.formula for p in test_split}
+    assert all(p.e_above_hull is not None and p.e_above_hull >= 0 for p in phases.compounds)  # MP's, from the files
+
+
+def test_structures_are_read_lazily_from_the_files(phases):
+    k2o = next(p for p in phases.compounds if p.formula == "K2O" and p.e_above_hull == 0)
+    structure = phases.structure(k2o.entry_id)
+    assert structure.composition.reduced_formula == "K2O"
+    assert phases.structure("mp-nonexistent") is None
 
 
 def test_mp_phases_are_no_higher_than_mp_says(phases, shared_data):
@@ -64,6 +75,49 @@ def test_context_phases_shape_the_hull(phases):
     assert unrelated.e_above_hull == pytest.approx(-0.05, abs=1e-9)
 
 
+def test_added_phases_join_the_hull_and_count_by_source(phases):
+    own = PhaseSet(compounds=phases.compounds, mu=phases.mu)
+    before = own.stability("Li2O", _energy(own, "Li2O", -2.0))
+    assert before.e_above_hull < -1.9 and before.thin and before.gaps == ("Li-O",)  # no Li-O compound offline
+    li2o = ReferencePhase(
+        entry_id="computed:x:Li2O:mp-971",
+        formula="Li2O",
+        elements=("Li", "O"),
+        energy_per_atom=_energy(own, "Li2O", -2.1),
+        formation_energy_per_atom=-2.1,
+        source="computed",
+    )
+    assert own.add_phases([li2o, li2o]) == 1 and len(own) == len(phases) + 1
+    after = own.stability("Li2O", _energy(own, "Li2O", -2.0), context=[("c1", "Li2O2", -5.0), ("c2", "NaCl", -3.0)])
+    assert after.e_above_hull == pytest.approx(0.1, abs=1e-9)  # the cached Li-O diagram was dropped
+    assert after.sources == {"computed": 1, "campaign": 1} and after.n_phases == 2
+    assert not any(p.source == "computed" for p in phases.phases(["Li", "O"]))  # the shared set is untouched
+
+
+def test_phases_added_from_many_threads_are_all_kept(phases):
+    from concurrent.futures import ThreadPoolExecutor
+
+    own = PhaseSet(compounds=[], mu=phases.mu)
+
+    def add(k: int) -> None:
+        e_form = -1.0 - 0.01 * k
+        phase = ReferencePhase(
+            entry_id=f"computed:{k}",
+            formula="LiCl",
+            elements=("Cl", "Li"),
+            energy_per_atom=_energy(own, "LiCl", e_form),
+            formation_energy_per_atom=e_form,
+            source="computed",
+        )
+        own.add_phases([phase])
+        own.stability("LiCl", _energy(own, "LiCl", -1.0))
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(add, range(40)))
+    assert len(own.phases(["Li", "Cl"])) == 40
+    assert own.hull_formation_energy("LiCl") == pytest.approx(-1.39)
+
+
 def test_thin_hulls_are_flagged(phases):
     # the shared files hold no Li-F compound and only a few Cs-Na-La-Cl phases
     assert phases.stability("LiF", -5.0).thin
@@ -74,6 +128,18 @@ def test_thin_hulls_are_flagged(phases):
 def test_unknown_element_is_a_clear_error(phases):
     with pytest.raises(ConfigError, match="no MP elemental reference for Xx"):
         phases.stability({"Li": 1, "Xx": 1}, -1.0)
+
+
+def test_the_mp_20_test_source_drops_li_and_na_compounds(tmp_path):
+    """The downloaded original of mp_20_test holds Li/Na compounds; they stay out of the hull."""
+    path = tmp_path / "test.csv"
+    pd.DataFrame(
+        {"material_id": ["mp-1", "mp-2", "mp-3"], "formation_energy_per_atom": [-1.0, -2.0, -0.5]}
+        | {"pretty_formula": ["LiCl", "NaCl", "KCl"]}
+    ).to_csv(path)
+    mu = {"Li": -1.9, "Na": -1.3, "K": -1.1, "Cl": -1.8}
+    assert [p.formula for p in read_phase_file(path, "mp_20_test", mu)] == ["KCl"]
+    assert len(read_phase_file(path, "mp_20", mu)) == 3
 
 
 def test_rows_without_reference_or_formula_are_skipped(tmp_path):
