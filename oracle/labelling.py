@@ -6,6 +6,7 @@ Pure functions of values (no store): the ``relax`` labeller of the loop calls th
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -115,8 +116,23 @@ def reference_phase_set(config: OracleConfig) -> Any:
         return None
     if not mp_compatible(get_potential(config.final_potential).energy_scale, config.energy_correction):
         return None
+    from oracle.phases import PhaseSet
+
     competing = None if config.competing_phases == "auto" else False
-    return default_phase_set(config.reference_phases, competing=competing)
+    base = default_phase_set(config.reference_phases, competing=competing)
+    # one set per oracle: phases computed by one oracle (hull completion) never enter another's hull
+    key = (id(base), config.key())
+    with _PHASE_SETS_LOCK:
+        hit = _PHASE_SETS.get(key)
+        if hit is None:
+            hit = _PHASE_SETS[key] = PhaseSet(
+                compounds=base.compounds, mu=base.mu, competing=base.competing, structure_files=base.structure_files
+            )
+    return hit
+
+
+_PHASE_SETS: dict[tuple[int, str], Any] = {}
+_PHASE_SETS_LOCK = threading.Lock()
 
 
 #: ``on_result(i, fields)``: structure ``i`` (input order) is labelled; ``fields`` as :func:`label_structures`.

@@ -123,9 +123,14 @@ class RelaxLabeler:
             )
             for e in usable
         ]
+        from oracle.completion import complete
         from oracle.labelling import reference_phase_set
 
         phase_set = reference_phase_set(self.oracle)
+        if phase_set is not None:
+            # competitors the reference files lack (Li2O, LiF, ...): computed once per data home and oracle
+            systems = sorted({tuple(sorted(e.elements)) for e in usable})
+            complete(phase_set, systems, self.oracle, num_threads=ctx.num_threads)
         if phase_set is None:
             self._elemental_hull(ctx, usable, entries)
             return {}
