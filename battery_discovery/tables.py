@@ -47,7 +47,7 @@ def query_table(rows: list[dict[str, Any]]) -> Table:
         "id",
         "from",
         "E_f eV/atom",
-        "E_hull eV/atom",
+        "E_hull eV/atom (phases: sources)",
         "gap eV",
         "log10 σ S/cm",
         "V vs metal",
@@ -67,7 +67,7 @@ def query_table(rows: list[dict[str, Any]]) -> Table:
             r["id"],
             r["values_from"],
             _num(r.get("formation_energy_per_atom")),
-            _num(r.get("e_above_hull"), "+.3f") + (" thin" if r.get("hull_thin") else ""),
+            _num(r.get("e_above_hull"), "+.3f") + _hull_note(r),
             _pm(r.get("band_gap_mean"), r.get("band_gap_std")),
             _pm(r.get("log10_conductivity_mean"), r.get("log10_conductivity_std")),
             _num(r.get("average_voltage"), ".2f"),
@@ -79,3 +79,11 @@ def query_table(rows: list[dict[str, Any]]) -> Table:
             str(r.get("reason", "")),
         )
     return table
+
+
+def _hull_note(row: dict[str, Any]) -> str:
+    """`` (14: mp_20:8;computed:6, thin)``: the phases the hull held, where from, and whether it is thin."""
+    if row.get("hull_phases") is None:
+        return " thin" if row.get("hull_thin") else ""
+    sources = f": {row['hull_sources']}" if row.get("hull_sources") else ""
+    return f" ({row['hull_phases']}{sources}{', thin' if row.get('hull_thin') else ''})"

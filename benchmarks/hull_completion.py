@@ -8,8 +8,9 @@ This benchmark measures what that buys, on phases the references never saw:
 - screened: the Li/Na phases of ``mpts_52/val.csv.gz`` first reported in ``--years`` (default 2003-2004; 111);
 - references: the phase files of ``--sources`` (default MP-20 val, MP-20 test without Li/Na, MPTS-52 val) minus
   every screened phase (by material_id, from every file), plus MP's elemental references;
-- each screened structure is relaxed once by the oracle (the default OracleConfig, or ``--potential``), corrected
-  onto the MP scale, and placed on the hull before completion and after it (the same energies for both).
+- each screened structure is labelled once by the oracle (the default OracleConfig, or ``--potential`` and
+  ``--refine``; ``--refine none`` for one tier), corrected onto the MP scale, and placed on the hull before
+  completion and after it (the same energies for both).
 
 Reported for each hull: the share of verdicts (energy above hull <= 0.025 eV/atom = stable) agreeing with MP's
 (``energy_above_hull`` of the file), the median |error| of the energy above hull on MP's unstable phases
@@ -49,7 +50,8 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--years", type=int, nargs="+", default=[2003, 2004], help="first-report years screened")
     parser.add_argument("--sources", nargs="+", default=["mp_20", "mp_20_test", "mpts_52"], help="phase files")
-    parser.add_argument("--potential", default=None, help="oracle potential spec (default: OracleConfig's)")
+    parser.add_argument("--potential", default=None, help="relaxing potential spec (default: OracleConfig's)")
+    parser.add_argument("--refine", default=None, help="refining potential spec, or 'none' (default: OracleConfig's)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the relaxations")
     parser.add_argument("--cache", type=Path, default=None, help="reuse this folder (default: a fresh one)")
     parser.add_argument("--limit", type=int, default=None, help="screen only the first N (smallest cells)")
@@ -198,12 +200,17 @@ def main() -> None:
     import warnings
 
     warnings.filterwarnings("ignore", module="pymatgen")
-    from oracle.completion import complete
+    from oracle.completion import _slug, complete
     from oracle.config import OracleConfig
     from oracle.phases import PhaseSet, find_phase_file, mp_elemental_energies, read_phase_file
     from oracle.references import default_mp_references_path, load_mp_reference_entries
 
-    config = OracleConfig() if args.potential is None else OracleConfig(relax={"potential": args.potential})
+    update: dict = {}
+    if args.potential is not None:
+        update["relax"] = {"potential": args.potential}
+    if args.refine is not None:
+        update["refine"] = {"potential": None if args.refine == "none" else args.refine}
+    config = OracleConfig(**update)
     cache = args.cache or Path(tempfile.mkdtemp(prefix="hull-completion-"))
     cache.mkdir(parents=True, exist_ok=True)
     screened = _screened(args.years, args.limit)
@@ -225,7 +232,7 @@ def main() -> None:
         config,
         num_threads=args.threads,
         progress=lambda m: print(m, flush=True),
-        directory=cache / "computed" / "-".join(map(str, [*args.sources, *variant])),
+        directory=cache / "computed" / _slug(config.key()) / "-".join(map(str, [*args.sources, *variant])),
         min_compounds=args.min_compounds,
         max_structures=args.max_structures,
         per_formula=args.per_formula,

@@ -20,7 +20,7 @@ any potential here). Prints the table and writes JSON (``--out``).
     .venv/bin/python benchmarks/potentials.py [--n 200] [--oracles chgnet,sevennet:7net-0,...] [--threads 2]
 
 An oracle is a potential spec or ``RELAX+REFINE`` (two tiers: relax with RELAX, single point with REFINE), or
-``RELAX+REFINE@relax`` (a short re-relaxation with REFINE).
+``RELAX+REFINE@relax`` (a short re-relaxation with REFINE, at most 50 steps).
 """
 
 from __future__ import annotations
@@ -105,12 +105,12 @@ def oracle_config(spec: str) -> Any:
     from oracle.relax import RelaxConfig
 
     relax, _, refine = spec.partition("+")
-    refine, _, mode = refine.partition("@")
+    refine, _, again = refine.partition("@")
     base = OracleConfig()
     return base.model_copy(
         update={
             "relax": RelaxConfig(**{**base.relax.model_dump(), "potential": relax, "timeout_s": 3600.0}),
-            "refine": RefineConfig(potential=refine or None, mode="relax" if mode == "relax" else "single_point"),
+            "refine": RefineConfig(potential=refine or None, max_steps=50 if again == "relax" else 0),
             "batch_size": 8,
         }
     )

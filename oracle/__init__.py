@@ -6,7 +6,6 @@ from oracle.potentials import (
     CHGNetPotential,
     MatGLPotential,
     Potential,
-    SevenNetPotential,
     available_potentials,
     clear_potential_cache,
     get_potential,
@@ -22,6 +21,7 @@ from oracle.references import (
     load_mp_reference_entries,
 )
 from oracle.relax import RelaxationResult, RelaxConfig, relax_many, relax_structure
+from oracle.sevennet import SevenNetPotential  # registers the 'sevennet' family
 
 __all__ = [
     "DEFAULT_POTENTIAL",

@@ -15,7 +15,7 @@ import math
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from itertools import permutations, product
 from typing import Any
 
@@ -101,6 +101,7 @@ def _same_group(a: str, b: str) -> bool:
     return "H" not in (a, b) and ea.group == eb.group and ea.block == eb.block
 
 
+@cache
 def substitution_weight(source: str, target: str, charge: float | None) -> float | None:
     """Probability that ``target`` replaces ``source`` at oxidation state ``charge`` (1 for itself), or None when
     the substitution is not allowed.
@@ -143,9 +144,10 @@ def _sources(target: str) -> frozenset[str]:
 def _index(phase_set: PhaseSet, n_elements: int) -> dict[frozenset[str], list[ReferencePhase]]:
     """Known (MP) compounds of ``n_elements`` elements by system; computed phases never parent others."""
     out: dict[frozenset[str], list[ReferencePhase]] = {}
-    for p in list(phase_set.compounds):
-        if len(p.elements) == n_elements and p.source not in ("computed", "campaign"):
-            out.setdefault(frozenset(p.elements), []).append(p)
+    for system, phases in phase_set.systems(n_elements).items():
+        known = [p for p in phases if p.source not in ("computed", "campaign")]
+        if known:
+            out[system] = known
     return out
 
 
@@ -227,6 +229,7 @@ def analogue_structures(
     max_structures: int = MAX_STRUCTURES,
     per_formula: int = PER_FORMULA,
     max_sites: int = MAX_SITES,
+    held: Iterable[str] | None = None,
 ) -> list[Analogue]:
     """Competitor structures for ``subsystem`` from the known phases of analogous systems, likeliest first.
 
@@ -238,9 +241,12 @@ def analogue_structures(
     each take up to ``per_formula`` stable parents: the best ion exchange (every replaced element by one of its
     group: Li2O from K2O), then the likeliest substitution (NiO from CoO), the smallest cell on a tie; primitive
     cells of at most ``max_sites`` atoms. The relaxation decides between them: the hull keeps the lower.
+
+    Args:
+        held: reduced formulas the sub-system holds (default: asked of ``phase_set``).
     """
     target = frozenset(subsystem)
-    have = {p.formula for p in phase_set.phases_of(target)}
+    have = set(held) if held is not None else {p.formula for p in phase_set.phases_of(target)}
     by_formula: dict[str, list[tuple[float, float, bool, ReferencePhase, dict[str, str]]]] = {}
     weight: dict[str, float] = {}
     for formula, probability, parent, substitution in _candidates(phase_set, target):

@@ -99,12 +99,14 @@ def _settings(max_structures: int, per_formula: int, max_sites: int) -> dict[str
     return {"version": VERSION, "max_structures": max_structures, "per_formula": per_formula, "max_sites": max_sites}
 
 
-def _read(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+def _read(path: Path, key: str, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """A cache document of this oracle and these settings, else None (absent, corrupt or another's: recomputed)."""
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError):
-        return None  # absent or corrupt: computed again
-    return doc if isinstance(doc, dict) and doc.get("settings") == settings else None
+        return None
+    ok = isinstance(doc, dict) and doc.get("settings") == settings and doc.get("oracle_key") == key
+    return doc if ok else None
 
 
 def _write(path: Path, doc: dict[str, Any]) -> None:
@@ -217,19 +219,26 @@ def complete(
     folder = Path(directory) if directory is not None else cache_dir(config)
     settings = _settings(max_structures, per_formula, max_sites)
     report = CompletionReport()
-    wanted = sorted({s for system in systems for s in subsystems(system)})
+    chemical_systems = {frozenset(s) for s in systems}
+    wanted = sorted({s for system in chemical_systems for s in subsystems(system)})
+    held: dict[frozenset[str], dict[str, str]] = {}  # sub-system -> MP entry id -> formula (one query per system)
+    for system in chemical_systems:
+        if any(phase_set.completion(s) is None for s in subsystems(system)):
+            for p in phase_set.phases(system):
+                if p.source != "computed":
+                    held.setdefault(frozenset(p.elements), {})[p.entry_id] = p.formula
     todo: list[tuple[tuple[str, ...], int, list[Analogue]]] = []
     for sub in wanted:
         name = "-".join(sub)
         if phase_set.completion(sub) is not None:
             continue
         report.examined.append(name)
-        n_reference = len([p for p in phase_set.phases_of(sub) if p.source != "computed"])
+        n_reference = len(held.get(frozenset(sub), {}))
         if n_reference >= min_compounds:
             phase_set.mark_completed(SubsystemCompletion(system=sub, n_reference=n_reference))
             continue
         report.missing.append(name)
-        doc = _read(folder / f"{name}.json", settings)
+        doc = _read(folder / f"{name}.json", key, settings)
         if doc is not None:
             phase_set.add_phases(_phases(phase_set, doc))
             phase_set.mark_completed(_record(doc))
@@ -242,7 +251,12 @@ def complete(
                 sub,
                 n_reference,
                 analogue_structures(
-                    phase_set, sub, max_structures=max_structures, per_formula=per_formula, max_sites=max_sites
+                    phase_set,
+                    sub,
+                    max_structures=max_structures,
+                    per_formula=per_formula,
+                    max_sites=max_sites,
+                    held=held.get(frozenset(sub), {}).values(),
                 ),
             )
         )

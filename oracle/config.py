@@ -61,8 +61,9 @@ class RefineConfig(BaseModel):
     """The second tier of a two-tier oracle: a more accurate potential re-scores each relaxed structure.
 
     The first tier (``OracleConfig.relax``) relaxes with a fast potential; this one takes the relaxed structure
-    and computes its energy with ``potential``, either as a single point or by a short re-relaxation. The final
-    energy (and, for ``relax``, structure) is the refined one; the first tier's is kept in ``EvaluationDoc.refine``.
+    and computes its energy with ``potential``, as a single point (``max_steps: 0``) or by a short re-relaxation.
+    The final energy (and, after a re-relaxation, structure) is the refined one; the first tier's is kept in
+    ``EvaluationDoc.refine``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
@@ -72,19 +73,20 @@ class RefineConfig(BaseModel):
         description="Potential spec of the second tier (e.g. 'sevennet:7net-l3i5'); None: one tier, the relaxing "
         "potential's energy is the label.",
     )
-    mode: Literal["single_point", "relax"] = Field(
-        "single_point",
-        description="'single_point': the refining potential's energy of the first tier's relaxed structure; "
-        "'relax': a short re-relaxation (cell and positions) with it.",
+    max_steps: int = Field(
+        0,
+        ge=0,
+        le=10_000,
+        description="0: a single point of the first tier's relaxed structure; N > 0: a short re-relaxation (cell and "
+        "positions) of at most N steps with this potential.",
     )
-    fmax: float = Field(0.05, gt=0, description="Force threshold of the re-relaxation (eV/Å); mode 'relax' only.")
-    max_steps: int = Field(50, ge=1, le=10_000, description="Step limit of the re-relaxation; mode 'relax' only.")
+    fmax: float = Field(0.05, gt=0, description="Force threshold of the re-relaxation (eV/Å); max_steps > 0 only.")
 
     def relax_config(self, first: RelaxConfig) -> RelaxConfig:
         """The RelaxConfig of this tier: ``first``'s failure checks with this potential and step budget."""
         if self.potential is None:
             raise ValueError("refine.potential is not set")
-        steps = 0 if self.mode == "single_point" else self.max_steps
+        steps = self.max_steps
         return first.model_copy(update={"potential": self.potential, "max_steps": steps, "fmax": self.fmax})
 
 

@@ -234,7 +234,7 @@ def _refine_chunk(
             "potential": tier2.potential,
             "potential_version": tier2.potential_version,
             "checkpoint_sha256": tier2.checkpoint_sha256,
-            "mode": config.refine.mode,
+            "max_steps": config.refine.max_steps,
             "status": tier2.status,
             "reason": tier2.reason,
             "n_steps": tier2.n_steps,
@@ -242,10 +242,10 @@ def _refine_chunk(
             "first_energy_per_atom": tier1.energy_per_atom,
             "energy_per_atom": tier2.energy_per_atom,
         }
-        done(offset + k, _merge(tier1, tier2, config.refine.mode), record)
+        done(offset + k, _merge(tier1, tier2, relaxed_again=config.refine.max_steps > 0), record)
 
 
-def _merge(tier1: RelaxationResult, tier2: RelaxationResult, mode: str) -> RelaxationResult:
+def _merge(tier1: RelaxationResult, tier2: RelaxationResult, *, relaxed_again: bool) -> RelaxationResult:
     """The first tier's result with the second tier's energy (and, after a re-relaxation, structure); failed with
     the second tier's reason when it failed."""
     if tier2.status == "failed" or tier2.energy_total is None:
@@ -257,7 +257,7 @@ def _merge(tier1: RelaxationResult, tier2: RelaxationResult, mode: str) -> Relax
         "formation_energy_per_atom": None,
         "elapsed_s": tier1.elapsed_s + tier2.elapsed_s,
     }
-    if mode == "relax":
+    if relaxed_again:
         update.update(
             relaxed_structure=tier2.relaxed_structure,
             max_force=tier2.max_force,

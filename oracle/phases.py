@@ -256,6 +256,12 @@ class PhaseSet:
         system = self._check(elements)
         return [p for p in self._system(system)[0] if frozenset(p.elements) == system]
 
+    def systems(self, n_elements: int) -> dict[frozenset[str], list[ReferencePhase]]:
+        """Reference compounds (files and added ones, not MP online) by chemical system, for systems of
+        ``n_elements`` elements."""
+        with self._lock:
+            return {k: list(v) for k, v in self._by_system.items() if len(k) == n_elements}
+
     def entries(self, elements: Iterable[str]) -> list[PDEntry]:
         """The chemical system's phases as pymatgen ``PDEntry`` (total energies in eV), elements included."""
         compounds, _ = self._system(elements)

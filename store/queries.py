@@ -46,6 +46,8 @@ COLUMNS: tuple[str, ...] = (
     "formation_energy_per_atom",
     "e_above_hull",
     "hull_thin",
+    "hull_phases",
+    "hull_sources",
     "band_gap_mean",
     "band_gap_std",
     "log10_conductivity_mean",
@@ -97,6 +99,8 @@ def _evaluation_row(e: EvaluationDoc) -> dict[str, Any]:
         "formation_energy_per_atom": e.formation_energy_per_atom,
         "e_above_hull": e.energy_above_hull,
         "hull_thin": e.hull.get("thin"),
+        "hull_phases": e.hull.get("n_phases"),
+        "hull_sources": format_sources(e.hull.get("sources")),
         "average_voltage": _num(electrode.get("average_voltage")),
         "capacity_mAh_g": _num(electrode.get("capacity_mAh_g")),
         "energy_density_Wh_kg": _num(electrode.get("energy_density_Wh_kg")),
@@ -175,3 +179,10 @@ def query_rows(
 
     rows.sort(key=key)
     return rows[:limit] if limit else rows
+
+
+def format_sources(sources: dict[str, int] | None) -> str | None:
+    """``{"mp_20": 8, "computed": 3}`` as ``"mp_20:8;computed:3"`` (most first), None when unknown."""
+    if not sources:
+        return None
+    return ";".join(f"{k}:{v}" for k, v in sorted(sources.items(), key=lambda kv: (-kv[1], kv[0])))

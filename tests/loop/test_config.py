@@ -75,7 +75,7 @@ def test_bad_files(tmp_path: Path) -> None:
 
 def test_oracle_key_and_seed_single_point() -> None:
     cfg = LoopConfig()
-    assert cfg.oracle.key().startswith("chgnet|") and cfg.oracle.key() == LoopConfig().oracle.key()
+    assert cfg.oracle.key().startswith("chgnet+sevennet:7net-l3i5|") and cfg.oracle.key() == LoopConfig().oracle.key()
     assert cfg.oracle.relax_config(seeds=True).max_steps == 0
     assert cfg.oracle.relax_config().max_steps == 200
     relaxed = build_config({"oracle": {"relax_seeds": True}})

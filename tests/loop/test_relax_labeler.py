@@ -42,7 +42,7 @@ def test_an_evaluation_names_its_potentials_and_their_checkpoint_hashes(store: C
     assert evaluation.potential == "chgnet" and evaluation.potential_version.startswith("chgnet ")
     assert evaluation.checkpoint_sha256 == file_sha256(CHGNetPotential.checkpoint_path("0.3.0"))
     refine = evaluation.refine
-    assert refine is not None and refine["potential"] == "chgnet:0.2.0" and refine["mode"] == "single_point"
+    assert refine is not None and refine["potential"] == "chgnet:0.2.0" and refine["max_steps"] == 0
     assert refine["checkpoint_sha256"] == file_sha256(CHGNetPotential.checkpoint_path("0.2.0"))
     assert refine["checkpoint_sha256"] != evaluation.checkpoint_sha256
     # the label is the second tier's energy of the first tier's structure

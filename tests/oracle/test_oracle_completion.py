@@ -108,6 +108,11 @@ def test_complete_adds_caches_and_records(reference, tmp_path):
     report2 = complete(again, [["Li", "Fe", "O"]], config, label=label2, directory=tmp_path)
     assert label2.calls == 0 and report2.n_relaxed == 0 and set(report2.from_cache) == set(report.missing)
     assert {p.entry_id for p in again.phases_of(["Li", "O"])} == {p.entry_id for p in phases.phases_of(["Li", "O"])}
+    other = CountingLabeller(dict(reference.mu))  # another oracle never reads this one's phases
+    complete(
+        _fresh(reference), [["Li", "O"]], OracleConfig(refine={"potential": None}), label=other, directory=tmp_path
+    )
+    assert other.calls == 1 and json.loads((tmp_path / "Li-O.json").read_text())["oracle_key"] != key
 
 
 def test_failures_and_empty_searches_are_cached_not_retried(reference, tmp_path):

@@ -16,7 +16,6 @@ from oracle.potentials import (
     CHGNetPotential,
     MatGLPotential,
     Potential,
-    SevenNetPotential,
     available_potentials,
     file_sha256,
     files_sha256,
@@ -26,6 +25,7 @@ from oracle.potentials import (
     register_potential,
     unregister_potential,
 )
+from oracle.sevennet import SevenNetPotential
 
 
 def test_unknown_potential_lists_valid_names() -> None:

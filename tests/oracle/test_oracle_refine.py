@@ -38,8 +38,8 @@ def _oracle(refine: dict | None = None, **relax: object) -> OracleConfig:
 def test_changing_refine_changes_the_oracle_key() -> None:
     one = _oracle()
     single = _oracle({"potential": "fake:const"})
-    relax = _oracle({"potential": "fake:const", "mode": "relax"})
-    steps = _oracle({"potential": "fake:const", "mode": "relax", "max_steps": 10})
+    relax = _oracle({"potential": "fake:const", "max_steps": 50})
+    steps = _oracle({"potential": "fake:const", "max_steps": 10})
     keys = {c.key() for c in (one, single, relax, steps)}
     assert len(keys) == 4
     assert one.key().startswith("fake:lj|") and single.key().startswith("fake:lj+fake:const|")
@@ -81,7 +81,7 @@ def test_single_point_refine_labels_the_first_tiers_structure_with_the_second(
         # the structure is the first tier's relaxed one; its energy there is kept in the record
         assert second["relaxed_structure"] == first["relaxed_structure"]
         record = second["refine"]
-        assert record["potential"] == "fake:const" and record["mode"] == "single_point"
+        assert record["potential"] == "fake:const" and record["max_steps"] == 0
         assert record["first_energy_per_atom"] == pytest.approx(first["energy_per_atom"])
         assert record["energy_per_atom"] == pytest.approx(const)
         assert second["potential"] == "fake:lj"
@@ -112,11 +112,11 @@ def test_a_failing_first_tier_is_not_refined(make_rocksalt: Rocksalt) -> None:
 
 @pytest.mark.usefixtures("fake_potentials")
 def test_relax_refine_re_relaxes_with_the_second_potential(make_rocksalt: Rocksalt) -> None:
-    # fake:lj relaxes the cell; a second fake:lj tier in 'relax' mode starts from there and converges at once,
+    # fake:lj relaxes the cell; a second fake:lj tier that re-relaxes starts from there and converges at once,
     # while its trajectory is appended to the first tier's
     cell = make_rocksalt(5.0)
     first = label_structures(_oracle(), [cell], references=_References())[0]
-    both = label_structures(_oracle({"potential": "fake:lj", "mode": "relax"}), [cell], references=_References())[0]
-    assert both["refine"]["mode"] == "relax" and both["refine"]["status"] == "converged"
+    both = label_structures(_oracle({"potential": "fake:lj", "max_steps": 50}), [cell], references=_References())[0]
+    assert both["refine"]["max_steps"] == 50 and both["refine"]["status"] == "converged"
     assert both["energy_per_atom"] == pytest.approx(first["energy_per_atom"], abs=1e-3)
     assert len(both["energy_trajectory"]) > len(first["energy_trajectory"])

@@ -20,10 +20,10 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from core.errors import ConfigError
 from oracle.potentials import (
     POTENTIALS,
-    SevenNetPotential,
     get_potential,
     potential_identity,
 )
+from oracle.sevennet import SevenNetPotential
 
 #: sevenn's calculator warns on every construction that no GPU tensor-product accelerator is enabled
 pytestmark = pytest.mark.filterwarnings("ignore:No tensor product accelerator:UserWarning")
