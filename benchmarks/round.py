@@ -144,6 +144,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bd-round-"))
     tree = work / "base-tree"
     subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), args.base], check=True)
+    if (REPO.parent / "shared").is_dir() and not (work / "shared").exists():
+        (work / "shared").symlink_to(REPO.parent / "shared")  # the base tree finds ../shared/data like a checkout
     try:
         base = run_tree(tree, args.rounds, work)
     finally:

@@ -64,7 +64,7 @@ def test_two_rounds_then_rerun_adds_nothing(prefect_harness: None, session_home:
     for doc in evaluations:
         prov = doc["provenance"]
         assert prov["campaign"] == "it" and prov["code_version"] == __version__
-        assert prov["oracle"] == "chgnet" and "chgnet" in prov["oracle_version"]
+        assert prov["oracle"] == "chgnet+sevennet:7net-l3i5" and "sevenn" in prov["oracle_version"]
         assert doc["oracle_key"] == config.oracle.key()
         if prov["round"] >= 1:
             assert prov["acquisition"]["strategy"] == "ucb"
@@ -73,10 +73,13 @@ def test_two_rounds_then_rerun_adds_nothing(prefect_harness: None, session_home:
     li2o = store.query(elements=["Li", "O"], sort="formation_energy", limit=0)
     by_formula = {d.formula: d.formation_energy_per_atom for d in li2o}
     assert -2.4 < by_formula["Li2O"] < -1.8
-    # stability against MP phases and everything evaluated, signed (matbench-discovery): the offline MP-20/MPTS-52
-    # phase files hold no Li-O compound, so Li2O lies below the hull of the elements and Li2O2 (negative = stable)
+    # stability against MP phases and everything evaluated, signed (matbench-discovery): the offline phase files hold
+    # no Li-O compound; the hull completion computes Li-O competitors from Na-O/K-O phases (Li2O among them), so the
+    # known Li2O sits on the completed hull instead of 0.3+ eV/atom below it
     hull = {d.formula: d.energy_above_hull for d in li2o}
-    assert hull["Li2O"] < -0.3
+    assert abs(hull["Li2O"]) < 0.1, hull
+    li2o_doc = store.evaluations.find_one({"formula": "Li2O"})
+    assert li2o_doc["hull"]["sources"].get("computed", 0) >= 1 and li2o_doc["hull"]["thin"] is False
     assert all(v is not None and math.isfinite(v) for v in hull.values())
     assert store.query(elements=["Li", "O"], max_e_above_hull=0.0, limit=0)[0].decomposition
 
