@@ -114,8 +114,8 @@ def _relax_screened(config, screened, cache: Path, threads: int) -> dict[str, di
 
 
 def _memo_label(config, path: Path):  # type: ignore[no-untyped-def]
-    """label_structures with a per-structure memo in ``path`` (JSON), so completion variants sharing ``--cache``
-    relax each analogue structure once."""
+    """label_structures with a per-structure memo in ``path`` (JSON, keyed by oracle key and structure), so
+    completion variants sharing ``--cache`` relax each analogue structure once (one run at a time per cache)."""
     import hashlib
 
     from oracle.labelling import label_structures
@@ -141,8 +141,10 @@ def _memo_label(config, path: Path):  # type: ignore[no-untyped-def]
         def inner(j: int, fields: dict) -> None:
             slim = {k: fields.get(k) for k in ("status", "reason", "corrected_energy_per_atom", "relaxed_structure")}
             memo[keys[todo[j]]] = slim
-            if j % 20 == 19 or j == len(todo) - 1:
-                path.write_text(json.dumps(memo))
+            if j % 20 == 19 or j == len(todo) - 1:  # atomic: a killed run leaves the last complete memo
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(memo))
+                os.replace(tmp, path)
             if on_result is not None:
                 on_result(todo[j], slim)
 
