@@ -204,8 +204,9 @@ class EvaluationDoc(_Doc):
     refine: dict[str, Any] | None = Field(
         None,
         description="The second tier of a two-tier oracle (OracleConfig.refine): potential, potential_version, "
-        "checkpoint_sha256, max_steps (0: single point), status, reason, n_steps, elapsed_s (s), and the first tier's energy_per_atom "
-        "(eV/atom) before refinement; the evaluation's energies are the refined ones. None: one tier.",
+        "checkpoint_sha256, max_steps (0: single point), status, reason, n_steps, elapsed_s (s), "
+        "first_energy_per_atom (the first tier's, eV/atom) and energy_per_atom (the second's); the evaluation's "
+        "energies are the refined ones. None: one tier.",
     )
     fmax: float = Field(description="Force convergence criterion (eV/Å).")
     max_steps: int = Field(description="Optimizer step limit (0: single point).")
