@@ -250,28 +250,56 @@ def candidate_detail_page(detail: data.CandidateDetail | None, candidate_id: str
 
 
 def phase_diagram_figure(detail: data.CandidateDetail) -> Any:
-    """The reference phases of the candidate's chemical system with the candidate itself (2-4 elements)."""
+    """The reference phases of the candidate's chemical system with the candidate itself (2-4 elements); phases
+    computed by hull completion are marked (hover text and the note below)."""
     from pymatgen.analysis.phase_diagram import PDEntry, PDPlotter, PhaseDiagram
     from pymatgen.core import Composition
-
-    from oracle.phases import default_phase_set
 
     elements = detail.candidate.elements
     if not 2 <= len(elements) <= 4:
         return message(f"A phase diagram is drawn for 2 to 4 elements; {detail.candidate.chemsys} has {len(elements)}.")
-    phases = default_phase_set()
-    entries = list(phases.entries(elements))
     e = detail.evaluations[-1] if detail.evaluations else None
+    phases = hull_phase_set(e.oracle_key if e is not None else None, elements)
+    entries = []
+    for p in phases.phases(elements):
+        comp = Composition(p.formula)
+        entry = PDEntry(comp, p.energy_per_atom * comp.num_atoms, name=p.formula)
+        entry.entry_id = f"computed from {p.parent}" if p.source == "computed" else p.entry_id  # type: ignore[attr-defined]
+        entries.append(entry)
+    entries += [PDEntry(Composition(el), phases.mu[el], name=el) for el in sorted(elements)]
+    computed = sorted({p.formula for p in phases.phases(elements) if p.source == "computed"})
     note = "reference phases of the MP-20 / MPTS-52 files and MP elemental references"
+    if computed:
+        note += f"; computed by hull completion (this oracle, from analogous known phases): {', '.join(computed)}"
     if e is not None and e.corrected_energy_per_atom is not None and e.relaxed_structure:
-        n = sum(Composition(detail.candidate.formula).values())
         comp = Composition(detail.candidate.formula)
-        entries.append(PDEntry(comp, e.corrected_energy_per_atom * n, name=f"{detail.candidate.formula} (this)"))
-        note += "; this candidate at its corrected CHGNet energy"
+        this = PDEntry(comp, e.corrected_energy_per_atom * comp.num_atoms, name=f"{detail.candidate.formula} (this)")
+        this.entry_id = "this candidate"  # type: ignore[attr-defined]
+        entries.append(this)
+        note += f"; this candidate at its oracle energy ({e.oracle_key.split('|')[0]})"
     diagram = PhaseDiagram(entries)
     fig = PDPlotter(diagram, backend="plotly", show_unstable=0.2).get_plot()
     fig.update_layout(height=420, margin={"t": 30, "b": 10})
     return html.Div([dcc.Graph(figure=fig, id="phase-diagram-graph"), html.P(note, className="help")])
+
+
+_HULL_SETS: dict[str, Any] = {}
+
+
+def hull_phase_set(oracle_key: str | None, elements: list[str]) -> Any:
+    """The default reference phases plus what hull completion computed for ``oracle_key`` in ``elements``'
+    sub-systems (read from its cache, nothing relaxed; one set per oracle key, topped up per call)."""
+    from oracle.completion import load_cached
+    from oracle.phases import PhaseSet, default_phase_set
+
+    base = default_phase_set()
+    if not oracle_key:
+        return base
+    phases = _HULL_SETS.get(oracle_key)
+    if phases is None:
+        phases = _HULL_SETS[oracle_key] = PhaseSet(compounds=base.compounds, mu=base.mu, competing=base.competing)
+    load_cached(phases, oracle_key, systems=[elements])
+    return phases
 
 
 # the structure viewer ----------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ __all__ = [
     "analogue_structures",
     "cache_dir",
     "complete",
+    "load_cached",
     "missing_subsystems",
     "subsystems",
 ]
@@ -92,7 +93,41 @@ def _slug(text: str) -> str:
 
 def cache_dir(config: Any) -> Path:
     """``<data home>/cache/computed_phases/<slug of the oracle key>``: computed phases of one oracle."""
-    return paths.subdir("cache") / "computed_phases" / _slug(config.key())
+    return key_cache_dir(config.key())
+
+
+def key_cache_dir(oracle_key: str) -> Path:
+    """The cache folder of the oracle with this key (:func:`cache_dir` of its config)."""
+    return paths.subdir("cache") / "computed_phases" / _slug(oracle_key)
+
+
+def load_cached(
+    phase_set: PhaseSet,
+    oracle_key: str,
+    *,
+    systems: Iterable[Iterable[str]] | None = None,
+    directory: Path | None = None,
+) -> list[str]:
+    """Add to ``phase_set`` the computed phases the cache holds for the oracle ``oracle_key``, relaxing nothing:
+    those of every sub-system of ``systems`` (:func:`subsystems`), or every cached sub-system when None. Returns
+    the sub-systems read ('Li-O'). Used when a phase set is built, so a new process (a resumed round, a worker,
+    the dashboard) sees what earlier ones computed."""
+    folder = Path(directory) if directory is not None else key_cache_dir(oracle_key)
+    settings = _settings(MAX_STRUCTURES, PER_FORMULA, MAX_SITES)
+    if systems is None:
+        paths_ = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    else:
+        names = sorted({"-".join(s) for system in systems for s in subsystems(system)})
+        paths_ = [folder / f"{name}.json" for name in names]
+    read = []
+    for path in paths_:
+        doc = _read(path, oracle_key, settings)
+        if doc is None or phase_set.completion(doc["chemsys"].split("-")) is not None:
+            continue
+        phase_set.add_phases(_phases(phase_set, doc))
+        phase_set.mark_completed(_record(doc))
+        read.append(doc["chemsys"])
+    return read
 
 
 def _settings(max_structures: int, per_formula: int, max_sites: int) -> dict[str, Any]:

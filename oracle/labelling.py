@@ -106,8 +106,9 @@ def competing_phase_entries(config: OracleConfig, systems: list[list[str]]) -> l
 
 def reference_phase_set(config: OracleConfig) -> Any:
     """The Materials Project reference phases (:class:`oracle.phases.PhaseSet`) for this oracle's hull: the files
-    of ``reference_phases`` plus, when ``competing_phases`` allows it, MP's own phases; None when the energies
-    are not on the MP scale or no phase file is configured."""
+    of ``reference_phases`` plus, when ``competing_phases`` allows it, MP's own phases, and the phases hull
+    completion computed for this oracle (its cache, :func:`oracle.completion.load_cached`); one set per process
+    and oracle key. None when the energies are not on the MP scale or no phase file is configured."""
     from oracle.compat import mp_compatible
     from oracle.phases import default_phase_set
     from oracle.potentials import get_potential
@@ -128,6 +129,9 @@ def reference_phase_set(config: OracleConfig) -> Any:
             hit = _PHASE_SETS[key] = PhaseSet(
                 compounds=base.compounds, mu=base.mu, competing=base.competing, structure_files=base.structure_files
             )
+            from oracle.completion import load_cached
+
+            load_cached(hit, config.key())  # what earlier processes computed for this oracle
     return hit
 
 

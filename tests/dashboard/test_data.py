@@ -135,3 +135,29 @@ def test_viewer_patch_restores_the_old_graph_names() -> None:
     assert StructureGraph.with_empty_graph.__func__ is StructureGraph.from_empty_graph.__func__  # type: ignore[attr-defined]
     graph = StructureGraph.with_empty_graph(LI2O)
     assert len(graph.structure) == 3
+
+
+def test_phase_diagram_marks_computed_phases(store: CandidateStore, tmp_path, monkeypatch, shared_data) -> None:
+    """A phase hull completion computed for the evaluation's oracle (key 'k') is drawn and marked as computed."""
+    from dashboard.detail import phase_diagram_figure
+    from oracle.completion import complete
+    from oracle.phases import PhaseSet, default_phase_set
+    from tests.oracle.test_oracle_completion import CountingLabeller
+
+    class Oracle:
+        def key(self) -> str:
+            return "k"
+
+    monkeypatch.setenv("BATTERY_DISCOVERY_HOME", str(tmp_path))
+    base = default_phase_set()
+    scratch = PhaseSet(compounds=base.compounds, mu=base.mu, structure_files=base.structure_files)
+    complete(scratch, [["Li", "O"]], Oracle(), label=CountingLabeller(dict(base.mu), formation=-2.0))
+    computed = {p.parent for p in scratch.phases_of(["Li", "O"]) if p.source == "computed"}
+    assert computed
+
+    detail = data.candidate_detail(store, "c-1")
+    page = phase_diagram_figure(detail)
+    graph, note = page.children
+    assert "computed by hull completion" in note.children and "Li2O" in note.children
+    hover = " ".join(str(t) for trace in graph.figure.data for t in (trace.hovertext or trace.text or []))
+    assert any(f"computed from {parent}" in hover for parent in computed)

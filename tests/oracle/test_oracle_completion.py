@@ -9,7 +9,7 @@ import pytest
 from pymatgen.core import Composition, Structure
 
 from oracle.analogues import analogue_structures, substitution_weight
-from oracle.completion import cache_dir, complete, missing_subsystems, subsystems
+from oracle.completion import cache_dir, complete, load_cached, missing_subsystems, subsystems
 from oracle.config import OracleConfig
 from oracle.phases import PhaseSet, ReferencePhase, default_phase_set
 
@@ -202,3 +202,23 @@ def test_a_read_only_completion_adds_cached_phases_and_relaxes_nothing(reference
     assert label.calls == 0 and report.from_cache == ["Li-O"] and "Li-Se" in report.missing
     assert any(p.source == "computed" for p in view.phases_of(["Li", "O"]))
     assert view.completion(["Li", "Se"]) is None and view.stability("Li2Se", -3.0).thin  # still unexamined
+
+
+def test_load_cached_reads_one_oracles_phases_by_system_or_all(reference, tmp_path):
+    config = OracleConfig()
+    complete(
+        _fresh(reference),
+        [["Li", "O"], ["Li", "Se"]],
+        config,
+        label=CountingLabeller(dict(reference.mu)),
+        directory=tmp_path,
+    )
+    some = _fresh(reference)
+    assert load_cached(some, config.key(), systems=[["Li", "Fe", "O"]], directory=tmp_path) == ["Li-O"]
+    assert any(p.source == "computed" for p in some.phases_of(["Li", "O"]))
+    assert not any(p.source == "computed" for p in some.phases_of(["Li", "Se"]))
+    every = _fresh(reference)
+    assert load_cached(every, config.key(), directory=tmp_path) == ["Li-O", "Li-Se"]
+    assert load_cached(every, config.key(), directory=tmp_path) == []  # already there: nothing read twice
+    other = OracleConfig(refine={"potential": None}).key()
+    assert load_cached(_fresh(reference), other, directory=tmp_path) == []  # another oracle's cache is not read
