@@ -18,7 +18,8 @@ from core.errors import DiscoveryError, StoreUnavailableError
 
 app = typer.Typer(
     help=__doc__.splitlines()[0] + "\n\nClosed-loop discovery of Li/Na battery materials: generate candidates, "
-    "predict with a MatGL ensemble, acquire with BoTorch, relax with CHGNet, store in MongoDB, retrain.",
+    "predict with a MatGL ensemble, acquire with BoTorch, relax with CHGNet and score with SevenNet (the oracle), "
+    "store in MongoDB, retrain.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -80,7 +81,8 @@ def run(
     """Run the discovery loop in this process (a temporary Prefect server is started if none is set).
 
     Without options this is the embedded default: the Li/Na seeds bundled with pymatgen, labelled by
-    CHGNet in round 0, then three rounds of substitution → MEGNet ensemble → qUCB → CHGNet relaxation.
+    the oracle in round 0 (CHGNet relaxation, SevenNet-l3i5 energy, the hull completed with computed phases where
+    the reference files are thin), then three rounds of substitution → MEGNet ensemble → qUCB → oracle.
     Re-running the same campaign resumes it: completed rounds are skipped.
     """
     from loop.plan import build_config, build_plan, load_config

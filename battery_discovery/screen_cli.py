@@ -16,8 +16,9 @@ app = typer.Typer(add_completion=False)
 console = Console(stderr=True)
 
 PROPERTIES_HELP = (
-    "Comma-separated: energy_per_atom, formation_energy_per_atom, e_above_hull, decomposition (one CHGNet "
-    "relaxation each), band_gap, log10_conductivity (property models: nothing is relaxed when only these are "
+    "Comma-separated: energy_per_atom, formation_energy_per_atom, e_above_hull, decomposition (one oracle "
+    "relaxation each: CHGNet, then the SevenNet energy; the hull completed where thin), band_gap, "
+    "log10_conductivity (property models: nothing is relaxed when only these are "
     "named), stability_window, average_voltage / capacity_mAh_g / energy_density_Wh_kg (a second relaxation of "
     "the de-intercalated counterpart). Default: everything that applies."
 )

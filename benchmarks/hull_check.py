@@ -38,8 +38,9 @@ def main() -> None:
 
     from core.threads import torch_threads
     from oracle import get_potential, relax_many
+    from oracle.completion import reference_phase_set
     from oracle.config import OracleConfig
-    from oracle.labelling import elemental_energies, reference_phase_set, relaxation_fields
+    from oracle.labelling import elemental_energies, relaxation_fields
     from oracle.phases import PhaseSet, find_phase_file
 
     df = pd.read_csv(find_phase_file("mp_20"))

@@ -212,7 +212,7 @@ def screen(
 
 
 def _phase_set(oracle: OracleConfig) -> Any:
-    from oracle.labelling import reference_phase_set
+    from oracle.completion import reference_phase_set
 
     return reference_phase_set(oracle)
 

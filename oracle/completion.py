@@ -16,11 +16,13 @@ MP online (``MP_API_KEY``) MP's phases come first: a sub-system they fill is nev
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -42,6 +44,7 @@ __all__ = [
     "complete",
     "load_cached",
     "missing_subsystems",
+    "reference_phase_set",
     "subsystems",
 ]
 
@@ -91,14 +94,25 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "oracle"
 
 
+#: The reference sources of the default oracle: their computed phases are cached under the bare oracle key.
+DEFAULT_REFERENCES: tuple[str, ...] = ("mp_20", "mp_20_test", "mpts_52")
+
+
 def cache_dir(config: Any) -> Path:
-    """``<data home>/cache/computed_phases/<slug of the oracle key>``: computed phases of one oracle."""
-    return key_cache_dir(config.key())
+    """``<data home>/cache/computed_phases/<slug of the oracle key>[-refs-<hash>]``: computed phases of one oracle
+    and set of reference sources (which phases are missing, and which known phases the analogues come from,
+    depend on the references: a hull of other references never reuses them)."""
+    refs = tuple(getattr(config, "reference_phases", DEFAULT_REFERENCES))
+    return key_cache_dir(config.key(), references=refs)
 
 
-def key_cache_dir(oracle_key: str) -> Path:
-    """The cache folder of the oracle with this key (:func:`cache_dir` of its config)."""
-    return paths.subdir("cache") / "computed_phases" / _slug(oracle_key)
+def key_cache_dir(oracle_key: str, *, references: tuple[str, ...] = DEFAULT_REFERENCES) -> Path:
+    """The cache folder of the oracle with this key and these reference sources (:func:`cache_dir`)."""
+    name = _slug(oracle_key)
+    if tuple(references) != DEFAULT_REFERENCES:
+        digest = hashlib.sha256(json.dumps(list(references)).encode()).hexdigest()[:10]
+        name += f"-refs-{digest}"
+    return paths.subdir("cache") / "computed_phases" / name
 
 
 def load_cached(
@@ -107,12 +121,14 @@ def load_cached(
     *,
     systems: Iterable[Iterable[str]] | None = None,
     directory: Path | None = None,
+    references: tuple[str, ...] = DEFAULT_REFERENCES,
 ) -> list[str]:
-    """Add to ``phase_set`` the computed phases the cache holds for the oracle ``oracle_key``, relaxing nothing:
+    """Add to ``phase_set`` the computed phases the cache holds for the oracle ``oracle_key`` (with the reference
+    sources ``references``), relaxing nothing:
     those of every sub-system of ``systems`` (:func:`subsystems`), or every cached sub-system when None. Returns
     the sub-systems read ('Li-O'). Used when a phase set is built, so a new process (a resumed round, a worker,
     the dashboard) sees what earlier ones computed."""
-    folder = Path(directory) if directory is not None else key_cache_dir(oracle_key)
+    folder = Path(directory) if directory is not None else key_cache_dir(oracle_key, references=references)
     settings = _settings(MAX_STRUCTURES, PER_FORMULA, MAX_SITES)
     if systems is None:
         paths_ = sorted(folder.glob("*.json")) if folder.is_dir() else []
@@ -331,3 +347,36 @@ def complete(
         label(config, [a.structure for _, a in jobs], num_threads=num_threads, on_result=on_result)
     report.seconds = time.monotonic() - start
     return report
+
+
+def reference_phase_set(config: Any) -> Any:
+    """The Materials Project reference phases (:class:`oracle.phases.PhaseSet`) for this oracle's hull: the files
+    of ``reference_phases`` plus, when ``competing_phases`` allows it, MP's own phases, and the phases hull
+    completion computed for this oracle (its cache, :func:`load_cached`); one set per process
+    and oracle key. None when the energies are not on the MP scale or no phase file is configured."""
+    from oracle.compat import mp_compatible
+    from oracle.phases import default_phase_set
+    from oracle.potentials import get_potential
+
+    if not config.reference_phases:
+        return None
+    if not mp_compatible(get_potential(config.final_potential).energy_scale, config.energy_correction):
+        return None
+    from oracle.phases import PhaseSet
+
+    competing = None if config.competing_phases == "auto" else False
+    base = default_phase_set(config.reference_phases, competing=competing)
+    # one set per oracle: phases computed by one oracle (hull completion) never enter another's hull
+    key = (id(base), config.key())
+    with _PHASE_SETS_LOCK:
+        hit = _PHASE_SETS.get(key)
+        if hit is None:
+            hit = _PHASE_SETS[key] = PhaseSet(
+                compounds=base.compounds, mu=base.mu, competing=base.competing, structure_files=base.structure_files
+            )
+            load_cached(hit, config.key(), references=tuple(config.reference_phases))  # earlier processes' work
+    return hit
+
+
+_PHASE_SETS: dict[tuple[int, str], Any] = {}
+_PHASE_SETS_LOCK = threading.Lock()

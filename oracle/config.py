@@ -130,13 +130,14 @@ class OracleConfig(BaseModel):
         "when MP_API_KEY is set and the energies are on the MP scale (cached under <data home>/cache/mp_phases); "
         "'off' never.",
     )
-    reference_phases: tuple[Literal["mp_20", "mp_20_test", "mpts_52"], ...] = Field(
+    reference_phases: tuple[str, ...] = Field(
         ("mp_20", "mp_20_test", "mpts_52"),
-        description="Materials Project phase files in the hull (oracle.phases: MP-20 val, MP-20 test without Li/Na "
-        "compounds, and MPTS-52 val, read "
-        "from ../shared/data, the raw data cache, or downloaded into it); empty: the hull holds the elemental "
-        "references, the campaign's structures and (with an API key) MP's phases only. Used when the energies "
-        "are on the MP scale.",
+        description="Materials Project phase files in the hull (oracle.phases: 'mp_20' MP-20 val, 'mp_20_test' "
+        "MP-20 test without Li/Na compounds, 'mpts_52' MPTS-52 val, read from ../shared/data, the raw data cache, "
+        "or downloaded into it; or 'file:PATH', a CSV in their format with material_id, formation_energy_per_atom "
+        "(eV/atom, MP scale) and pretty_formula or cif, e.g. the known phases of `battery-discovery rediscover`); "
+        "empty: the hull holds the elemental references, the campaign's structures and (with an API key) MP's "
+        "phases only. Used when the energies are on the MP scale.",
     )
     batch_size: int = Field(
         8,
@@ -179,6 +180,16 @@ class OracleConfig(BaseModel):
         return (
             self.relax.potential if self.refine.potential is None else f"{self.relax.potential}+{self.refine.potential}"
         )
+
+    @field_validator("reference_phases")
+    @classmethod
+    def _known_phase_sources(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from oracle.phase_files import PHASE_FILES
+
+        for source in value:
+            if source not in PHASE_FILES and not (source.startswith("file:") and source.removeprefix("file:")):
+                raise ValueError(f"unknown reference phases {source!r}: use {', '.join(PHASE_FILES)} or file:PATH")
+        return value
 
     def key(self) -> str:
         """Identity of this oracle's results: ``<name>|<12 hex of sha256>`` over every field but

@@ -6,7 +6,6 @@ Pure functions of values (no store): the ``relax`` labeller of the loop calls th
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -102,41 +101,6 @@ def competing_phase_entries(config: OracleConfig, systems: list[list[str]]) -> l
     if source is None:
         return []
     return [(f"mp:{p.entry_id}", p.formula, p.energy_per_atom) for p in source.for_systems(systems)]
-
-
-def reference_phase_set(config: OracleConfig) -> Any:
-    """The Materials Project reference phases (:class:`oracle.phases.PhaseSet`) for this oracle's hull: the files
-    of ``reference_phases`` plus, when ``competing_phases`` allows it, MP's own phases, and the phases hull
-    completion computed for this oracle (its cache, :func:`oracle.completion.load_cached`); one set per process
-    and oracle key. None when the energies are not on the MP scale or no phase file is configured."""
-    from oracle.compat import mp_compatible
-    from oracle.phases import default_phase_set
-    from oracle.potentials import get_potential
-
-    if not config.reference_phases:
-        return None
-    if not mp_compatible(get_potential(config.final_potential).energy_scale, config.energy_correction):
-        return None
-    from oracle.phases import PhaseSet
-
-    competing = None if config.competing_phases == "auto" else False
-    base = default_phase_set(config.reference_phases, competing=competing)
-    # one set per oracle: phases computed by one oracle (hull completion) never enter another's hull
-    key = (id(base), config.key())
-    with _PHASE_SETS_LOCK:
-        hit = _PHASE_SETS.get(key)
-        if hit is None:
-            hit = _PHASE_SETS[key] = PhaseSet(
-                compounds=base.compounds, mu=base.mu, competing=base.competing, structure_files=base.structure_files
-            )
-            from oracle.completion import load_cached
-
-            load_cached(hit, config.key())  # what earlier processes computed for this oracle
-    return hit
-
-
-_PHASE_SETS: dict[tuple[int, str], Any] = {}
-_PHASE_SETS_LOCK = threading.Lock()
 
 
 #: ``on_result(i, fields)``: structure ``i`` (input order) is labelled; ``fields`` as :func:`label_structures`.

@@ -76,7 +76,8 @@ class ReferencePhase:
     e_above_hull: float | None = None
     """MP's energy above its own hull (eV/atom) where the file gives it."""
     source: str
-    """'mp_20', 'mp_20_test', 'mpts_52', 'mp-api', or 'computed' (relaxed by the oracle, oracle.completion)."""
+    """'mp_20', 'mp_20_test', 'mpts_52', 'file:<file name>' (oracle.config reference_phases 'file:PATH'), 'mp-api',
+    or 'computed' (relaxed by the oracle, oracle.completion)."""
     provenance: str = ""
     """For a computed phase: ``computed:<oracle key>`` (empty for MP phases)."""
     parent: str = ""
@@ -84,11 +85,16 @@ class ReferencePhase:
 
 
 def find_phase_file(source: str) -> Path:
-    """The local copy of one phase file: ``$BATTERY_DISCOVERY_PHASES_DIR``, ``../shared/data`` beside the
-    checkout, then the raw data cache ``<data home>/data/raw/<folder>/``, downloaded there when missing
-    (never when offline: ``BATTERY_DISCOVERY_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``)."""
+    """The local copy of one phase file (``file:PATH``: that file): ``$BATTERY_DISCOVERY_PHASES_DIR``,
+    ``../shared/data`` beside the checkout, then the raw data cache ``<data home>/data/raw/<folder>/``, downloaded
+    there when missing (never when offline: ``BATTERY_DISCOVERY_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``)."""
     from oracle.references import offline
 
+    if source.startswith("file:"):
+        path = Path(source.removeprefix("file:")).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"reference phases {source}: no such file")
+        return path
     if source not in PHASE_FILES:
         raise ConfigError(f"unknown phase source {source!r}; known: {', '.join(PHASE_FILES)}")
     folder, name, url = PHASE_FILES[source]
@@ -119,6 +125,11 @@ def find_phase_file(source: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise ConfigError(f"cannot download reference phases from {url}: {exc}; {hint}") from exc
     return dest
+
+
+def source_label(source: str) -> str:
+    """How phases of a reference source are labelled: its name, or ``file:<file name>`` for ``file:PATH``."""
+    return f"file:{Path(source.removeprefix('file:')).name}" if source.startswith("file:") else source
 
 
 def read_phase_file(path: Path | str, source: str, mu: Mapping[str, float]) -> list[ReferencePhase]:

@@ -37,6 +37,7 @@ from oracle.phase_files import (
     find_phase_file,
     mp_elemental_energies,
     read_phase_file,
+    source_label,
 )
 
 __all__ = [
@@ -404,12 +405,13 @@ def default_phase_set(
     if hit is not None:
         return hit
     mu = mp_elemental_energies(load_mp_reference_entries(ref_path))
-    compounds = [p for source, path in zip(sources, files, strict=True) for p in read_phase_file(path, source, mu)]
+    labels = [source_label(s) for s in sources]
+    compounds = [p for label, path in zip(labels, files, strict=True) for p in read_phase_file(path, label, mu)]
     online = CompetingPhases.from_env() if competing in (None, True) else None
     if competing and online is None:
         raise ConfigError("competing phases asked for but MP_API_KEY is not set")
     phase_set = PhaseSet(
-        compounds=compounds, mu=mu, competing=online, structure_files=dict(zip(sources, files, strict=True))
+        compounds=compounds, mu=mu, competing=online, structure_files=dict(zip(labels, files, strict=True))
     )
     with _DEFAULT_LOCK:
         _DEFAULT[key] = phase_set

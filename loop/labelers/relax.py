@@ -124,7 +124,7 @@ class RelaxLabeler:
             for e in usable
         ]
         from oracle.completion import complete
-        from oracle.labelling import reference_phase_set
+        from oracle.completion import reference_phase_set
 
         phase_set = reference_phase_set(self.oracle)
         if phase_set is not None:

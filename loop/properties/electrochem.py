@@ -128,7 +128,7 @@ class _Exact:
 
 
 def _window(oracle: OracleConfig, formula: str) -> Any:
-    from oracle.labelling import reference_phase_set
+    from oracle.completion import reference_phase_set
     from oracle.window import stability_window
 
     comp = Composition(formula)

@@ -70,7 +70,7 @@ class HullProperty:
         return cls(oracle=config.oracle)
 
     def _phases(self) -> Any:
-        from oracle.labelling import reference_phase_set
+        from oracle.completion import reference_phase_set
 
         return reference_phase_set(self.oracle)
 
