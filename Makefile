@@ -11,7 +11,7 @@ export PREFECT_HOME ?= $(CURDIR)/var/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup browser dashboard run test test-fast lint bench clean distclean
+.PHONY: setup browser dashboard run test test-fast lint docs bench clean distclean
 
 setup: $(STAMP)
 
@@ -36,7 +36,7 @@ browser:
 run: setup
 	$(BIN)/battery-discovery run
 
-test: setup browser
+test: setup browser docs
 	$(BIN)/lint-imports
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
@@ -45,6 +45,11 @@ test-fast: setup
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
+
+# The documentation site (mkdocs.yml, pages in docs/) into var/site; --strict: a broken link or anchor fails
+# (no --quiet: it hides the warnings, and --strict then passes).
+docs: setup
+	$(BIN)/mkdocs build --strict --site-dir var/site
 
 bench: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/round.py
