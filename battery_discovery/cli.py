@@ -44,6 +44,9 @@ app.add_typer(generate_app)
 from battery_discovery.dashboard_cli import app as dashboard_app  # noqa: E402  (dashboard: the web pages)
 
 app.add_typer(dashboard_app)
+from battery_discovery.rediscover_cli import app as rediscover_app  # noqa: E402  (rediscover: the benchmark)
+
+app.add_typer(rediscover_app)
 # Wide enough for the tables when piped (rich would fall back to 80 columns).
 console = Console(width=None if sys.stdout.isatty() else 180)
 err_console = Console(stderr=True, soft_wrap=True)
