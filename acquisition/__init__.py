@@ -31,7 +31,14 @@ from acquisition.config import (
     parse_acquisition_config,
     preset_names,
 )
-from acquisition.model import CandidateSetEnsemble, CandidateSetGP, fit_gp, fit_spread_scale, scale_spread
+from acquisition.model import (
+    CandidateSetEnsemble,
+    CandidateSetGP,
+    fit_gp,
+    fit_spread_scale,
+    fit_spread_scale_moments,
+    scale_spread,
+)
 from acquisition.problem import AcquisitionProblem, Scorer, static_scorer
 from acquisition.registry import STRATEGIES
 from acquisition.selection import Selection, select, select_batch
@@ -50,6 +57,7 @@ __all__ = [
     "Selection",
     "fit_gp",
     "fit_spread_scale",
+    "fit_spread_scale_moments",
     "load_acquisition_config",
     "parse_acquisition_config",
     "preset_names",

@@ -143,20 +143,35 @@ class PosteriorConfig(BaseModel):
     kind: Literal["ensemble", "gp"] = Field(
         "ensemble",
         description="'ensemble': the GNN members as a BoTorch EnsemblePosterior; 'gp': a SingleTaskGP fitted on "
-        "descriptors/embeddings of the labelled structures (needs features and observed_features).",
+        "descriptors of the labelled structures (in the loop: the descriptor surrogate's features, "
+        "describe + CHGNet, of the labelled and the pool structures; select() needs features and "
+        "observed_features).",
     )
     spread_scale: float = Field(
         1.0,
         gt=0.0,
         le=1000.0,
         description="Multiplies each member's deviation from the ensemble mean (recalibration factor s; "
-        "dimensionless). Ignored when recalibrate is on and calibration data are given.",
+        "dimensionless). With recalibrate on, used only for an outcome it cannot fit (too few held-out pairs, no "
+        "calibration data).",
     )
     recalibrate: bool = Field(
         False,
-        description="Fit s per outcome on validation data (select(..., calibration=...)) by minimising the "
-        "Gaussian NLL of (y - mean) / (s * std), and apply it.",
+        description="Fit s per outcome by minimising the Gaussian NLL of (y - mean) / (s * std), and apply it: "
+        "in the loop on the held-out pairs of earlier rounds (each acquired candidate's prediction at acquisition "
+        "and its label, at least 8 per learned target, else spread_scale); from Python on "
+        "select(..., calibration=...).",
     )
+
+    @model_validator(mode="after")
+    def _ensemble_only(self) -> PosteriorConfig:
+        if self.kind != "ensemble":
+            # the GP's variance is fitted with its hyper-parameters: there is no member spread to scale
+            if self.recalibrate:
+                raise _invalid("recalibrate scales the ensemble members' spread: it needs kind 'ensemble', not 'gp'")
+            if self.spread_scale != 1.0:
+                raise _invalid("spread_scale scales the ensemble members' spread: it needs kind 'ensemble', not 'gp'")
+        return self
 
 
 class AcquisitionConfig(BaseModel):

@@ -35,6 +35,7 @@ __all__ = [
     "MemberSampler",
     "fit_gp",
     "fit_spread_scale",
+    "fit_spread_scale_moments",
     "scale_spread",
 ]
 
@@ -175,14 +176,14 @@ def fit_spread_scale(members: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Recalibration factor ``s`` per outcome from validation data.
 
     Minimises the Gaussian negative log likelihood of ``(y - mean) / (s * std)`` over ``s``; its exact
-    minimiser is ``s = sqrt(mean(((y - mean) / std)^2))`` over the points with ``std > 0``.
+    minimiser is ``s = sqrt(mean(((y - mean) / std)^2))`` over the points with ``std > 0`` (and a finite ``y``).
 
     Args:
         members: ``K x n_val`` or ``K x n_val x m`` member predictions on the validation structures.
-        y: ``n_val`` or ``n_val x m`` true values.
+        y: ``n_val`` or ``n_val x m`` true values (NaN: no label for that outcome).
 
     Returns:
-        ``(m,)`` scale factors (1 for an outcome without any spread).
+        ``(m,)`` scale factors (1 for an outcome without any usable pair).
     """
     members = np.asarray(members, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -192,14 +193,35 @@ def fit_spread_scale(members: np.ndarray, y: np.ndarray) -> np.ndarray:
         y = y[:, None]
     if members.ndim != 3 or y.shape != members.shape[1:]:
         raise ValueError(f"members must be K x n x m and y n x m, got {members.shape} and {y.shape}")
-    mean, std = members.mean(axis=0), members.std(axis=0)
-    scale = np.ones(members.shape[-1])
-    for j in range(members.shape[-1]):
-        ok = std[:, j] > 0
-        if ok.any():
-            z = (y[ok, j] - mean[ok, j]) / std[ok, j]
-            scale[j] = max(float(np.sqrt(np.mean(z**2))), 1e-6)
+    scale, _ = fit_spread_scale_moments(members.mean(axis=0), members.std(axis=0), y)
     return scale
+
+
+def fit_spread_scale_moments(mean: np.ndarray, std: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fit_spread_scale` from the predictive mean and std (e.g. recorded when a batch was acquired).
+
+    Args:
+        mean: ``n_val x m`` (or ``n_val``) predictive means.
+        std: ``n_val x m`` population standard deviations of the members (``ddof=0``).
+        y: ``n_val x m`` true values; a pair with a non-finite value or ``std <= 0`` is left out.
+
+    Returns:
+        ``(m,)`` factors ``sqrt(mean(z^2))`` with ``z = (y - mean) / std`` (1 where no pair is left; at least
+        1e-6) and ``(m,)`` the number of pairs each was fitted on.
+    """
+    mean, std, y = (np.asarray(a, dtype=np.float64) for a in (mean, std, y))
+    if y.ndim == 1:
+        mean, std, y = mean.reshape(-1, 1), std.reshape(-1, 1), y.reshape(-1, 1)
+    if y.ndim != 2 or mean.shape != y.shape or std.shape != y.shape:
+        raise ValueError(f"mean, std and y must all be n x m, got {mean.shape}, {std.shape} and {y.shape}")
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(mean) & np.isfinite(std) & np.isfinite(y) & (std > 0)
+    scale = np.ones(y.shape[1])
+    counts = ok.sum(axis=0).astype(int)
+    for j in np.flatnonzero(counts):
+        z = (y[ok[:, j], j] - mean[ok[:, j], j]) / std[ok[:, j], j]
+        scale[j] = max(float(np.sqrt(np.mean(z**2))), 1e-6)
+    return scale, counts
 
 
 def scale_spread(members: np.ndarray, scale: float | np.ndarray) -> np.ndarray:

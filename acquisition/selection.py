@@ -44,6 +44,8 @@ class Selection:
     values: list[float]
     strategy: str
     notes: tuple[str, ...] = ()
+    spread_scale: tuple[float, ...] = ()
+    """The factor applied to each outcome's member spread (ensemble posterior; empty for the GP)."""
 
 
 def _pick(scorer: Scorer, q: int, n: int, diversity: DiversityState) -> tuple[list[int], list[float]]:
@@ -77,6 +79,21 @@ def _as_3d(members: np.ndarray, m: int) -> np.ndarray:
     return members
 
 
+def _gp_inputs(X_obs: np.ndarray, X_pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """GP inputs from descriptors: a missing value (NaN/inf, e.g. no oxidation states found) becomes its column's
+    mean over the labelled rows, and columns constant over the labelled rows are dropped (the fit cannot set their
+    length scales, and the input normalisation, learnt on the labelled rows, would leave them in raw units)."""
+    finite = np.isfinite(X_obs)
+    counts = finite.sum(axis=0)
+    fill = np.where(finite, X_obs, 0.0).sum(axis=0) / np.maximum(counts, 1)
+    X_obs = np.where(finite, X_obs, fill)
+    varies = (counts > 0) & (np.ptp(X_obs, axis=0) > 1e-8) if len(X_obs) else np.zeros(X_obs.shape[1], dtype=bool)
+    if not varies.any():
+        raise ValueError("the labelled structures' features are all equal: nothing for a GP to fit")
+    X_pool = np.where(np.isfinite(X_pool), X_pool, fill)
+    return X_obs[:, varies], X_pool[:, varies]
+
+
 def select(
     posterior_members: np.ndarray | None,
     q: int,
@@ -88,6 +105,7 @@ def select(
     features: np.ndarray | None = None,
     observed_features: np.ndarray | None = None,
     calibration: tuple[np.ndarray, np.ndarray] | None = None,
+    spread_scale: Sequence[float] | np.ndarray | None = None,
 ) -> Selection:
     """Choose up to ``min(q, n)`` distinct pool candidates.
 
@@ -103,6 +121,8 @@ def select(
         features: ``n x d`` descriptors/embeddings of the pool (GP posterior).
         observed_features: ``n_obs x d`` descriptors of the labelled structures (GP posterior).
         calibration: ``(members K x n_val x m, y n_val x m)`` validation data for ``posterior.recalibrate``.
+        spread_scale: ``m`` factors the caller fitted already (the loop fits them on held-out predictions, see
+            :mod:`loop.stages.acquire`): applied instead of ``posterior.spread_scale`` and ``calibration``.
 
     Returns:
         The chosen indices in selection order with their acquisition values. The batch is shorter than
@@ -125,6 +145,7 @@ def select(
             features=features,
             observed_features=observed_features,
             calibration=calibration,
+            spread_scale=spread_scale,
         )
 
 
@@ -139,6 +160,7 @@ def _select(
     features: np.ndarray | None,
     observed_features: np.ndarray | None,
     calibration: tuple[np.ndarray, np.ndarray] | None,
+    spread_scale: Sequence[float] | np.ndarray | None,
 ) -> Selection:
     """:func:`select` with validated outcome names, inside the thread setting."""
     names = outcome_names
@@ -162,18 +184,24 @@ def _select(
         strategy = "ucb"
 
     members_t: Tensor | None = None
+    applied: tuple[float, ...] = ()
     if config.posterior.kind == "ensemble":
         if posterior_members is None:
             raise ValueError("the ensemble posterior needs posterior_members")
         members = _as_3d(posterior_members, m)
         scale: float | np.ndarray = config.posterior.spread_scale
-        if config.posterior.recalibrate:
+        if spread_scale is not None:
+            scale = np.asarray(spread_scale, dtype=np.float64)
+            if scale.shape != (m,) or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+                raise ValueError(f"spread_scale must be {m} positive finite factors, got {scale.tolist()}")
+        elif config.posterior.recalibrate:
             if calibration is None:
                 notes.append("recalibrate without calibration data: spread_scale used")
             else:
                 scale = fit_spread_scale(*calibration)
                 notes.append(f"spread scale {np.round(np.atleast_1d(scale), 3).tolist()}")
         members = scale_spread(members, scale)
+        applied = tuple(float(x) for x in np.broadcast_to(np.asarray(scale, dtype=np.float64), (m,)))
         n = members.shape[1]
         members_t = torch.as_tensor(members)
         rows = members_t
@@ -189,12 +217,12 @@ def _select(
         if X_obs.ndim != 2 or X_obs.shape[0] != keep.size or X_obs.shape[1] != X_pool.shape[1]:
             shapes = f"{X_obs.shape} for {keep.size} labels and features {X_pool.shape}"
             raise ValueError(f"observed_features must be n_obs x d like features, got {shapes}")
-        X_obs = X_obs[keep]
+        X_obs, X_pool = _gp_inputs(X_obs[keep], X_pool)
         gp = fit_gp(X_obs, obs.numpy(), seed=config.seed, num_threads=config.num_threads)
         n = X_pool.shape[0]
         model = CandidateSetGP(gp, torch.as_tensor(np.concatenate([X_pool, X_obs])))
     if n == 0 or q <= 0:
-        return Selection(indices=[], values=[], strategy=strategy, notes=tuple(notes))
+        return Selection(indices=[], values=[], strategy=strategy, notes=tuple(notes), spread_scale=applied)
     problem = AcquisitionProblem(
         model=model, n_pool=n, q=min(q, n), config=config, transform=transform, observed=obs, members=members_t
     )
@@ -203,7 +231,7 @@ def _select(
     indices, values = _pick(STRATEGIES.get(strategy)(problem), problem.q, n, diversity)
     if len(indices) < min(q, n):
         notes.append(f"diversity rules left {len(indices)} of {min(q, n)} slots fillable")
-    return Selection(indices=indices, values=values, strategy=strategy, notes=tuple(notes))
+    return Selection(indices=indices, values=values, strategy=strategy, notes=tuple(notes), spread_scale=applied)
 
 
 def select_batch(

@@ -78,6 +78,36 @@ def _pool_features(ctx: RoundContext, ids: list[str]) -> np.ndarray:
     return rows[[index[i] for i in ids]]
 
 
+def candidate_features(ctx: RoundContext, ids: list[str]) -> np.ndarray:
+    """``surrogate_features`` rows (describe + CHGNet) of candidates ``ids``, in order: a fixed pool's from its
+    per-process cache, any other candidate's from its structure (cached per structure)."""
+    from surrogates.descriptor_surrogate import surrogate_features
+
+    hit = _POOL_FEATURES.get((ctx.store_uri, ctx.database, ctx.campaign))
+    if hit is None or any(i not in hit[0] for i in ids):
+        dataset = set(ctx.store.candidate_ids(ctx.campaign, "dataset"))
+        if ids and all(i in dataset for i in ids):  # a fixed pool: computed once for all of it
+            return _pool_features(ctx, ids)
+        docs = ctx.store.get_candidates(ids)
+        if len(docs) != len(ids):
+            raise ValueError(f"{len(ids) - len(docs)} of {len(ids)} candidates are missing from the store")
+        return surrogate_features([Structure.from_dict(c.structure) for c in docs])
+    index, rows = hit
+    return rows[[index[i] for i in ids]]
+
+
+def labelled_features(ctx: RoundContext) -> np.ndarray:
+    """``surrogate_features`` rows of the campaign's labelled structures in the order of ``observed_targets`` (and
+    ``PredictOutput.observed``): each evaluation's relaxed structure, else its candidate's structure."""
+    from surrogates.descriptor_surrogate import surrogate_features
+
+    evaluations = ctx.store.evaluated(ctx.campaign, ctx.labeler_key)
+    missing = [e.candidate_id for e in evaluations if not e.relaxed_structure]
+    unrelaxed = {c.id: c.structure for c in ctx.store.get_candidates(missing)} if missing else {}
+    structures = [Structure.from_dict(e.relaxed_structure or unrelaxed[e.candidate_id]) for e in evaluations]
+    return surrogate_features(structures)
+
+
 def predict_stage(ctx: RoundContext, *, fixed_pool: bool, properties: tuple[Property, ...] = ()) -> PredictOutput:
     """Predict the targets of every unlabelled candidate with the newest model of the campaign, and score them
     on the campaign's properties; the means and standard deviations are recorded on the candidates.

@@ -59,6 +59,14 @@ def test_every_registered_strategy_is_accepted() -> None:
         ({"posterior": {"spread_scale": 0}}, "acquisition.posterior.spread_scale"),
         ({"betta": 1.0}, "acquisition.betta: Extra inputs are not permitted"),
         ({"probability": "ensemble", "posterior": {"kind": "gp"}}, "it needs posterior.kind 'ensemble'"),
+        (
+            {"posterior": {"kind": "gp", "recalibrate": True}},
+            "acquisition.posterior: recalibrate scales the ensemble members' spread: it needs kind 'ensemble'",
+        ),
+        (
+            {"posterior": {"kind": "gp", "spread_scale": 2.0}},
+            "acquisition.posterior: spread_scale scales the ensemble members' spread: it needs kind 'ensemble'",
+        ),
     ],
 )
 def test_invalid_configs_are_refused_with_one_line(data: dict[str, Any], message: str) -> None:

@@ -12,6 +12,7 @@ from acquisition import (
     CandidateSetGP,
     fit_gp,
     fit_spread_scale,
+    fit_spread_scale_moments,
     scale_spread,
     select,
 )
@@ -93,3 +94,40 @@ def test_recalibration_changes_the_ucb_choice() -> None:
     assert sel.indices == [1] and sel.notes == ("spread scale [20.0]",)
     fixed = cfg.model_copy(update={"posterior": cfg.posterior.model_copy(update={"spread_scale": 20.0})})
     assert select(members, 1, fixed, outcome_names=["x"]).indices == [1]
+
+
+def test_spread_scale_from_recorded_moments_skips_unusable_pairs() -> None:
+    rng = np.random.default_rng(2)
+    mean, std = rng.normal(size=(50, 2)), rng.uniform(0.5, 1.5, size=(50, 2))
+    y = mean + np.array([0.5, 4.0]) * std * rng.standard_normal((50, 2))
+    members = mean[None] + std[None] * np.array([-1.0, 1.0])[:, None, None]
+    scale, counts = fit_spread_scale_moments(mean, std, y)
+    assert np.allclose(scale, fit_spread_scale(members, y), rtol=1e-12) and counts.tolist() == [50, 50]
+    y[:10, 0], std[10:15, 0], mean[15, 0] = np.nan, 0.0, np.inf  # no label, no spread, no prediction
+    cut, counts = fit_spread_scale_moments(mean, std, y)
+    assert counts.tolist() == [34, 50] and cut[1] == scale[1]
+    z = (y[16:, 0] - mean[16:, 0]) / std[16:, 0]
+    assert cut[0] == pytest.approx(np.sqrt(np.mean(z**2)), rel=1e-12)
+    empty, none = fit_spread_scale_moments(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 3)))
+    assert empty.tolist() == [1.0, 1.0, 1.0] and none.tolist() == [0, 0, 0]
+
+
+def test_select_applies_given_per_outcome_spread_scale() -> None:
+    members = np.array([[1.0, 0.89], [1.0, 0.91]])[..., None].repeat(2, -1)  # K=2, n=2, m=2
+    cfg = AcquisitionConfig(strategy="ucb", beta=1.0, objectives=[{"name": "x", "direction": "max"}])
+    assert select(members, 1, cfg, outcome_names=["x", "y"]).indices == [0]
+    sel = select(members, 1, cfg, outcome_names=["x", "y"], spread_scale=[20.0, 1.0])
+    assert sel.indices == [1] and sel.spread_scale == (20.0, 1.0) and sel.notes == ()
+    with pytest.raises(ValueError, match="spread_scale must be 2 positive finite factors"):
+        select(members, 1, cfg, outcome_names=["x", "y"], spread_scale=[20.0])
+
+
+def test_gp_fills_missing_descriptors_and_drops_constant_columns() -> None:
+    X, Y = _gp_data(16)
+    rng = np.random.default_rng(3)
+    X = np.concatenate([X, np.full((16, 1), 7.0), rng.normal(size=(16, 1))], axis=1)  # constant, noise
+    X[3, 1] = np.nan  # e.g. no oxidation states found
+    pool = np.array([[0.1, 0.5, 9.0, 0.0], [0.95, np.nan, 7.0, 0.0], [0.5, 0.5, 7.0, np.inf]])
+    cfg = AcquisitionConfig(strategy="greedy", posterior={"kind": "gp"}, objectives=[{"name": "a"}])
+    sel = select(None, 2, cfg, outcome_names=["a", "b"], observed=Y, features=pool, observed_features=X)
+    assert sel.indices[0] == 1 and np.all(np.isfinite(sel.values)) and sel.spread_scale == ()
