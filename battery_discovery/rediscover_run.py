@@ -232,6 +232,29 @@ def run_campaign(
     return metrics, wall
 
 
+def complete_seed_hulls(config: RediscoverConfig, split: PreparedSplit, *, num_threads: int, say: Say = print) -> None:
+    """Complete the hull of every seed's chemical system once, before the campaigns start (each campaign's round 0
+    would do it, but side by side they would compute the same sub-systems twice). Cached like any completion."""
+    from generation import load_seeds
+    from loop.plan import build_config
+    from oracle.completion import complete, reference_phase_set
+
+    oracle = build_config(loop_parameters(config, split, config.strategies[0], 0)).oracle
+    phase_set = reference_phase_set(oracle)
+    if phase_set is None:
+        return  # energies not on the MP scale: no hull, nothing to complete
+    systems = {
+        frozenset(el.symbol for el in seed.structure.composition.elements)
+        for folder in split.seed_dirs.values()
+        for seed in load_seeds([str(folder)])
+    }
+    report = complete(phase_set, systems, oracle, num_threads=num_threads, progress=say)
+    say(
+        f"rediscover: seed hulls complete ({len(report.missing)} sub-systems lacked phases, {report.n_relaxed} "
+        f"relaxed now, {len(report.from_cache)} from the cache, {report.seconds:.0f} s)"
+    )
+
+
 def _worker(config_doc: dict[str, Any], split: PreparedSplit, strategy: str, seed: int) -> tuple[Any, float]:
     import torch
 
@@ -254,6 +277,7 @@ def run_rediscovery(
     """
     started = time.perf_counter()
     split = prepare_split(config, say=say)
+    complete_seed_hulls(config, split, num_threads=max(1, workers), say=say)
     campaigns = [(strategy, seed) for seed in range(config.seeds) for strategy in config.strategies]
     per_campaign: dict[tuple[str, int], list[RoundMetrics]] = {}
     wall = dict.fromkeys(config.strategies, 0.0)
