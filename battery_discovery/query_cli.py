@@ -20,7 +20,8 @@ WHERE_HELP = (
     "Property filter: comparisons joined by 'and', e.g. \"band_gap >= 3 and e_above_hull <= 0.05\". Names: "
     "formation_energy_per_atom, e_above_hull, energy_per_atom (eV/atom), band_gap (eV), log10_conductivity "
     "(log10 S/cm), average_voltage (V), capacity_mAh_g, energy_density_Wh_kg, volume_change, "
-    "stability_window_low_V, stability_window_high_V, round."
+    "stability_window_low_V, stability_window_high_V, round, novel (1: novel, 0: known, i.e. matching a reference "
+    "phase or a seed)."
 )
 
 
@@ -62,6 +63,13 @@ def query(
     max_e_above_hull: Annotated[
         float | None, typer.Option(help="Same as --where 'e_above_hull <= X' (eV/atom).")
     ] = None,
+    novelty: Annotated[
+        str | None,
+        typer.Option(
+            help="'novel' (matching no reference phase or seed) or 'known'; same as --where 'novel >= 1' / "
+            "'novel <= 0'."
+        ),
+    ] = None,
     sort: Annotated[
         str, typer.Option(help="Ascending by a --where name, or formula (unknown values last).")
     ] = "e_above_hull",
@@ -76,8 +84,9 @@ def query(
     ] = "embedded",
     database: Annotated[str, typer.Option("--database", help="MongoDB database name.")] = "battery_discovery",
 ) -> None:
-    """Candidates from the store, most stable first: oracle values, energy above the hull of MP phases, model
-    properties with their uncertainty, voltage, capacity and stability window where computed."""
+    """Candidates from the store, most stable first: whether each is known (matching a reference phase or a seed,
+    with its id) or novel, oracle values, energy above the hull of MP phases, model properties with their
+    uncertainty, voltage, capacity and stability window where computed."""
     from pymatgen.core import Element
 
     from store import open_store
@@ -92,6 +101,10 @@ def query(
         conditions.append(f"formation_energy_per_atom <= {float(max_formation_energy)!r}")
     if max_e_above_hull is not None:
         conditions.append(f"e_above_hull <= {float(max_e_above_hull)!r}")
+    if novelty is not None:
+        if novelty not in ("novel", "known"):
+            raise DiscoveryError(f"--novelty must be novel or known, not {novelty!r}")
+        conditions.append("novel >= 1" if novelty == "novel" else "novel <= 0")
     try:
         rows = query_rows(
             open_store(store_uri, database),

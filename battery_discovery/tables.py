@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-from loop.labelers.relax import hull_phases_label
+from loop.labelers.relax import hull_phases_label, known_as_label, novelty_scope
 
 
 def _num(value: Any, spec: str = ".3f") -> str:
@@ -19,21 +19,44 @@ def _pm(mean: Any, std: Any) -> str:
 
 def best_table(best: list[dict[str, Any]], title: str) -> Table:
     """The labeller's best rows: formula, id, formation energy and signed energy above hull (eV/atom) with the
-    hull's phase count, then every property as mean ± std (band gap eV, log10 conductivity log10 S/cm, ...)."""
+    hull's phase count, then every property as mean ± std (band gap eV, log10 conductivity log10 S/cm, ...).
+
+    Rows that say whether they are known (the relax labeller's) are ranked apart: the novel ones first ('novel 1',
+    'novel 2', ...), then, after a rule, the known materials (reference phases, seeds: 'known 1', ...) with what
+    they match."""
     props = sorted({k[: -len("_mean")] for b in best for k in b if k.endswith("_mean")})
+    apart = any("novelty" in b for b in best)
     table = Table(title=title)
-    for col in ("formula", "id", "E_f eV/atom", "E_hull eV/atom (phases: sources)", *props):
+    if apart:
+        novel = [b for b in best if b.get("novelty") != "known"]
+        known = [b for b in best if b.get("novelty") == "known"]
+        best = novel + known
+        table.caption = (
+            f"{len(novel)} most stable novel candidates, then {len(known)} most stable known materials "
+            "(matching a reference phase or a seed), each ranked apart"
+        ) + (f"; {novelty_scope(novel)}" if novelty_scope(novel) else "")
+    head = ("rank", "formula", "id", "known as") if apart else ("formula", "id")
+    for col in (*head, "E_f eV/atom", "E_hull eV/atom (phases: sources)", *props):
         table.add_column(col)
-    for b in best:
+    ranks = {"novel": 0, "known": 0}
+    for i, b in enumerate(best):
         hull = _num(b.get("e_above_hull"), "+.3f")
         if hull and b.get("hull_phases") is not None:
             hull += f" ({hull_phases_label(b)})"
+        cells = [str(b.get("formula", "")), str(b.get("candidate_id", ""))]
+        last_novel = False
+        if apart:
+            group = "known" if b.get("novelty") == "known" else "novel"
+            ranks[group] += 1
+            cells = [f"{group} {ranks[group]}", *cells, known_as_label(b) or "unchecked"]
+            following = best[i + 1] if i + 1 < len(best) else None
+            last_novel = group == "novel" and following is not None and following.get("novelty") == "known"
         table.add_row(
-            str(b.get("formula", "")),
-            str(b.get("candidate_id", "")),
+            *cells,
             _num(b.get("formation_energy_per_atom")),
             hull,
             *(_pm(b.get(f"{p}_mean"), b.get(f"{p}_std")) for p in props),
+            end_section=last_novel,
         )
     return table
 
@@ -46,6 +69,7 @@ def query_table(rows: list[dict[str, Any]]) -> Table:
         "formula",
         "id",
         "from",
+        "known as",
         "E_f eV/atom",
         "E_hull eV/atom (phases: sources)",
         "gap eV",
@@ -66,6 +90,7 @@ def query_table(rows: list[dict[str, Any]]) -> Table:
             r["formula"],
             r["id"],
             r["values_from"],
+            _known_as(r),
             _num(r.get("formation_energy_per_atom")),
             _num(r.get("e_above_hull"), "+.3f") + _hull_note(r),
             _pm(r.get("band_gap_mean"), r.get("band_gap_std")),
@@ -79,6 +104,13 @@ def query_table(rows: list[dict[str, Any]]) -> Table:
             str(r.get("reason", "")),
         )
     return table
+
+
+def _known_as(row: dict[str, Any]) -> str:
+    """A query row's ``novel``, ``known: <id>`` or ``unchecked``."""
+    if row.get("novelty") == "known":
+        return f"known: {row.get('known_as') or '?'}"
+    return str(row.get("novelty") or "unchecked")
 
 
 def _hull_note(row: dict[str, Any]) -> str:

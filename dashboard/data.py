@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from store.browse import campaign_names, field_value
-from store.documents import CandidateDoc, EvaluationDoc, RoundDoc
+from store.documents import CandidateDoc, EvaluationDoc, Novelty, RoundDoc
 from store.repository import CandidateStore, _guard
 
 #: Batch-entry outcome name -> field of an evaluation holding the oracle's value of it (eV/atom).
@@ -118,6 +118,8 @@ class RoundPoint:
     new_best: float | None  # lowest among this round's own evaluations
     hits: int  # this round's evaluations with e_above_hull <= the hit threshold
     hits_cumulative: int
+    novel_hits: int  # of those, the novel ones (matching no reference phase or seed: store.novelty)
+    novel_hits_cumulative: int
     targets_found: int | None  # replay campaigns: targets found so far (metrics.n_targets_found)
     model: str | None
     errors: dict[str, list[tuple[float, float, float]]]  # outcome -> [(predicted mean, std, oracle value)]
@@ -127,26 +129,40 @@ class RoundPoint:
 @_guard
 def round_progress(store: CandidateStore, campaign: str, *, hit_threshold: float = 0.05) -> list[RoundPoint]:
     """Per round: best energy above hull so far (eV/atom), hits (new evaluations within ``hit_threshold`` eV/atom of
-    the hull), and the predictions the model made for the round's batch next to what the oracle found."""
+    the hull) and novel hits (those that are novel, not a known material: stable, unique, novel), and the predictions
+    the model made for the round's batch next to what the oracle found."""
     rounds = store.list_rounds(campaign)
     evaluations = list(
         store.evaluations.find(
             {"campaign": campaign, "status": {"$ne": "failed"}},
-            {"candidate_id": 1, "energy_above_hull": 1, "formation_energy_per_atom": 1, "provenance.round": 1},
+            {
+                "candidate_id": 1,
+                "energy_above_hull": 1,
+                "formation_energy_per_atom": 1,
+                "provenance.round": 1,
+                "novelty.status": 1,
+            },
         )
     )
     by_round: dict[int, list[dict[str, Any]]] = {}
     for e in evaluations:
         by_round.setdefault(int(field_value(e, "provenance.round") or 0), []).append(e)
     by_id = {e["candidate_id"]: e for e in evaluations}
-    points, best, total_hits = [], None, 0
+    points, best, total_hits, total_novel = [], None, 0, 0
     for doc in rounds:
-        values = [v for e in by_round.get(doc.round, []) if (v := _number(e.get("energy_above_hull"))) is not None]
+        found = [
+            (v, field_value(e, "novelty.status") == "novel")
+            for e in by_round.get(doc.round, [])
+            if (v := _number(e.get("energy_above_hull"))) is not None
+        ]
+        values = [v for v, _ in found]
         new_best = min(values) if values else None
         if new_best is not None:
             best = new_best if best is None else min(best, new_best)
         hits = sum(v <= hit_threshold for v in values)
+        novel_hits = sum(v <= hit_threshold and novel for v, novel in found)
         total_hits += hits
+        total_novel += novel_hits
         errors: dict[str, list[tuple[float, float, float]]] = {}
         for entry in doc.acquired:
             found = by_id.get(entry.candidate_id)
@@ -166,6 +182,8 @@ def round_progress(store: CandidateStore, campaign: str, *, hit_threshold: float
                 new_best=new_best,
                 hits=hits,
                 hits_cumulative=total_hits,
+                novel_hits=novel_hits,
+                novel_hits_cumulative=total_novel,
                 targets_found=int(found_targets) if isinstance(found_targets, int | float) else None,
                 model=doc.prediction_model,
                 errors=errors,
@@ -202,6 +220,17 @@ def scatter_points(store: CandidateStore, campaign: str, *, limit: int = MAX_SCA
             }
         )
     return rows
+
+
+def novelty_text(novelty: Novelty | None) -> str:
+    """``'known: mp-1234 (mp_20; relaxed structure)'``, ``'novel (relaxed structure; checked against seeds, ...)'``
+    or ``'not checked'``: a candidate's verdict for its page."""
+    if novelty is None:
+        return "not checked"
+    if novelty.status == "known":
+        source = f"{novelty.match_source}; " if novelty.match_source and novelty.match_source != "seed" else ""
+        return f"known: {novelty.match} ({source}{novelty.checked_on} structure)"
+    return f"novel ({novelty.checked_on} structure; checked against {novelty.checked_against or 'nothing'})"
 
 
 @dataclass(frozen=True, kw_only=True)

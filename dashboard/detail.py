@@ -116,6 +116,7 @@ def candidate_detail_page(detail: data.CandidateDetail | None, candidate_id: str
         ("campaign", c.campaign),
         ("made in round", c.provenance.round),
         ("generator", f"{c.generator or c.source} {c.generator_version}".strip()),
+        ("known or novel", data.novelty_text(c.novelty)),
         ("parents", ", ".join(c.parents) or c.parent or "—"),
         ("substitutions", ", ".join(f"{k}→{v}" for k, v in c.substitutions.items()) or "—"),
         ("condition", c.condition or "—"),

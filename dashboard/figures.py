@@ -53,11 +53,16 @@ def best_so_far(points: Sequence[RoundPoint]) -> go.Figure:
 
 
 def hits_per_round(points: Sequence[RoundPoint], threshold: float) -> go.Figure:
-    """New near-hull hits per round (bars) and in total (line); replay campaigns: targets found."""
+    """New near-hull hits per round (bars) and in total (lines), all and novel ones only (not a known material: the
+    stable, unique, novel count); replay campaigns: targets found."""
     xs = [p.round for p in points]
     fig = go.Figure()
     fig.add_bar(x=xs, y=[p.hits for p in points], name=f"hits this round (E_hull ≤ {threshold:g})")
+    fig.add_bar(x=xs, y=[p.novel_hits for p in points], name="novel hits this round")
     fig.add_scatter(x=xs, y=[p.hits_cumulative for p in points], mode="lines+markers", name="hits so far")
+    fig.add_scatter(
+        x=xs, y=[p.novel_hits_cumulative for p in points], mode="lines+markers", name="novel hits so far (S.U.N.)"
+    )
     if any(p.targets_found is not None for p in points):
         fig.add_scatter(x=xs, y=[p.targets_found for p in points], mode="lines+markers", name="targets found (replay)")
     return _layout(fig, "Hits per round", "round", "candidates")

@@ -52,6 +52,8 @@ COLUMNS: tuple[Column, ...] = (
     Column(name="round", path="provenance.round", label="round"),
     Column(name="generator", path="generator", label="generator", numeric=False),
     Column(name="status", path="status", label="status", numeric=False),
+    Column(name="novelty", path="novelty.status", label="novel / known", numeric=False),
+    Column(name="known_as", path="novelty.match", label="known as", numeric=False),
     Column(name="n_sites", path="n_sites", label="sites"),
     Column(name="pred_e_above_hull", path="predictions.e_above_hull.mean", label="pred. E_hull (eV/atom)"),
     Column(name="pred_e_above_hull_std", path="predictions.e_above_hull.std", label="± (eV/atom)"),
@@ -73,8 +75,11 @@ COLUMNS: tuple[Column, ...] = (
     Column(name="window_high_V", path="oracle.window_high_V", label="window high (V)"),
 )
 _BY_NAME = {c.name: c for c in COLUMNS}
-#: Columns a ``where`` expression may compare with numbers.
-NUMERIC_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.numeric)
+#: Names a ``where`` expression may use that are no column: ``novel`` is 1 for a novel candidate, 0 for a known one
+#: (store.novelty), so ``novel >= 1`` keeps the novel ones.
+WHERE_ONLY: dict[str, str] = {"novel": "novelty.novel"}
+#: Columns a ``where`` expression may compare with numbers (and :data:`WHERE_ONLY`).
+NUMERIC_COLUMNS: tuple[str, ...] = (*(c.name for c in COLUMNS if c.numeric), *WHERE_ONLY)
 #: Columns the table may sort by (each has an index, or is the id).
 SORTABLE: tuple[str, ...] = (
     "id",
@@ -82,6 +87,7 @@ SORTABLE: tuple[str, ...] = (
     "round",
     "generator",
     "status",
+    "novelty",
     "n_sites",
     "pred_e_above_hull",
     "pred_band_gap",
@@ -106,9 +112,9 @@ class CandidateQuery:
     """What the table shows: filters (all must hold), one sort column and a page.
 
     ``where`` compares numeric columns with numbers (``"pred_band_gap >= 3 and e_above_hull <= 0.05"``, units as
-    in :data:`COLUMNS`); ``elements`` must all be present; ``alkali`` 'Li', 'Na' or 'Li or Na'; ``formula`` is a
-    reduced formula or its beginning ('LiFe' matches LiFePO4). Sorting by a numeric column shows only the rows that
-    have a value in it (missing values have no place in an order).
+    in :data:`COLUMNS`; ``novel >= 1``: the novel candidates only); ``elements`` must all be present; ``alkali``
+    'Li', 'Na' or 'Li or Na'; ``formula`` is a reduced formula or its beginning ('LiFe' matches LiFePO4). Sorting
+    by a numeric column shows only the rows that have a value in it (missing values have no place in an order).
     """
 
     campaign: str = ""
@@ -168,7 +174,8 @@ def candidate_filter(query: CandidateQuery, *, for_sort: bool = True) -> dict[st
         for c in parse_target(query.where).conditions:
             if c.name not in NUMERIC_COLUMNS:
                 raise ValueError(f"cannot filter on {c.name!r}; columns: {', '.join(NUMERIC_COLUMNS)}")
-            flt.setdefault(_BY_NAME[c.name].path, {})[_MONGO_OPS[c.op]] = float(c.value)
+            path = WHERE_ONLY[c.name] if c.name in WHERE_ONLY else _BY_NAME[c.name].path
+            flt.setdefault(path, {})[_MONGO_OPS[c.op]] = float(c.value)
     if query.sort not in SORTABLE:
         raise ValueError(f"cannot sort by {query.sort!r}; sortable: {', '.join(SORTABLE)}")
     column = _BY_NAME[query.sort]

@@ -8,12 +8,13 @@ StructureMatcher), the same everywhere.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pymatgen.core import Structure
 
 from core import __version__
-from store.documents import CandidateDoc, Provenance
+from store.documents import KNOWN_SOURCES, CandidateDoc, Novelty, Provenance
 from store.repository import CandidateStore
 from structures.identity import coarse_fingerprint, same_structure
 
@@ -34,6 +35,7 @@ def register_structures(
     round_index: int,
     items: list[tuple[Structure, dict[str, Any]]],
     limit: int,
+    novelty: Callable[[Structure], Novelty] | None = None,
 ) -> tuple[list[str], list[str]]:
     """Store structures the campaign has not seen (StructureMatcher against the store and each other).
 
@@ -42,6 +44,8 @@ def register_structures(
     Args:
         items: (structure, source fields of CandidateDoc: source, parent, labels, ...) pairs.
         limit: most new documents to write.
+        novelty: tells a new structure known or novel (``store.novelty.NoveltyChecker.check``), asked once per
+            document written; seeds and data-set entries are known by construction. None: not checked.
 
     Returns:
         (ids of the items in input order, the existing id for duplicates and "" for items left out by
@@ -58,6 +62,8 @@ def register_structures(
         group = known.setdefault(fp, {})
         match = next((cid for cid, other in group.items() if same_structure(structure, other)), None)
         if match is None and len(new_ids) < limit:
+            if novelty is not None and source.get("source") not in KNOWN_SOURCES and "novelty" not in source:
+                source = {**source, "novelty": novelty(structure)}
             match = _insert_new(store, campaign, provenance, structure, fp, group, source)
             if match in group and group[match] is structure:
                 new_ids.append(match)

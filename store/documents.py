@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 
 def utcnow() -> datetime:
@@ -45,6 +45,54 @@ class Provenance(BaseModel):
     acquisition: dict[str, Any] | None = Field(None, description="Acquisition config in force (None: not acquired).")
     oracle: str | None = Field(None, description="Oracle potential name (None: not evaluated).")
     oracle_version: str | None = Field(None, description="Oracle potential and package versions.")
+
+
+#: Sources whose candidates are known by construction: the campaign's seeds and labelled data-set entries.
+KNOWN_SOURCES: tuple[str, ...] = ("seed", "dataset")
+
+
+class Novelty(BaseModel):
+    """Whether a structure is a known material or a new one, and what it was checked against (store.novelty).
+
+    Known: it matches (StructureMatcher, same reduced formula) a reference phase of the hull (a phase file's MP
+    phase, or MP's own online with ``MP_API_KEY``; not the hull-completion analogues the oracle computed), a seed
+    of the campaign or a labelled data-set entry. Novel: none of those.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: Literal["known", "novel"] = Field(description="'known' (matches a known structure) or 'novel'.")
+    match: str | None = Field(
+        None,
+        description="Id of the known structure it matches: an MP id ('mp-1234'; phase file or MP online), "
+        "'seed:<name>' or '<data set>:<id>'; None when novel.",
+    )
+    match_source: str | None = Field(
+        None,
+        description="Where that structure comes from: 'mp_20', 'mp_20_test', 'mpts_52', 'mp-api', 'seed', 'dataset'.",
+    )
+    checked_against: str = Field(
+        "", description="What was searched, e.g. 'seeds, mp_20, mp_20_test, mpts_52, mp-api' (offline: no mp-api)."
+    )
+    checked_on: Literal["generated", "relaxed"] = Field(
+        "generated", description="Which structure was compared: as generated (or seeded), or relaxed by the oracle."
+    )
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def novel(self) -> int:
+        """1 when novel, 0 when known: stored, so ``--where 'novel >= 1'`` filters like any number."""
+        return int(self.status == "novel")
+
+    @classmethod
+    def known_by_source(cls, source: str, parent: str | None) -> Novelty | None:
+        """A seed ('seed:<name>') or a data-set entry ('<data set>:<id>') is known by construction; None otherwise."""
+        if source == "seed":
+            match = f"seed:{parent}" if parent else "seed"
+            return cls(status="known", match=match, match_source="seed", checked_against="source")
+        if source == "dataset":
+            return cls(status="known", match=parent, match_source="dataset", checked_against="source")
+        return None
 
 
 class CandidateDoc(_Doc):
@@ -94,6 +142,12 @@ class CandidateDoc(_Doc):
         "log10_conductivity (log10 S/cm) of the relaxed structure, average_voltage (V), capacity_mAh_g, "
         "window_low_V / window_high_V (V); empty until evaluated.",
     )
+    novelty: Novelty | None = Field(
+        None,
+        description="Known or novel (store.novelty): checked when it is registered (seeds and data-set entries are "
+        "known), then on its relaxed structure when it is labelled (that evaluation's verdict); None: not checked "
+        "(a store written before the check existed).",
+    )
     predicted_by: str | None = Field(None, description="Loop model version behind `predictions`.")
     predicted_round: int | None = Field(None, description="Round whose predict stage wrote `predictions`.")
     provenance: Provenance
@@ -105,6 +159,8 @@ class CandidateDoc(_Doc):
         """The document of a pymatgen ``structure`` stored as ``cid``; ``source`` fills source, parent, labels, ...."""
         comp = structure.composition
         elements = sorted(el.symbol for el in comp.elements)
+        if source.get("novelty") is None:
+            source = {**source, "novelty": Novelty.known_by_source(source.get("source", ""), source.get("parent"))}
         return cls(
             _id=cid,
             campaign=provenance.campaign,
@@ -189,6 +245,11 @@ class EvaluationDoc(_Doc):
         description="Molecular-dynamics diffusion result (oracle.md.DiffusionResult: D in cm²/s, Nernst-Einstein "
         "conductivity in S/cm, settings and caveat); None when not run.",
     )
+    novelty: Novelty | None = Field(
+        None,
+        description="Known or novel (store.novelty): its candidate's verdict when written, then the verdict on the "
+        "relaxed structure (the relax labeller checks it at the end of the round, before the hull).",
+    )
     max_force: float | None = Field(None, description="Largest residual force (eV/Å).")
     n_steps: int = Field(0, description="Optimizer steps taken.")
     energy_trajectory: list[float] = Field(
@@ -225,7 +286,7 @@ class EvaluationDoc(_Doc):
             oracle_key=oracle_key,
             elements=candidate.elements,
             provenance=provenance,
-            **{"formula": candidate.formula, **fields},
+            **{"formula": candidate.formula, "novelty": candidate.novelty, **fields},
         )
 
     @classmethod

@@ -4,7 +4,9 @@ An expression is parsed by :func:`core.expressions.parse_target` into comparison
 numbers; each becomes a MongoDB comparison on a whitelisted field path (:data:`QUERY_FIELDS`), so no part of a
 user's text reaches the database as an operator. Evaluated candidates are matched on the oracle's values and the
 model properties of their relaxed structures; with ``predicted=True`` the unevaluated ones are matched on their
-latest predictions too. Rows are flat dicts with the columns of :data:`COLUMNS`.
+latest predictions too. ``novel`` is 1 for a novel candidate and 0 for a known one (:mod:`store.novelty`: it matches a
+reference phase or a seed), so ``novel >= 1`` keeps the novel ones. Rows are flat dicts with the columns of
+:data:`COLUMNS`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.expressions import parse_target
-from store.documents import CandidateDoc, EvaluationDoc
+from store.documents import CandidateDoc, EvaluationDoc, Novelty
 from store.repository import CandidateStore, _guard
 
 __all__ = ["COLUMNS", "QUERY_FIELDS", "query_rows", "where_filter"]
@@ -33,6 +35,8 @@ QUERY_FIELDS: dict[str, tuple[str, str | None]] = {
     "stability_window_low_V": ("window.low_V", None),
     "stability_window_high_V": ("window.high_V", None),
     "round": ("provenance.round", "provenance.round"),
+    # 1 novel, 0 known (store.novelty): 'novel >= 1' keeps the novel ones, 'novel <= 0' the known ones
+    "novel": ("novelty.novel", "novelty.novel"),
 }
 
 #: Columns of a result row (units: eV/atom, eV, log10 S/cm, V, mAh/g, Wh/kg).
@@ -43,6 +47,8 @@ COLUMNS: tuple[str, ...] = (
     "round",
     "status",
     "values_from",
+    "novelty",
+    "known_as",
     "formation_energy_per_atom",
     "e_above_hull",
     "hull_thin",
@@ -87,6 +93,13 @@ def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _novelty_cells(novelty: Novelty | None) -> dict[str, Any]:
+    """``novelty`` ('known', 'novel'; None: not checked), ``known_as`` (the id it matches) and ``novel`` (1, 0)."""
+    if novelty is None:
+        return {"novelty": None, "known_as": None, "novel": None}
+    return {"novelty": novelty.status, "known_as": novelty.match, "novel": novelty.novel}
+
+
 def _evaluation_row(e: EvaluationDoc) -> dict[str, Any]:
     electrode, window = e.electrode or {}, e.window or {}
     row = {
@@ -96,6 +109,7 @@ def _evaluation_row(e: EvaluationDoc) -> dict[str, Any]:
         "round": e.provenance.round,
         "status": e.status,
         "values_from": "oracle",
+        **_novelty_cells(e.novelty),
         "formation_energy_per_atom": e.formation_energy_per_atom,
         "e_above_hull": e.energy_above_hull,
         "hull_thin": e.hull.get("thin"),
@@ -125,6 +139,7 @@ def _candidate_row(c: CandidateDoc) -> dict[str, Any]:
         round=c.provenance.round,
         status=c.status,
         values_from="predicted",
+        **_novelty_cells(c.novelty),
         formation_energy_per_atom=_num(p.get("formation_energy_per_atom", {}).get("mean")),
         e_above_hull=_num(p.get("e_above_hull", {}).get("mean")),
         reason="",

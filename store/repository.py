@@ -19,7 +19,7 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from core.errors import StoreUnavailableError
 from core.validation import env_seconds
-from store.documents import CandidateDoc, EvaluationDoc, ModelDoc, RoundDoc, oracle_summary, utcnow
+from store.documents import CandidateDoc, EvaluationDoc, ModelDoc, Novelty, RoundDoc, oracle_summary, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ INDEXES: tuple[tuple[str, list[tuple[str, int]], dict[str, Any]], ...] = (
     ("candidates", [("oracle.band_gap", 1)], {}),
     ("candidates", [("oracle.log10_conductivity", 1)], {}),
     ("candidates", [("oracle.average_voltage", 1)], {}),
+    ("candidates", [("novelty.status", 1)], {}),
     ("evaluations", [("candidate_id", 1)], {}),
     ("evaluations", [("campaign", 1), ("oracle_key", 1)], {}),
     ("evaluations", [("formation_energy_per_atom", 1)], {}),
@@ -386,6 +387,14 @@ class CandidateStore:
         """Record an evaluation's electrochemical stability window (V vs the metal, products, phases used)."""
         self.evaluations.update_one({"_id": evaluation_id}, {"$set": {"window": window}})
         self._refresh_summary(evaluation_id)
+
+    @_guard
+    def set_novelty(self, candidate_id: str, novelty: Novelty, evaluation_id: str | None = None) -> None:
+        """Record a candidate's known-or-novel verdict (store.novelty), and on its evaluation for a relaxed one."""
+        data = novelty.model_dump(mode="json")
+        if evaluation_id is not None:
+            self.evaluations.update_one({"_id": evaluation_id}, {"$set": {"novelty": data}})
+        self.candidates.update_one({"_id": candidate_id}, {"$set": {"novelty": data}})
 
     @_guard
     def set_transport(self, evaluation_id: str, transport: dict[str, Any]) -> None:

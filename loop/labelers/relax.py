@@ -18,6 +18,14 @@ from loop.registry import LABELERS
 from loop.roles import Progress, RoundContext
 from oracle.config import OracleConfig
 from store.documents import BatchEntry, CandidateDoc, EvaluationDoc, Provenance, RoundDoc
+from store.novelty import (
+    NoveltyChecker,
+    check_labels,
+    discovery_metrics,
+    is_known,
+    needs_relaxed_check,
+    reference_phases,
+)
 
 
 @LABELERS.register("relax")
@@ -104,17 +112,32 @@ class RelaxLabeler:
         elemental_energies(self.oracle, {el for c in candidates for el in c.elements}, num_threads=ctx.num_threads)
 
     def finish_round(self, ctx: RoundContext) -> dict[str, Any]:
-        """Recompute the signed energy above hull (eV/atom) and decomposition of every label of the campaign.
+        """Tell each new label known or novel on its relaxed structure, then recompute the signed energy above hull
+        (eV/atom) and decomposition of every label of the campaign; returns the campaign's discovery counts
+        (:func:`store.novelty.discovery_metrics`: evaluated, stable, stable and known, S.U.N. and its rate).
 
-        On the MP scale the hull of each chemical system holds the Materials Project reference phases
-        (:mod:`oracle.phases`) and every other labelled structure of the campaign; each value records how many
-        reference phases its system held, where they came from and whether the hull is thin. Otherwise the hull
-        holds the elemental references (same potential) and the campaign's structures. A phase found in a later
-        round can raise the value of an earlier one, hence the recomputation. No round metrics.
+        Novelty (:mod:`store.novelty`): matched against the reference phases of the hull (not the computed ones) and
+        the campaign's seeds, before the hull. On the MP scale the hull of each chemical system holds the Materials
+        Project reference phases (:mod:`oracle.phases`) and every other labelled structure of the campaign; each
+        value records how many reference phases its system held, where they came from and whether the hull is thin.
+        Otherwise the hull holds the elemental references (same potential) and the campaign's structures. A phase
+        found in a later round can raise the value of an earlier one, hence the recomputation.
         """
-        usable = [e for e in ctx.store.labelled(ctx.campaign, self.key) if e.energy_per_atom is not None]
+        labels = ctx.store.labelled(ctx.campaign, self.key)
+        if any(e.relaxed_structure and needs_relaxed_check(e.novelty) for e in labels):
+            checker = NoveltyChecker(
+                phase_set=reference_phases(self.oracle.reference_phases, self.oracle.competing_phases),
+                store=ctx.store,
+                campaign=ctx.campaign,
+            )
+            check_labels(ctx.store, checker, labels)
+        self._hulls(ctx, [e for e in labels if e.energy_per_atom is not None])
+        return discovery_metrics(ctx.store, ctx.campaign, self.key)
+
+    def _hulls(self, ctx: RoundContext, usable: list[EvaluationDoc]) -> None:
+        """The hull of every usable label (see :meth:`finish_round`)."""
         if not usable:
-            return {}
+            return
         entries = [
             (
                 e.id,
@@ -123,8 +146,7 @@ class RelaxLabeler:
             )
             for e in usable
         ]
-        from oracle.completion import complete
-        from oracle.completion import reference_phase_set
+        from oracle.completion import complete, reference_phase_set
 
         phase_set = reference_phase_set(self.oracle)
         if phase_set is not None:
@@ -133,7 +155,7 @@ class RelaxLabeler:
             complete(phase_set, systems, self.oracle, num_threads=ctx.num_threads)
         if phase_set is None:
             self._elemental_hull(ctx, usable, entries)
-            return {}
+            return
         for key, formula, energy in entries:
             others = [c for c in entries if c[0] != key]
             st = phase_set.stability(formula, float(energy), context=others)  # type: ignore[arg-type]
@@ -147,7 +169,6 @@ class RelaxLabeler:
         for e in usable:
             if e.window is None and ({"Li", "Na"} & set(e.elements)):
                 ctx.store.set_window(e.id, _window(phase_set, e))
-        return {}
 
     def _elemental_hull(self, ctx: RoundContext, usable: list[Any], entries: list[Any]) -> None:
         """The hull of the elemental references, the campaign's labels and (allowed) MP competing phases."""
@@ -162,10 +183,13 @@ class RelaxLabeler:
             ctx.store.set_hull(key, res.e_above_hull, res.decomposition)
 
     def best(self, ctx: RoundContext, n: int = 5) -> list[dict[str, Any]]:
-        """The ``n`` most stable labels: lowest signed energy above hull, then formation energy (eV/atom), with
-        what the hull rests on and the model properties of the relaxed structure (mean and std)."""
+        """The ``n`` most stable novel labels, then the ``n`` most stable known ones (reference phases, seeds),
+        each ranked apart: lowest signed energy above hull, then formation energy (eV/atom), with whether and as
+        what it is known, what the hull rests on and the model properties of the relaxed structure (mean, std)."""
         labelled = sorted(ctx.store.labelled(ctx.campaign, self.key), key=_stability_key)
-        return [_best_row(e) for e in labelled[:n]]
+        novel = [e for e in labelled if not is_known(e)][:n]
+        known = [e for e in labelled if is_known(e)][:n]
+        return [_best_row(e) for e in novel + known]
 
     def parent_rank(self, ctx: RoundContext) -> list[tuple[str, dict[str, Any]]]:
         """Relaxed structures, most stable first (energy above hull, then formation energy)."""
@@ -191,26 +215,68 @@ class RelaxLabeler:
         }
 
     def best_markdown(self, doc: RoundDoc, targets: tuple[str, ...]) -> str:
-        """The most stable labels so far, with their predicted properties."""
-        names = sorted({k[: -len("_mean")] for b in doc.best for k in b if k.endswith("_mean")})
-        head = "| formula | id | formation energy | E above hull (phases) |" + "".join(f" {n} |" for n in names)
-        rule = "| --- " * (4 + len(names)) + "|"
-        rows = []
-        for b in doc.best:
-            hull = "" if b.get("e_above_hull") is None else f"{b['e_above_hull']:+.3f}"
-            if b.get("hull_phases") is not None:
-                hull += f" ({hull_phases_label(b)})"
-            cells = "".join(
-                f" {b[n + '_mean']:.2f} ± {b.get(n + '_std', 0.0):.2f} |" if n + "_mean" in b else " |" for n in names
+        """The most stable novel labels so far and, apart, the most stable known ones, with their predicted
+        properties, and the campaign's S.U.N. count."""
+        novel = [b for b in doc.best if b.get("novelty") != "known"]
+        known = [b for b in doc.best if b.get("novelty") == "known"]
+        m = doc.metrics
+        sun = ""
+        if "n_sun" in m:
+            sun = (
+                f"\n**S.U.N.** (stable within {m.get('stable_threshold_eV_per_atom', 0.1):g} eV/atom of the hull, "
+                f"unique, novel): {m['n_sun']} of {m.get('n_evaluated', 0)} evaluated candidates "
+                f"({m.get('sun_rate', 0.0):.1%}); stable but known: {m.get('n_stable_known', 0)}\n"
             )
-            energy = f"{b['formation_energy_per_atom']:.3f}"
-            rows.append(f"| {b['formula']} | {b['candidate_id']} | {energy} | {hull} |{cells}")
-        body = "\n".join(rows)
-        return f"""## Most stable so far (eV/atom; energy above the hull of MP phases, signed)
-{head}
-{rule}
-{body}
-"""
+        return (
+            "## Most stable novel candidates so far (eV/atom; energy above the hull of MP phases, signed)\n"
+            + _best_rows_markdown(novel)
+            + (f"\n{novelty_scope(novel)}\n" if novelty_scope(novel) else "")
+            + "\n## Most stable known materials (matching a reference phase or a seed)\n"
+            + _best_rows_markdown(known)
+            + sun
+        )
+
+
+def _best_rows_markdown(best: list[dict[str, Any]]) -> str:
+    """A markdown table of best rows: formula, id, what it is known as, energies, properties (mean ± std)."""
+    names = sorted({k[: -len("_mean")] for b in best for k in b if k.endswith("_mean")})
+    head = "| formula | id | known as | formation energy | E above hull (phases) |" + "".join(f" {n} |" for n in names)
+    rule = "| --- " * (5 + len(names)) + "|"
+    rows = []
+    for b in best:
+        hull = "" if b.get("e_above_hull") is None else f"{b['e_above_hull']:+.3f}"
+        if b.get("hull_phases") is not None:
+            hull += f" ({hull_phases_label(b)})"
+        cells = "".join(
+            f" {b[n + '_mean']:.2f} ± {b.get(n + '_std', 0.0):.2f} |" if n + "_mean" in b else " |" for n in names
+        )
+        energy = f"{b['formation_energy_per_atom']:.3f}"
+        rows.append(f"| {b['formula']} | {b['candidate_id']} | {known_as_label(b)} | {energy} | {hull} |{cells}")
+    body = "\n".join(rows) if rows else "| none yet |" + " |" * (4 + len(names))
+    return f"{head}\n{rule}\n{body}\n"
+
+
+def known_as_label(row: dict[str, Any]) -> str:
+    """``'mp-1234 (mp_20)'``, ``'seed:Li2O'``, ``'novel'`` or ``''`` (not checked): what a best row is known as."""
+    if row.get("novelty") == "known":
+        source = row.get("known_source")
+        match = str(row.get("known_as") or "")
+        return f"{match} ({source})" if source and source not in ("seed", "dataset") else match
+    return "novel" if row.get("novelty") == "novel" else ""
+
+
+def novelty_scope(best: list[dict[str, Any]]) -> str:
+    """What the novel rows were checked against, e.g. ``'novel: matching none of seeds, mp_20, mpts_52 (not MP's
+    own phases online: set MP_API_KEY)'``; '' when no row is novel."""
+    scopes = sorted(
+        {str(b["checked_against"]) for b in best if b.get("novelty") == "novel" and b.get("checked_against")}
+    )
+    if not scopes:
+        return ""
+    offline = not all("mp-api" in scope for scope in scopes)
+    return f"novel: matching none of {' / '.join(scopes)}" + (
+        " (not MP's own phases online: set MP_API_KEY)" if offline else ""
+    )
 
 
 def hull_phases_label(row: dict[str, Any]) -> str:
@@ -251,6 +317,10 @@ def _best_row(e: EvaluationDoc) -> dict[str, Any]:
         "hull_phases": e.hull.get("n_phases"),
         "hull_sources": e.hull.get("sources"),
         "hull_thin": e.hull.get("thin"),
+        "novelty": e.novelty.status if e.novelty is not None else None,
+        "known_as": e.novelty.match if e.novelty is not None else None,
+        "known_source": e.novelty.match_source if e.novelty is not None else None,
+        "checked_against": e.novelty.checked_against if e.novelty is not None else None,
     }
     for name, value in sorted(e.properties.items()):
         row[f"{name}_mean"] = value.get("mean")

@@ -14,13 +14,16 @@ from loop.config import LoopConfig
 from loop.registry import SOURCES
 from loop.roles import GenerateOutput, Labeler, RoundContext
 from store.candidates import register_structures
+from store.novelty import NoveltyChecker, reference_phases
 
 
 @SOURCES.register("generated")
 @dataclass(frozen=True, kw_only=True)
 class GeneratedSource:
     """Seeds (round 0), then the registered generators of ``generate.generators`` applied to the seeds and
-    the ``generate.parents_per_round`` best labelled structures (the labeller ranks them)."""
+    the ``generate.parents_per_round`` best labelled structures (the labeller ranks them). Each new candidate is
+    checked known or novel against the hull's reference phases (``oracle.reference_phases``, MP online when
+    ``oracle.competing_phases`` allows it) and the campaign's seeds (:mod:`store.novelty`)."""
 
     name: ClassVar[str] = "generated"
     fixed_pool: ClassVar[bool] = False
@@ -28,6 +31,8 @@ class GeneratedSource:
     seeds: tuple[str, ...]
     generate_config: GenerateConfig
     candidates_per_round: int
+    reference_phases: tuple[str, ...] = ("mp_20", "mp_20_test", "mpts_52")
+    competing_phases: str = "auto"
 
     @classmethod
     def from_config(cls, config: LoopConfig) -> GeneratedSource:
@@ -35,7 +40,11 @@ class GeneratedSource:
         for name in config.generate.generators:
             GENERATORS.get(name)  # one clear line for a typo, before any round starts
         return cls(
-            seeds=config.seeds, generate_config=config.generate, candidates_per_round=config.candidates_per_round
+            seeds=config.seeds,
+            generate_config=config.generate,
+            candidates_per_round=config.candidates_per_round,
+            reference_phases=tuple(config.oracle.reference_phases),
+            competing_phases=config.oracle.competing_phases,
         )
 
     def check(self) -> int:
@@ -69,6 +78,11 @@ class GeneratedSource:
                 n_candidates=0, new_ids=[], n_parents=len(parents), elapsed_s=time.perf_counter() - start
             )
         stats: dict[str, dict[str, int]] = {}
+        novelty = NoveltyChecker(
+            phase_set=reference_phases(self.reference_phases, self.competing_phases),
+            store=ctx.store,
+            campaign=ctx.campaign,
+        )
         new_ids: list[str] = []
         n_candidates = 0
         for name in config.generators:
@@ -81,7 +95,12 @@ class GeneratedSource:
             items = [(c.structure, c.provenance()) for c in report.passed]
             limit = min(quotas[name], room - len(new_ids))
             _, written = register_structures(
-                ctx.store, campaign=ctx.campaign, round_index=ctx.round_index, items=items, limit=max(0, limit)
+                ctx.store,
+                campaign=ctx.campaign,
+                round_index=ctx.round_index,
+                items=items,
+                limit=max(0, limit),
+                novelty=novelty.check,
             )
             new_ids += written
             stats[name] = {"quota": quotas[name], **report.summary(), "new": len(written)}

@@ -15,8 +15,9 @@ from dashboard import data, figures
 from dashboard.export import cif_zip, rows_csv, rows_json
 from dashboard.viewer import patch_pymatgen_graph_names
 from store import open_store
+from store.browse import CandidateQuery, candidate_page, count_candidates
 from store.connection import close_all
-from store.documents import BatchEntry, CandidateDoc, EvaluationDoc, Provenance, RoundDoc
+from store.documents import BatchEntry, CandidateDoc, EvaluationDoc, Novelty, Provenance, RoundDoc
 from store.repository import CandidateStore
 
 LI2O = Structure(Lattice.cubic(4.6), ["Li", "Li", "O"], [[0.25, 0.25, 0.25], [0.75, 0.75, 0.75], [0, 0, 0]])
@@ -92,6 +93,34 @@ def test_round_progress_tracks_best_hits_and_errors(store: CandidateStore) -> No
         assert any(len([y for y in trace.y if y is not None]) for trace in fig.data)
     parity = data.loop_model_parity(store, "c-r0")
     assert len(parity["formation_energy_per_atom"]) == 1
+
+
+def test_novel_hits_and_the_known_or_novel_column(store: CandidateStore) -> None:
+    """Hits that are known materials (a reference phase, a seed) are counted apart from novel ones; the candidates
+    table shows the verdict and filters on it (``novel >= 1``)."""
+    store.set_novelty("c-1", Novelty(status="known", match="mp-1960", match_source="mp_20"), "c-1:k")
+    store.set_novelty("c-2", Novelty(status="novel", checked_on="relaxed"), "c-2:k")
+    points = data.round_progress(store, "c", hit_threshold=0.15)
+    assert [(p.hits, p.novel_hits) for p in points] == [(0, 0), (1, 0), (1, 1)]
+    assert (points[-1].hits_cumulative, points[-1].novel_hits_cumulative) == (2, 1)
+    names = [trace.name for trace in figures.hits_per_round(points, 0.15).data]
+    assert "novel hits this round" in names and "novel hits so far (S.U.N.)" in names
+    rows = candidate_page(store, CandidateQuery(campaign="c", sort="id")).rows
+    assert [(r["id"], r["novelty"], r["known_as"]) for r in rows] == [
+        ("c-0", None, None),  # not checked (a store written before the check)
+        ("c-1", "known", "mp-1960"),
+        ("c-2", "novel", None),
+    ]
+    novel = CandidateQuery(campaign="c", where="novel >= 1", sort="novelty")
+    assert [r["id"] for r in candidate_page(store, novel).rows] == ["c-2"] and count_candidates(store, novel) == 1
+    known = CandidateQuery(campaign="c", where="novel < 1", sort="e_above_hull")
+    assert [r["id"] for r in candidate_page(store, known).rows] == ["c-1"]
+    texts = [data.novelty_text(data.candidate_detail(store, f"c-{i}").candidate.novelty) for i in range(3)]
+    assert texts == [
+        "not checked",
+        "known: mp-1960 (mp_20; generated structure)",
+        "novel (relaxed structure; checked against nothing)",
+    ]
 
 
 def test_scatter_and_detail(store: CandidateStore) -> None:

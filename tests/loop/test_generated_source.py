@@ -68,6 +68,9 @@ def test_a_round_mixes_generators_by_quota_and_records_their_counts(config: Loop
     pyxtal_doc = next(d for d in docs if d.generator == "pyxtal")
     assert pyxtal_doc.source == "pyxtal" and "space_group" in pyxtal_doc.parameters
     assert pyxtal_doc.generator_version.startswith("pyxtal-")
+    # each new candidate is checked known or novel on registration (the seeds are known as themselves)
+    assert all(d.novelty is not None and d.novelty.checked_against == "seeds, mp_20, mp_20_test, mpts_52" for d in docs)
+    assert {s.novelty.match for s in store.find_seeds("mix")} == {"seed:pymatgen:Li2O", "seed:pymatgen:LiFePO4"}  # type: ignore[union-attr]
     stats = store.get_round("mix", 1).generation
     assert set(stats) == {"substitution", "pyxtal"}
     for s in stats.values():

@@ -121,9 +121,19 @@ def test_seed_generate_acquire_evaluate_resume(store: CandidateStore, config: Lo
     assert doc.status == "completed" and doc.n_evaluated == len(batch)
     hulls = [e.energy_above_hull for e in store.labelled(config.campaign, config.oracle.key())]
     assert hulls and all(h is not None and h >= 0 for h in hulls) and min(hulls) == 0.0
-    assert doc.best[0]["formation_energy_per_atom"] == min(
-        e.formation_energy_per_atom for e in store.labelled(config.campaign, config.oracle.key())
-    )
+    labels = store.labelled(config.campaign, config.oracle.key())
+    assert min(b["formation_energy_per_atom"] for b in doc.best) == min(e.formation_energy_per_atom for e in labels)
+    # novel candidates ranked first, apart from the known ones (the seeds), each group most stable first
+    known = [b["novelty"] == "known" for b in doc.best]
+    assert known == sorted(known) and not known[0]
+    seed_ids = set(store.candidate_ids(config.campaign, "seed"))
+    assert {b["candidate_id"] for b in doc.best if b["novelty"] == "known"} == seed_ids
+    for group in (False, True):
+        keys = [
+            (b["e_above_hull"], b["formation_energy_per_atom"]) for b in doc.best if (b["novelty"] == "known") == group
+        ]
+        assert keys == sorted(keys)
+    assert doc.metrics["n_evaluated"] == len(batch) and doc.metrics["n_sun"] <= doc.metrics["n_stable"]
     # the completed round again: nothing relaxed, nothing written (its completion time and timings kept too)
     completed = store_documents(store)
     with count_oracle_calls() as calls:
