@@ -74,6 +74,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--cache", type=Path, default=None, help="reuse this folder (default: a fresh one)")
     parser.add_argument("--limit", type=int, default=None, help="screen only the first N (smallest cells)")
     parser.add_argument("--min-compounds", type=int, default=completion.MIN_COMPOUNDS, help="complete below this")
+    parser.add_argument(
+        "--min-compounds-self", type=int, default=completion.MIN_COMPOUNDS_SELF, help="complete a system itself below"
+    )
     parser.add_argument("--max-structures", type=int, default=completion.MAX_STRUCTURES, help="compositions each")
     parser.add_argument("--per-formula", type=int, default=completion.PER_FORMULA, help="parents per composition")
     parser.add_argument("--max-sites", type=int, default=completion.MAX_SITES, help="largest analogue cell")
@@ -223,6 +226,7 @@ def main() -> None:
     import warnings
 
     warnings.filterwarnings("ignore", module="pymatgen")
+    from oracle import completion
     from oracle.completion import _slug, complete
     from oracle.config import OracleConfig
     from oracle.phases import PhaseSet, find_phase_file, mp_elemental_energies, read_phase_file
@@ -250,6 +254,7 @@ def main() -> None:
     systems = [{el for el in re.findall(r"[A-Z][a-z]?", r["formula"])} for r in energies.values()]
     label = _memo_label(config, cache / "relaxations.json")
     variant = [args.min_compounds, args.max_structures, args.per_formula, args.max_sites]
+    variant += [] if args.min_compounds_self == completion.MIN_COMPOUNDS_SELF else [f"self{args.min_compounds_self}"]
     report = complete(
         phases,
         systems,
@@ -258,6 +263,7 @@ def main() -> None:
         progress=lambda m: print(m, flush=True),
         directory=cache / "computed" / _slug(config.key()) / "-".join(map(str, [*args.sources, *variant])),
         min_compounds=args.min_compounds,
+        min_compounds_self=args.min_compounds_self,
         max_structures=args.max_structures,
         per_formula=args.per_formula,
         max_sites=args.max_sites,

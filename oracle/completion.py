@@ -52,6 +52,10 @@ __all__ = [
 VERSION = 1
 #: A sub-system with fewer reference compounds than this is completed.
 MIN_COMPOUNDS = 1
+#: The chemical system itself (two or three elements) is completed when it holds fewer compounds than this: one
+#: Na-Se compound (NaSe2, say) leaves Na2Se 0.8 eV/atom below a hull that lacks its own composition, and analogues
+#: of the system's likeliest compositions (Na2Se from Na2S or K2Se) restore it.
+MIN_COMPOUNDS_SELF = 3
 
 #: label(config, structures, *, num_threads, on_result) -> one dict per structure (label_structures' fields).
 Labeller = Callable[..., list[dict[str, Any]]]
@@ -197,6 +201,7 @@ def _record(doc: dict[str, Any]) -> SubsystemCompletion:
         n_candidates=len(doc["phases"]) + len(doc["failed"]),
         n_added=len(doc["phases"]),
         n_failed=len(doc["failed"]),
+        searched=True,
     )
 
 
@@ -245,6 +250,7 @@ def complete(
     progress: Callable[[str], None] | None = None,
     directory: Path | None = None,
     min_compounds: int = MIN_COMPOUNDS,
+    min_compounds_self: int = MIN_COMPOUNDS_SELF,
     max_structures: int = MAX_STRUCTURES,
     per_formula: int = PER_FORMULA,
     max_sites: int = MAX_SITES,
@@ -255,7 +261,9 @@ def complete(
     gets the analogue structures of :func:`analogue_structures`, relaxed by the oracle ``config``
     (:class:`~oracle.config.OracleConfig`) and added to ``phase_set`` as source ``computed`` (entry id
     ``computed:<oracle key>:<formula>:<parent MP id>``, provenance ``computed:<oracle key>``); every examined
-    sub-system is recorded (:meth:`PhaseSet.mark_completed`).
+    sub-system is recorded (:meth:`PhaseSet.mark_completed`). A sub-system is completed when it holds fewer than
+    ``min_compounds`` reference compounds, a system of ``systems`` itself (two or three elements) when it holds
+    fewer than ``min_compounds_self``.
 
     Args:
         directory: the cache folder (default :func:`cache_dir`): one JSON per completed sub-system, written also
@@ -273,19 +281,27 @@ def complete(
     chemical_systems = {frozenset(s) for s in systems}
     wanted = sorted({s for system in chemical_systems for s in subsystems(system)})
     held: dict[frozenset[str], dict[str, str]] = {}  # sub-system -> MP entry id -> formula (one query per system)
+
+    def needed(sub: tuple[str, ...]) -> int:  # complete below this many reference compounds
+        return max(min_compounds, min_compounds_self) if frozenset(sub) in chemical_systems else min_compounds
+
+    def done(sub: tuple[str, ...]) -> bool:  # examined already, under a rule at least as strict as this one
+        record = phase_set.completion(sub)
+        return record is not None and (record.searched or record.n_reference >= needed(sub))
+
     for system in chemical_systems:
-        if any(phase_set.completion(s) is None for s in subsystems(system)):
+        if not all(done(s) for s in subsystems(system)):
             for p in phase_set.phases(system):
                 if p.source != "computed":
                     held.setdefault(frozenset(p.elements), {})[p.entry_id] = p.formula
     todo: list[tuple[tuple[str, ...], int, list[Analogue]]] = []
     for sub in wanted:
         name = "-".join(sub)
-        if phase_set.completion(sub) is not None:
+        if done(sub):
             continue
         report.examined.append(name)
         n_reference = len(held.get(frozenset(sub), {}))
-        if n_reference >= min_compounds:
+        if n_reference >= needed(sub):
             phase_set.mark_completed(SubsystemCompletion(system=sub, n_reference=n_reference))
             continue
         report.missing.append(name)

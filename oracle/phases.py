@@ -73,6 +73,8 @@ class SubsystemCompletion:
     """Computed phases added (relaxed successfully)."""
     n_failed: int = 0
     """Relaxations that failed (recorded, not retried)."""
+    searched: bool = False
+    """Whether analogues were searched for (False: it had enough reference compounds and was left as it was)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -222,3 +222,20 @@ def test_load_cached_reads_one_oracles_phases_by_system_or_all(reference, tmp_pa
     assert load_cached(every, config.key(), directory=tmp_path) == []  # already there: nothing read twice
     other = OracleConfig(refine={"potential": None}).key()
     assert load_cached(_fresh(reference), other, directory=tmp_path) == []  # another oracle's cache is not read
+
+
+def test_the_system_itself_is_completed_while_it_holds_few_compounds(reference, tmp_path):
+    """Na-Se holds one file compound: enough as a sub-system of Na-Se-O, not as the system a Na2Se candidate is in
+    (its own composition may be missing: Na2Se then lies far below a hull of NaSe-like phases alone)."""
+    held = {p.formula for p in reference.phases_of(["Na", "Se"])}
+    assert 1 <= len(held) < 3 and "Na2Se" not in held  # the shared files' Na-Se side
+    phases = _fresh(reference)
+    label = CountingLabeller(dict(reference.mu))
+    report = complete(phases, [["Na", "Se", "O"]], OracleConfig(), label=label, directory=tmp_path)
+    assert "Na-Se" not in report.missing and phases.completion(["Na", "Se"]).searched is False
+    report = complete(phases, [["Na", "Se"]], OracleConfig(), label=label, directory=tmp_path)
+    assert report.missing == ["Na-Se"] and phases.completion(["Na", "Se"]).searched
+    computed = {p.formula for p in phases.phases_of(["Na", "Se"]) if p.source == "computed"}
+    assert "Na2Se" in computed and not computed & held
+    again = complete(phases, [["Na", "Se"]], OracleConfig(), label=label, directory=tmp_path)
+    assert again.examined == []  # examined once under the stricter rule: never again
