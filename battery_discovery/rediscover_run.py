@@ -248,7 +248,7 @@ def complete_seed_hulls(config: RediscoverConfig, split: PreparedSplit, *, num_t
         for folder in split.seed_dirs.values()
         for seed in load_seeds([str(folder)])
     }
-    report = complete(phase_set, systems, oracle, num_threads=num_threads, progress=say)
+    report = complete(phase_set, systems, oracle, num_threads=num_threads, progress=say, **oracle.completion.kwargs())
     say(
         f"rediscover: seed hulls complete ({len(report.missing)} sub-systems lacked phases, {report.n_relaxed} "
         f"relaxed now, {len(report.from_cache)} from the cache, {report.seconds:.0f} s)"

@@ -243,7 +243,7 @@ def _complete(
         return
     say(f"completing the hulls of {len({frozenset(s) for s in systems})} chemical systems")
     try:
-        report = complete(phases, systems, oracle, num_threads=threads, progress=say)
+        report = complete(phases, systems, oracle, num_threads=threads, progress=say, **oracle.completion.kwargs())
     except Exception as exc:  # e.g. a missing elemental reference: the hulls stay as the files make them
         say(f"hull completion failed: {type(exc).__name__}: {exc}")
         return

@@ -126,6 +126,9 @@ def load_cached(
     systems: Iterable[Iterable[str]] | None = None,
     directory: Path | None = None,
     references: tuple[str, ...] = DEFAULT_REFERENCES,
+    max_structures: int = MAX_STRUCTURES,
+    per_formula: int = PER_FORMULA,
+    max_sites: int = MAX_SITES,
 ) -> list[str]:
     """Add to ``phase_set`` the computed phases the cache holds for the oracle ``oracle_key`` (with the reference
     sources ``references``), relaxing nothing:
@@ -133,7 +136,7 @@ def load_cached(
     the sub-systems read ('Li-O'). Used when a phase set is built, so a new process (a resumed round, a worker,
     the dashboard) sees what earlier ones computed."""
     folder = Path(directory) if directory is not None else key_cache_dir(oracle_key, references=references)
-    settings = _settings(MAX_STRUCTURES, PER_FORMULA, MAX_SITES)
+    settings = _settings(max_structures, per_formula, max_sites)
     if systems is None:
         paths_ = sorted(folder.glob("*.json")) if folder.is_dir() else []
     else:
@@ -274,10 +277,12 @@ def complete(
     """
     say = progress or (lambda message: None)
     start = time.monotonic()
+    report = CompletionReport()
+    if max_structures <= 0:
+        return report  # completion off: nothing examined, thin hulls stay flagged by the heuristic
     key = config.key()
     folder = Path(directory) if directory is not None else cache_dir(config)
     settings = _settings(max_structures, per_formula, max_sites)
-    report = CompletionReport()
     chemical_systems = {frozenset(s) for s in systems}
     wanted = sorted({s for system in chemical_systems for s in subsystems(system)})
     held: dict[frozenset[str], dict[str, str]] = {}  # sub-system -> MP entry id -> formula (one query per system)
@@ -390,7 +395,9 @@ def reference_phase_set(config: Any) -> Any:
             hit = _PHASE_SETS[key] = PhaseSet(
                 compounds=base.compounds, mu=base.mu, competing=base.competing, structure_files=base.structure_files
             )
-            load_cached(hit, config.key(), references=tuple(config.reference_phases))  # earlier processes' work
+            settings = config.completion.kwargs()
+            settings.pop("min_compounds_self")
+            load_cached(hit, config.key(), references=tuple(config.reference_phases), **settings)  # earlier work
     return hit
 
 

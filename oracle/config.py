@@ -18,9 +18,10 @@ from oracle.relax import RelaxConfig
 #: Fields that never change a stored label, left out of :meth:`OracleConfig.key`: ``batch_size`` only
 #: groups structures into lockstep batches (results do not depend on it) and ``md`` results are stored
 #: apart from the relaxation (``EvaluationDoc.transport``), so changing MD settings re-runs MD only.
-#: ``reference_phases`` only shapes the hull, which is recomputed from every label at the end of each round.
+#: ``reference_phases`` and ``completion`` only shape the hull, which is recomputed from every label at the end of
+#: each round (computed phases are cached per oracle key and completion settings).
 #: ``electrode`` results are stored apart (``EvaluationDoc.electrode``), like MD.
-NOT_IN_KEY: frozenset[str] = frozenset({"batch_size", "md", "reference_phases", "electrode"})
+NOT_IN_KEY: frozenset[str] = frozenset({"batch_size", "md", "reference_phases", "electrode", "completion"})
 
 
 #: The default second tier (chosen by benchmarks/potentials.py, README "The oracle").
@@ -55,6 +56,34 @@ class ElectrodeConfig(BaseModel):
     max_sites: int = Field(
         60, ge=1, description="Largest cell whose counterpart is relaxed (atoms); bigger ones are skipped (reason)."
     )
+
+
+class CompletionConfig(BaseModel):
+    """Hull completion (oracle.completion): competitors the reference phases lack, built from known phases of
+    analogous systems and relaxed by the oracle."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    max_structures: int = Field(
+        3,
+        ge=0,
+        le=50,
+        description="Compositions relaxed per empty sub-system (likeliest first); 0: no completion (the hull is the "
+        "reference phases and the campaign's structures; `thin` flags what may be missing).",
+    )
+    per_formula: int = Field(2, ge=1, le=20, description="Parent structures per composition.")
+    max_sites: int = Field(40, ge=1, le=500, description="Largest analogue cell (sites).")
+    min_compounds_self: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="A labelled binary or ternary system itself is completed while it holds fewer reference "
+        "compounds than this (its sub-systems while they hold none).",
+    )
+
+    def kwargs(self) -> dict[str, int]:
+        """Keyword arguments of :func:`oracle.completion.complete`."""
+        return self.model_dump()
 
 
 class RefineConfig(BaseModel):
@@ -99,6 +128,11 @@ class OracleConfig(BaseModel):
         default_factory=RelaxConfig,
         description="The relaxation: potential, convergence (fmax eV/Å, max_steps) and failure checks "
         "(max_force_abort eV/Å, max_volume_change, min_distance Å, timeout_s s).",
+    )
+    completion: CompletionConfig = Field(
+        default_factory=CompletionConfig,
+        description="Hull completion: competitors the reference phases lack, relaxed by this oracle and cached per "
+        "oracle and reference set; max_structures 0 turns it off.",
     )
     refine: RefineConfig = Field(
         default_factory=lambda: RefineConfig(potential=DEFAULT_REFINE),

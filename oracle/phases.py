@@ -160,6 +160,28 @@ class PhaseSet:
                 added += 1
         return added
 
+    def restricted(self, systems: Iterable[Iterable[str]], *, min_compounds: int = 1) -> PhaseSet:
+        """A copy whose computed phases are those a campaign that labelled ``systems`` would have computed itself
+        (hull completion: every sub-system of those systems with fewer than ``min_compounds`` other compounds, and
+        the systems themselves), whichever campaign computed them first: the same labels give the same hull
+        whatever else the cache holds. Completion records are kept."""
+        wanted = {frozenset(s) for s in systems}
+        with self._lock:
+            counts = {k: sum(p.source != "computed" for p in ps) for k, ps in self._by_system.items()}
+
+        def keep(p: ReferencePhase) -> bool:
+            system = frozenset(p.elements)
+            if p.source != "computed" or system in wanted:
+                return True
+            return counts.get(system, 0) < min_compounds and any(system <= w for w in wanted)
+
+        with self._lock:
+            compounds = [p for p in self.compounds if keep(p)]
+            records = dict(self._completed)
+        view = PhaseSet(compounds=compounds, mu=self.mu, competing=self.competing, structure_files=self.structure_files)
+        view._completed.update(records)
+        return view
+
     def mark_completed(self, record: SubsystemCompletion) -> None:
         """Record that completion examined this sub-system (see :class:`SubsystemCompletion`)."""
         system = frozenset(record.system)

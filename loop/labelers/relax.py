@@ -152,10 +152,12 @@ class RelaxLabeler:
         if phase_set is not None:
             # competitors the reference files lack (Li2O, LiF, ...): computed once per data home and oracle
             systems = sorted({tuple(sorted(e.elements)) for e in usable})
-            complete(phase_set, systems, self.oracle, num_threads=ctx.num_threads)
+            complete(phase_set, systems, self.oracle, num_threads=ctx.num_threads, **self.oracle.completion.kwargs())
         if phase_set is None:
             self._elemental_hull(ctx, usable, entries)
             return
+        # computed phases this campaign's labels call for, not what other campaigns added to the shared cache
+        phase_set = phase_set.restricted(systems)
         for key, formula, energy in entries:
             others = [c for c in entries if c[0] != key]
             st = phase_set.stability(formula, float(energy), context=others)  # type: ignore[arg-type]

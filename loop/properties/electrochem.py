@@ -135,8 +135,14 @@ def _window(oracle: OracleConfig, formula: str) -> Any:
     ion = _ion(comp)
     if ion is None:
         raise ValueError("no working ion")
-    phases = reference_phase_set(oracle)
+    key = (oracle.key(), tuple(oracle.reference_phases))
+    phases = _FILE_PHASES.get(key)
+    if phases is None:  # the reference files only: a prediction must not depend on what the cache holds by now
+        phases = _FILE_PHASES[key] = reference_phase_set(oracle).restricted(())
     return stability_window(comp, None, phases.entries({*(el.symbol for el in comp.elements), ion}), ion=ion)
+
+
+_FILE_PHASES: dict[tuple[str, tuple[str, ...]], Any] = {}
 
 
 @PROPERTIES.register("stability_window_low_V")

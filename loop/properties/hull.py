@@ -37,6 +37,15 @@ def campaign_context(ctx: RoundContext) -> list[tuple[str, str, float]]:
     return out
 
 
+def campaign_phases(phases: Any, context: list[tuple[str, str, float]]) -> Any:
+    """The reference phases as this campaign's labels see them (:meth:`oracle.phases.PhaseSet.restricted` to the
+    chemical systems of ``context``): predictions do not depend on what other campaigns computed."""
+    from pymatgen.core import Composition
+
+    systems = {frozenset(el.symbol for el in Composition(formula).elements) for _, formula, _ in context}
+    return phases.restricted(systems)
+
+
 @PROPERTIES.register("e_above_hull")
 @dataclass(frozen=True, kw_only=True)
 class HullProperty:
@@ -95,7 +104,8 @@ class HullProperty:
     def samples(self, ctx: RoundContext, inputs: PropertyInputs) -> np.ndarray:
         """``K x n``: each member's formation energy minus the hull's at the candidate's composition (eV/atom)."""
         formation = np.asarray(inputs.learned["formation_energy_per_atom"], dtype=float)
-        hull = self._phases().hull_formation_energies(inputs.compositions, context=campaign_context(ctx))
+        context = campaign_context(ctx)
+        hull = campaign_phases(self._phases(), context).hull_formation_energies(inputs.compositions, context=context)
         return formation - np.asarray(hull)[None, :]
 
     def observed(self, ctx: RoundContext, evaluations: list[EvaluationDoc]) -> np.ndarray:

@@ -105,7 +105,10 @@ def test_deployment_run_end_to_end(prefect_env: dict[str, str], tmp_path: Path) 
         "candidates_per_round": 5,
         "seeds": ["pymatgen:Li2O", "pymatgen:Li2O2"],  # two labels: round 1 has a model to predict with
         "surrogate": {"n_members": 2, "epochs": 3, "num_threads": 1},
-        "oracle": {"relax": {"fmax": 0.2, "max_steps": 30}},
+        "oracle": {
+            "relax": {"fmax": 0.2, "max_steps": 30},
+            "completion": {"max_structures": 0},
+        },  # orchestration, not the hull: completion is tested in tests/oracle and tests/loop
         "database": "e2e",
     }
     try:

@@ -79,7 +79,11 @@ def _params(campaign: str) -> dict[str, Any]:
         "seeds": ["pymatgen:Li2O", "pymatgen:Li2O2"],
         "properties": [],
         "surrogate": {"n_members": 2, "epochs": 3, "num_threads": 1},
-        "oracle": {"relax": {"fmax": 0.05, "max_steps": 100}, "batch_size": 1},
+        "oracle": {
+            "relax": {"fmax": 0.05, "max_steps": 100},
+            "batch_size": 1,
+            "completion": {"max_structures": 0},
+        },  # orchestration, not the hull: completion is tested in tests/oracle and tests/loop
         "database": DATABASE,
     }
 

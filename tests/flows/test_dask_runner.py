@@ -16,7 +16,10 @@ BASE = {
     "candidates_per_round": 8,
     "seeds": ("pymatgen:Li2O", "pymatgen:Li2O2"),
     "surrogate": {"n_members": 2, "epochs": 5, "num_threads": 1},
-    "oracle": {"relax": {"fmax": 0.2, "max_steps": 40}},
+    "oracle": {
+        "relax": {"fmax": 0.2, "max_steps": 40},
+        "completion": {"max_structures": 0},
+    },  # orchestration, not the hull: completion is tested in tests/oracle and tests/loop
     "store_uri": "embedded",
     "database": "dask_cmp",
 }

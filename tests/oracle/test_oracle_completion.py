@@ -239,3 +239,36 @@ def test_the_system_itself_is_completed_while_it_holds_few_compounds(reference, 
     assert "Na2Se" in computed and not computed & held
     again = complete(phases, [["Na", "Se"]], OracleConfig(), label=label, directory=tmp_path)
     assert again.examined == []  # examined once under the stricter rule: never again
+
+
+def test_completion_off_examines_nothing_and_keeps_the_thin_heuristic(reference, tmp_path):
+    phases = _fresh(reference)
+    label = CountingLabeller(dict(reference.mu))
+    off = OracleConfig(completion={"max_structures": 0})
+    report = complete(phases, [["Li", "O"]], off, label=label, directory=tmp_path, **off.completion.kwargs())
+    assert report.examined == [] and label.calls == 0 and phases.completion(["Li", "O"]) is None
+    assert phases.stability("Li2O", -4.0).thin and list(tmp_path.iterdir()) == []
+
+
+def test_a_campaign_sees_the_computed_phases_its_own_systems_call_for(reference, tmp_path):
+    """Whatever other campaigns added to the shared set, a campaign's hull holds the computed phases of its own
+    systems' empty sub-systems and of its systems themselves: the same labels give the same hull."""
+    shared = _fresh(reference)
+    label = CountingLabeller(dict(reference.mu))
+    complete(shared, [["Li", "O"], ["Na", "Se"], ["Li", "Se"]], OracleConfig(), label=label, directory=tmp_path)
+    computed = {frozenset(p.elements) for p in shared.compounds if p.source == "computed"}
+    assert {frozenset({"Li", "O"}), frozenset({"Na", "Se"}), frozenset({"Li", "Se"})} <= computed
+
+    def systems(view: PhaseSet) -> set[str]:
+        return {"-".join(p.elements) for p in view.compounds if p.source == "computed"}
+
+    assert systems(shared.restricted([["Li", "Fe", "O"]])) == {"Li-O"}  # Li-O has no file compound: any campaign
+    assert systems(shared.restricted([["Na", "Se", "O"]])) == set()  # Na-Se has one: completed only as a system
+    assert systems(shared.restricted([["Na", "Se"], ["Li", "Se"]])) == {"Na-Se", "Li-Se"}
+    assert systems(shared.restricted([])) == set() and len(shared.restricted([])) < len(shared)
+    isolated = _fresh(reference)  # a campaign alone in its data home that labelled Li-Fe-O
+    complete(isolated, [["Li", "Fe", "O"]], OracleConfig(), label=label, directory=tmp_path / "alone")
+    view = shared.restricted([["Li", "Fe", "O"]])
+    assert view.stability("Li5FeO4", -6.0).e_above_hull == pytest.approx(
+        isolated.stability("Li5FeO4", -6.0).e_above_hull
+    )

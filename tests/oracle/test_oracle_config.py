@@ -73,11 +73,12 @@ def _diff(config: OracleConfig) -> dict[str, Any]:
 
 
 def test_batch_size_md_and_reference_phases_do_not_change_the_key() -> None:
-    assert frozenset({"batch_size", "md", "reference_phases", "electrode"}) == NOT_IN_KEY
+    assert frozenset({"batch_size", "md", "reference_phases", "electrode", "completion"}) == NOT_IN_KEY
     assert _with(batch_size=1).key() == _with(batch_size=64).key() == DEFAULT_KEY
     assert _with(md=MDConfig(top_k=3)).key() == DEFAULT_KEY
     # the hull is recomputed from every label each round: the phases in it do not define a relaxation
     assert _with(reference_phases=("mp_20",)).key() == _with(reference_phases=()).key() == DEFAULT_KEY
+    assert _with(completion={"max_structures": 0}).key() == DEFAULT_KEY  # computed phases: cached by settings
 
 
 def test_composed_layout_rejects_the_old_flat_fields() -> None:

@@ -34,7 +34,11 @@ def base_config(campaign: str, database: str, store_uri: str = "embedded") -> di
         "candidates_per_round": 8,
         "seeds": ["pymatgen:Li2O", "pymatgen:Li2O2"],
         "surrogate": {"n_members": 2, "epochs": 5, "num_threads": 1},
-        "oracle": {"relax": {"fmax": 0.02, "max_steps": 150}, "batch_size": 1},
+        "oracle": {
+            "relax": {"fmax": 0.02, "max_steps": 150},
+            "batch_size": 1,
+            "completion": {"max_structures": 0},
+        },  # orchestration, not the hull: completion is tested in tests/oracle and tests/loop
         "store_uri": store_uri,
         "database": database,
     }

@@ -93,7 +93,10 @@ def test_password_appears_nowhere(auth_server: str, tmp_path: Path, session_home
                 "seeds": ["pymatgen:Li2O", "pymatgen:Li2O2"],
                 "properties": [],
                 "surrogate": {"n_members": 2, "epochs": 3, "num_threads": 1},
-                "oracle": {"relax": {"fmax": 0.1, "max_steps": 60}},
+                "oracle": {
+                    "relax": {"fmax": 0.1, "max_steps": 60},
+                    "completion": {"max_structures": 0},
+                },  # orchestration, not the hull: completion is tested in tests/oracle and tests/loop
                 "database": "secret_db",
             }
         )
