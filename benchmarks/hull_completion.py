@@ -25,9 +25,7 @@ minutes on 2 cores (most of it the completion relaxations); run it in the backgr
     nohup .venv/bin/python benchmarks/hull_completion.py --threads 1 > hull_completion.log 2>&1 &
     .venv/bin/python benchmarks/hull_completion.py --limit 10 --cache /tmp/hc   # a quick look
 
-The default row was re-run (same cache) after the rule that completes a screened system itself while it holds fewer
-than ``MIN_COMPOUNDS_SELF`` (3) compounds: 6 more sub-systems, 20 relaxations (140 s), no verdict changed, one fewer
-phase more than 0.1 eV/atom below the hull (16). In the per-phase table an ``x`` marks a verdict that disagrees with MP's. Measured 2026-12-07 (111 screened: 85 on
+In the per-phase table an ``x`` marks a verdict that disagrees with MP's. Measured 2026-12-07 (111 screened: 85 on
 MP's hull within 0.025 eV/atom, 26 above it; 543 binary/ternary sub-systems, 299 without any reference compound):
 
 | oracle | reference files | hull | agreement | median abs error, MP-unstable (eV/atom) | relaxations |
@@ -42,7 +40,10 @@ From scratch with one torch thread: 269 s for the screened set, 1,558 s for the 
 Variants (CHGNet / default oracle, completed): one parent per composition 0.865, 0.054 / 0.892, 0.040 (629
 relaxations); two compositions per sub-system 0.856, 0.056 (493); cells of at most 24 atoms 0.865, 0.050 /
 0.883, 0.040; completing sub-systems with fewer than 2 compounds 0.865, 0.046 (about 1,000; one more MP-stable phase
-called unstable). Most remaining disagreements are within 0.03 eV/atom of the threshold or quaternary phases
+called unstable). The default completed row was re-run (same cache) after the rule that completes a screened system
+itself while it holds fewer than ``MIN_COMPOUNDS_SELF`` (3) compounds: 6 more sub-systems, 20 relaxations (140 s),
+no verdict changed, one fewer phase more than 0.1 eV/atom below the hull (16); the CHGNet rows predate it. Most
+remaining disagreements are within 0.03 eV/atom of the threshold or quaternary phases
 whose quaternary competitors no sub-system completion provides.
 """
 
