@@ -160,10 +160,29 @@ def _print_summary(result: dict[str, Any], uri: str, database: str, campaign: st
     from battery_discovery.tables import best_table
 
     console.print(best_table(result["best"], "Most stable so far (energy above the hull of MP phases)"))
+    _print_discoveries(uri, database, campaign)
     console.print(
         "Next: [bold]battery-discovery status[/], "
         "[bold]battery-discovery query --where 'band_gap >= 3' --predicted[/], "
         "or the Prefect UI (prefect server start) for artifacts per round."
+    )
+
+
+def _print_discoveries(uri: str, database: str, campaign: str) -> None:
+    """One line: the campaign's stable, unique and novel (S.U.N.) candidates after its last completed round."""
+    from store import open_store
+
+    try:
+        rounds = [r for r in open_store(uri, database).list_rounds(campaign) if r.status == "completed"]
+    except DiscoveryError:
+        return
+    metrics = rounds[-1].metrics if rounds else {}
+    if "n_sun" not in metrics:
+        return
+    console.print(
+        f"Discoveries: {metrics['n_sun']} stable, unique and novel (S.U.N., within 0.1 eV/atom of the hull) of "
+        f"{metrics.get('n_evaluated', 0)} evaluated candidates; {metrics.get('n_stable_known', 0)} stable ones are "
+        "known materials."
     )
 
 
