@@ -176,7 +176,10 @@ def _print_discoveries(uri: str, database: str, campaign: str) -> None:
         rounds = [r for r in open_store(uri, database).list_rounds(campaign) if r.status == "completed"]
     except DiscoveryError:
         return
-    metrics = rounds[-1].metrics if rounds else {}
+    _print_sun(rounds[-1].metrics if rounds else {})
+
+
+def _print_sun(metrics: dict[str, Any]) -> None:
     if "n_sun" not in metrics:
         return
     console.print(
@@ -232,6 +235,8 @@ def status(
         from battery_discovery.tables import best_table
 
         console.print(best_table(rounds[-1].best, f"Best so far in {rounds[-1].campaign}"))
+        last = rounds[-1].campaign
+        _print_sun(next((r.metrics for r in reversed(rounds) if r.campaign == last and r.status == "completed"), {}))
     models = store.list_models(campaign)
     if models:
         mt = Table(title="Models")
