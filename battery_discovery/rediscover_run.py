@@ -184,12 +184,13 @@ def campaign_rows(store: Any, campaign: str) -> list[CandidateRow]:
     evaluations: dict[str, dict[str, Any]] = {}
     cursor = store.evaluations.find(
         {"campaign": campaign, "status": {"$ne": "failed"}},
-        {"candidate_id": 1, "provenance.round": 1, "energy_above_hull": 1, "relaxed_structure": 1},
+        {"candidate_id": 1, "provenance": 1, "energy_above_hull": 1, "relaxed_structure": 1},
     )
     for d in cursor:
         evaluations[d["candidate_id"]] = d
     rows = []
-    for d in store.candidates.find({"campaign": campaign}, {"structure": 1, "source": 1, "provenance.round": 1}):
+    # whole sub-documents: the embedded server does not project dotted paths
+    for d in store.candidates.find({"campaign": campaign}, {"structure": 1, "source": 1, "provenance": 1}):
         e = evaluations.get(d["_id"])
         relaxed = e.get("relaxed_structure") if e else None
         rows.append(
