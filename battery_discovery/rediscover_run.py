@@ -49,11 +49,9 @@ class PreparedSplit:
 
 def default_cache_dir() -> Path | None:
     """``../shared/data`` beside the checkout when present (the offline copy of the public data)."""
-    from core.paths import project_root
+    from surrogates.predictors import shared_data_dir
 
-    root = project_root()
-    path = root.parent / "shared" / "data" if root is not None else None
-    return path if path is not None and path.is_dir() else None
+    return shared_data_dir()
 
 
 def load_phases(spec: str, *, cache_dir: Path | None, elements: tuple[str, ...] = ()) -> list[Phase]:
