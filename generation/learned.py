@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from core.errors import ConfigError
+from core.expressions import TargetExpression
 from core.paths import subdir
 from generation.base import Candidate, GenerationRequest
+from generation.conditions import CONDITION_NAMES
 from generation.config import GenerateConfig
 from generation.data import TrainingRow, training_rows
 from generation.registry import GENERATORS
@@ -156,6 +158,14 @@ def load_registered(store: Any, name: str) -> tuple[str, TrainedGenerator]:
 class LearnedGenerator:
     """Samples of the registered Wyckoff transformer (``learned_model``), conditioned on ``request.condition``
     (band gap, eV) and ``require_any`` (Li / Na), from the model registry of ``request.store``."""
+
+    #: What a campaign's objectives and constraints may condition (a loop passes their condition on these).
+    condition_names: ClassVar[tuple[str, ...]] = CONDITION_NAMES
+
+    @staticmethod
+    def check_condition(condition: TargetExpression) -> None:
+        """ConfigError when no band-gap class satisfies ``condition`` (or it names another property)."""
+        gap_classes_for(condition)
 
     def generate(self, request: GenerationRequest, config: GenerateConfig) -> list[Candidate]:
         """``request.n`` samples (training and registering the model first when there is none); those PyXtal cannot

@@ -9,37 +9,12 @@ import numpy as np
 import torch
 from pymatgen.core import Composition, Element
 
-from core.errors import ConfigError
-from core.expressions import TargetExpression
 from generation.base import Candidate, GenerationRequest
+from generation.conditions import gap_classes_for
 from generation.config import GenerateConfig
 from generation.filters import charge_balanced, has_reasonable_distances
 from generation.wyckoff import LETTERS, WyckoffSequence, build, centring, wyckoff_table
-from generation.wyckoff_model import ALKALI, GAP_BINS, MAX_ORBITS, MAX_Z, VOCAB, TrainedGenerator, _batch
-
-
-def gap_classes_for(condition: TargetExpression | None) -> list[int]:
-    """Band-gap classes compatible with ``condition`` ([0], "any", when it says nothing of ``band_gap``).
-
-    Raises:
-        ConfigError: the condition names a property the model is not conditioned on.
-    """
-    if condition is None:
-        return [0]
-    other = [n for n in condition.names if n != "band_gap"]
-    if other:
-        raise ConfigError(
-            f"the learned generator is conditioned on band_gap (eV) only, not {', '.join(other)}; "
-            "use --require/--elements for composition"
-        )
-    keep = []
-    for k, (low, high) in enumerate(GAP_BINS, start=1):
-        probe = [low] if low == high else [low + 1e-6, (low + min(high, low + 10)) / 2, min(high, 1e3) - 1e-6]
-        if any(condition.holds({"band_gap": v}) for v in probe):
-            keep.append(k)
-    if not keep:
-        raise ConfigError(f"no band gap satisfies {condition.text!r}")
-    return keep
+from generation.wyckoff_model import ALKALI, MAX_ORBITS, MAX_Z, VOCAB, TrainedGenerator, _batch
 
 
 def _alkali_choices(require_any: Sequence[str]) -> list[int]:

@@ -25,13 +25,13 @@ import torch
 from pymatgen.core import Element
 
 from core.errors import ConfigError
+from generation.conditions import GAP_BINS
 from generation.data import TrainingRow, rows_hash
 from generation.wyckoff import LETTERS, WyckoffSequence, encode
 
 MAX_ORBITS = 20
 MAX_Z = 94
 #: Band-gap classes (eV): index 0 is "unknown / any".
-GAP_BINS: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.0, 1.0), (1.0, 3.0), (3.0, math.inf))
 ALKALI = ("any", "none", "Li", "Na", "LiNa")
 WEIGHTS_FILE = "generator.pt"
 META_FILE = "generator.json"

@@ -402,6 +402,11 @@ class RoundDoc(_Doc):
         description="Per generator: its quota, how many it produced, passed the filters, were new, and the "
         "rejections by reason.",
     )
+    generation_condition: str | None = Field(
+        None,
+        description="The learned generator's condition this round, from the campaign's objectives and constraints "
+        "(e.g. 'band_gap >= 2'; None: unconditioned or no learned generator).",
+    )
     acquired: list[BatchEntry] = Field(default_factory=list)
     prediction_model: str | None = Field(None, description="Model version that made the predictions.")
     acquisition_notes: list[str] = Field(

@@ -9,12 +9,55 @@ from typing import ClassVar
 
 from pymatgen.core import Structure
 
+from acquisition.config import AcquisitionConfig
+from core.errors import ConfigError
+from core.expressions import parse_target
 from generation import GENERATORS, GenerateConfig, GenerationRequest, load_seeds, quota_counts, screen
 from loop.config import LoopConfig
 from loop.registry import SOURCES
 from loop.roles import GenerateOutput, Labeler, RoundContext
 from store.candidates import register_structures
 from store.novelty import NoveltyChecker, reference_phases
+
+
+def campaign_condition(acquisition: AcquisitionConfig, names: tuple[str, ...]) -> str | None:
+    """The learned generator's condition (``core.expressions`` syntax) from the campaign's objectives and
+    constraints on the properties it is conditioned on (``names``), joined by ``and``; None when there are none.
+
+    A window ``[low, high]`` asks for ``low <= y <= high``; ``max`` asks for ``y >= low`` (``y > 0`` without a
+    threshold: gapped, when maximising the band gap); ``min`` asks for ``y <= high`` (``y <= 0`` without one);
+    a constraint ``y op value`` is taken as it is. Units are the outcome's (band gap: eV).
+    """
+    parts: list[str] = []
+    for o in acquisition.objectives:
+        if o.name not in names:
+            continue
+        if o.direction == "window":
+            parts += [f"{o.name} >= {o.low:g}", f"{o.name} <= {o.high:g}"]
+        elif o.direction == "max":
+            parts.append(f"{o.name} >= {o.low:g}" if o.low is not None else f"{o.name} > 0")
+        else:
+            parts.append(f"{o.name} <= {o.high:g}" if o.high is not None else f"{o.name} <= 0")
+    parts += [f"{c.name} {c.op} {c.value:g}" for c in acquisition.constraints if c.name in names]
+    return " and ".join(dict.fromkeys(parts)) or None
+
+
+def _condition_for(config: LoopConfig) -> str | None:
+    """The condition of the campaign's conditionable generators (those declaring ``condition_names``), checked by
+    each (``check_condition``) before any round starts; None when none is conditionable or nothing applies."""
+    classes = [GENERATORS.get(name) for name in config.generate.generators]
+    names = tuple(dict.fromkeys(n for cls in classes for n in getattr(cls, "condition_names", ())))
+    condition = campaign_condition(config.acquisition, names) if names else None
+    if condition is None:
+        return None
+    for name, cls in zip(config.generate.generators, classes, strict=True):
+        check = getattr(cls, "check_condition", None)
+        if check is not None:
+            try:  # e.g. objectives and constraints no band gap satisfies
+                check(parse_target(condition))
+            except ConfigError as exc:
+                raise ConfigError(f"generator {name!r}: the condition from the acquisition config: {exc}") from exc
+    return condition
 
 
 @SOURCES.register("generated")
@@ -33,18 +76,21 @@ class GeneratedSource:
     candidates_per_round: int
     reference_phases: tuple[str, ...] = ("mp_20", "mp_20_test", "mpts_52")
     competing_phases: str = "auto"
+    condition: str | None = None
 
     @classmethod
     def from_config(cls, config: LoopConfig) -> GeneratedSource:
         """The source of ``config``; ConfigError for an unknown generator."""
         for name in config.generate.generators:
             GENERATORS.get(name)  # one clear line for a typo, before any round starts
+        condition = _condition_for(config)
         return cls(
             seeds=config.seeds,
             generate_config=config.generate,
             candidates_per_round=config.candidates_per_round,
             reference_phases=tuple(config.oracle.reference_phases),
             competing_phases=config.oracle.competing_phases,
+            condition=condition,
         )
 
     def check(self) -> int:
@@ -85,10 +131,18 @@ class GeneratedSource:
         )
         new_ids: list[str] = []
         n_candidates = 0
+        condition = parse_target(self.condition) if self.condition else None
         for name in config.generators:
             if quotas[name] == 0:
                 continue
-            request = GenerationRequest(n=quotas[name], parents=parents, seed=seed, store=ctx.store)
+            conditioned = bool(getattr(GENERATORS.get(name), "condition_names", ()))
+            request = GenerationRequest(
+                n=quotas[name],
+                parents=parents,
+                seed=seed,
+                store=ctx.store,
+                condition=condition if conditioned else None,
+            )
             raw = GENERATORS.get(name)().generate(request, config)
             report = screen(raw, config)
             n_candidates += len(report.passed)
@@ -106,7 +160,7 @@ class GeneratedSource:
             stats[name] = {"quota": quotas[name], **report.summary(), "new": len(written)}
         doc = ctx.store.get_round(ctx.campaign, ctx.round_index)
         if doc is not None:
-            ctx.store.save_round(doc.model_copy(update={"generation": stats}))
+            ctx.store.save_round(doc.model_copy(update={"generation": stats, "generation_condition": self.condition}))
         return GenerateOutput(
             n_candidates=n_candidates, new_ids=new_ids, n_parents=len(parents), elapsed_s=time.perf_counter() - start
         )

@@ -6,7 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from acquisition.config import ObjectiveSpec
 from generation import GenerateConfig, quota_counts
+from generation.testing import RECORDER, register_condition_recorder, unregister_condition_recorder
 from loop.config import LoopConfig
 from loop.reports import generation_markdown
 from loop.stages.bookkeeping import begin_round
@@ -80,3 +82,71 @@ def test_a_round_mixes_generators_by_quota_and_records_their_counts(config: Loop
     generated = store_documents(store)
     assert runner.generate(1).new_ids == []  # a re-run of the round adds nothing past the cap
     assert store_documents(store) == generated  # and keeps the round's counts
+
+
+@pytest.mark.parametrize(
+    ("acquisition", "condition"),
+    [
+        ({}, None),
+        ({"objectives": [{"name": "e_above_hull", "direction": "min"}]}, None),
+        ({"objectives": [{"name": "band_gap", "direction": "max", "low": 2.0}]}, "band_gap >= 2"),
+        ({"objectives": [{"name": "band_gap", "direction": "max"}]}, "band_gap > 0"),
+        ({"objectives": [{"name": "band_gap", "direction": "window", "low": 1, "high": 3}]},
+         "band_gap >= 1 and band_gap <= 3"),
+        ({"objectives": [{"name": "e_above_hull", "direction": "min"}],
+          "constraints": [{"name": "band_gap", "op": ">=", "value": 3.5}, {"name": "e_above_hull", "op": "<=",
+                                                                              "value": 0.1}]},
+         "band_gap >= 3.5"),
+    ],
+)  # fmt: skip
+def test_the_learned_generators_condition_comes_from_the_campaigns_objectives_and_constraints(
+    acquisition: dict, condition: str | None
+) -> None:
+    from acquisition.config import AcquisitionConfig
+    from loop.sources.generated import campaign_condition
+
+    assert campaign_condition(AcquisitionConfig(**acquisition), ("band_gap",)) == condition
+
+
+def test_objectives_no_band_gap_can_meet_are_refused_before_a_round() -> None:
+    from core.errors import ConfigError
+    from loop.sources.generated import GeneratedSource
+
+    config = LoopConfig(
+        generate={"generators": ["substitution", "learned"]},
+        acquisition={
+            "objectives": [{"name": "band_gap", "direction": "max", "low": 3.0}],
+            "constraints": [{"name": "band_gap", "op": "<=", "value": 0.0}],
+        },
+    )
+    with pytest.raises(ConfigError, match="no band gap satisfies"):
+        GeneratedSource.from_config(config)
+    # without the learned generator nothing is conditioned, and nothing refused
+    assert GeneratedSource.from_config(config.model_copy(update={"generate": GenerateConfig()})).condition is None
+
+
+def test_a_round_passes_the_campaigns_condition_to_a_conditionable_generator_and_records_it(
+    config: LoopConfig,
+) -> None:
+    recorder = register_condition_recorder()
+    try:
+        config = config.model_copy(
+            update={
+                "generate": GenerateConfig(generators=("substitution", RECORDER), quotas={RECORDER: 1.0}),
+                "acquisition": config.acquisition.model_copy(
+                    update={"objectives": (ObjectiveSpec(name="band_gap", direction="max", low=3.0),)}
+                ),
+            }
+        )
+        store = open_store(config.store_uri, config.database)
+        runner = StageRunner(store, config)
+        runner.seed()
+        begin_round(runner.ctx(1), config.model_dump(mode="json"))
+        out = runner.generate(1)
+    finally:
+        unregister_condition_recorder()
+    assert [r.condition.text for r in recorder.requests] == ["band_gap >= 3"]  # type: ignore[union-attr]
+    docs = store.get_candidates(out.new_ids)
+    assert {d.formula for d in docs} == {"Na2O", "NaFePO4"}
+    assert all(d.generator == RECORDER and d.condition == "band_gap >= 3" for d in docs)
+    assert store.get_round("mix", 1).generation_condition == "band_gap >= 3"
