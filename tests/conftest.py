@@ -13,6 +13,12 @@ os.environ["DO_NOT_TRACK"] = "1"
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("BATTERY_DISCOVERY_HOME", str(_SESSION_HOME / "home"))
 os.environ.setdefault("PREFECT_HOME", str(_SESSION_HOME / "prefect"))
+# One torch/OpenMP thread in the session and the processes it starts (workers, servers, CLI runs), as the loop's
+# runtime.num_threads does: two threads on a 2-core machine that also runs a Prefect server, a store and workers
+# spin at every small op (a 3-member MEGNet fit on 320 perovskites took 1,033 s with 2 threads beside one busy
+# process, 21 s with 1). A test that wants more threads sets them itself.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
