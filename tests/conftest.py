@@ -55,6 +55,45 @@ def _stop_session_store() -> object:
     stop_embedded_server()
 
 
+#: Rows of MP-20 val the session's default band-gap model learns from (the real default reads all 9,000: 250 s).
+SMALL_GAP_ROWS = 400
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _small_default_band_gap_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Loops with the default properties train the default band-gap model on first use (hurdle-gb on MP-20 val,
+    250 s, once per data home). For a session that runs such loops (slow or e2e tests), train the same architecture
+    and members on the first rows of that file into the default model's folder of the session home (about 30 s):
+    every process of the session then registers it as the default, as it would a default trained before. The
+    default's own training path is tested in tests/surrogates/test_descriptor_models.py."""
+    if not any(item.get_closest_marker("slow") or item.get_closest_marker("e2e") for item in request.session.items):
+        return
+    import pandas as pd
+
+    from store import open_store
+    from surrogates import predictors
+    from surrogates.config import EnsembleConfig
+    from surrogates.property_models import train_and_register
+
+    folder = predictors.default_model_dir("band_gap")
+    if folder.is_dir():
+        return
+    subset = tmp_path_factory.mktemp("defaults") / "mp20-val-head.csv"
+    pd.read_csv(SHARED_DATA / "mp_20_biternary" / "val.csv.gz", nrows=SMALL_GAP_ROWS).to_csv(subset, index=False)
+    name, _ = predictors.DEFAULT_MODELS["band_gap"]
+    train_and_register(
+        open_store("mongomock://session-defaults", "session_defaults"),
+        dataset=f"mp20:{subset}",
+        property_name="band_gap",
+        name=name,
+        config=EnsembleConfig(n_members=predictors.DEFAULT_N_MEMBERS, seed=0),
+        database="session_defaults",
+        use_gnn=False,
+        architecture=predictors.DEFAULT_ARCHITECTURES["band_gap"],
+        directory=folder,
+    )
+
+
 @pytest.fixture(scope="session")
 def prefect_harness() -> object:
     """Run flows against a temporary Prefect server (started once per session, ~10-20 s)."""
