@@ -47,13 +47,6 @@ class PreparedSplit:
     dropped: list[str]
 
 
-def default_cache_dir() -> Path | None:
-    """``../shared/data`` beside the checkout when present (the offline copy of the public data)."""
-    from surrogates.predictors import shared_data_dir
-
-    return shared_data_dir()
-
-
 def load_phases(spec: str, *, cache_dir: Path | None, elements: tuple[str, ...] = ()) -> list[Phase]:
     """The phases of one filtered ingest spec (``'mpts52:val[year <= 2002]'``), holding one of ``elements`` when
     given. The filter reads the data set's labels and numeric metadata (e.g. ``year``)."""
@@ -94,12 +87,23 @@ def load_phases(spec: str, *, cache_dir: Path | None, elements: tuple[str, ...] 
     return out
 
 
-def prepare_split(config: RediscoverConfig, *, say: Say = print) -> PreparedSplit:
-    """Load known and future phases, drop known ones matching a future one, and write the known phases' reference
-    file and each seed's seed folder under ``<data home>/cache/rediscover/<split hash>/`` (reused when present)."""
-    from core import paths
+@dataclass(frozen=True, kw_only=True)
+class SplitPhases:
+    """The phases of a split: ``known`` and ``future`` by id (an id in both is future), ``kept`` the known phases
+    matching no future one, ``dropped`` the ids of those that do."""
 
-    cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    known: dict[str, Phase]
+    future: dict[str, Phase]
+    kept: list[Phase]
+    dropped: list[str]
+
+
+def load_split(config: RediscoverConfig, *, say: Say = print) -> SplitPhases:
+    """Load the known and future phases of ``config`` (from ``cache_dir``, or ``../shared/data`` when present) and
+    drop the known ones matching a future one; DiscoveryError when no future phase holds ``config.elements``."""
+    from surrogates.predictors import shared_data_dir
+
+    cache_dir = Path(config.cache_dir) if config.cache_dir else shared_data_dir()
     future = {p.id: p for p in load_phases(config.future, cache_dir=cache_dir, elements=config.elements)}
     if not future:
         raise DiscoveryError(f"no future phase holding {', '.join(config.elements)} in {config.future}")
@@ -108,9 +112,18 @@ def prepare_split(config: RediscoverConfig, *, say: Say = print) -> PreparedSpli
         for p in load_phases(spec, cache_dir=cache_dir):
             if p.id not in future:  # the same material id in both: it is future
                 known.setdefault(p.id, p)
-    index = FutureIndex(list(future.values()))
     say(f"rediscover: {len(known)} known phases, {len(future)} future ones; matching known against future")
-    kept, dropped = drop_matching(list(known.values()), index)
+    kept, dropped = drop_matching(list(known.values()), FutureIndex(list(future.values())))
+    return SplitPhases(known=known, future=future, kept=kept, dropped=dropped)
+
+
+def prepare_split(config: RediscoverConfig, *, say: Say = print) -> PreparedSplit:
+    """Load the split (:func:`load_split`) and write the known phases' reference file and each seed's seed folder
+    under ``<data home>/cache/rediscover/<split hash>/`` (reused when present)."""
+    from core import paths
+
+    phases = load_split(config, say=say)
+    known, future, kept, dropped = phases.known, phases.future, phases.kept, phases.dropped
     identity = {
         "known": sorted(known),
         "future": sorted(future),

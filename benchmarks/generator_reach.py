@@ -55,18 +55,11 @@ DEFAULT_RUN = tuple(name for name in SETTINGS if name != "known-thr1e-4")
 
 def load_split() -> tuple[list[Any], list[Any]]:
     """(known phases without those matching a future one, future Li/Na phases), as ``prepare_split`` makes them."""
-    from battery_discovery.rediscover import FutureIndex, drop_matching
-    from battery_discovery.rediscover_run import default_cache_dir, load_phases
+    from battery_discovery.rediscover import RediscoverConfig
+    from battery_discovery.rediscover_run import load_split
 
-    cache = default_cache_dir()
-    future = {p.id: p for p in load_phases(FUTURE, cache_dir=cache, elements=ELEMENTS)}
-    known: dict[str, Any] = {}
-    for spec in KNOWN:
-        for p in load_phases(spec, cache_dir=cache):
-            if p.id not in future:
-                known.setdefault(p.id, p)
-    kept, _ = drop_matching(list(known.values()), FutureIndex(list(future.values())))
-    return kept, list(future.values())
+    split = load_split(RediscoverConfig(known=KNOWN, future=FUTURE, elements=ELEMENTS), say=lambda _: None)
+    return split.kept, list(split.future.values())
 
 
 def as_parents(phases: list[Any]) -> list[tuple[str, Any]]:

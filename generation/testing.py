@@ -27,11 +27,11 @@ class ConditionRecorder:
     def generate(self, request: GenerationRequest, config: GenerateConfig) -> list[Candidate]:
         """One Li<->Na exchanged copy per parent (``config`` is not read)."""
         ConditionRecorder.requests.append(request)
+        text = request.condition.text if request.condition is not None else ""
         out = []
         for name, parent in request.parents:
             swapped = parent.copy()
             swapped.replace_species({"Li": "Na", "Na": "Li"} if "Li" in parent.symbol_set else {"Na": "Li"})
-            text = request.condition.text if request.condition is not None else ""
             out.append(Candidate(structure=swapped, parent=name, kind="test", generator=RECORDER, condition=text))
         return out
 

@@ -31,7 +31,6 @@ from generation.wyckoff import LETTERS, WyckoffSequence, encode
 
 MAX_ORBITS = 20
 MAX_Z = 94
-#: Band-gap classes (eV): index 0 is "unknown / any".
 ALKALI = ("any", "none", "Li", "Na", "LiNa")
 WEIGHTS_FILE = "generator.pt"
 META_FILE = "generator.json"

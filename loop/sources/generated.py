@@ -81,9 +81,7 @@ class GeneratedSource:
     @classmethod
     def from_config(cls, config: LoopConfig) -> GeneratedSource:
         """The source of ``config``; ConfigError for an unknown generator."""
-        for name in config.generate.generators:
-            GENERATORS.get(name)  # one clear line for a typo, before any round starts
-        condition = _condition_for(config)
+        condition = _condition_for(config)  # also one clear line for a generator's typo, before any round starts
         return cls(
             seeds=config.seeds,
             generate_config=config.generate,
@@ -135,15 +133,15 @@ class GeneratedSource:
         for name in config.generators:
             if quotas[name] == 0:
                 continue
-            conditioned = bool(getattr(GENERATORS.get(name), "condition_names", ()))
+            generator = GENERATORS.get(name)
             request = GenerationRequest(
                 n=quotas[name],
                 parents=parents,
                 seed=seed,
                 store=ctx.store,
-                condition=condition if conditioned else None,
+                condition=condition if getattr(generator, "condition_names", ()) else None,
             )
-            raw = GENERATORS.get(name)().generate(request, config)
+            raw = generator().generate(request, config)
             report = screen(raw, config)
             n_candidates += len(report.passed)
             items = [(c.structure, c.provenance()) for c in report.passed]
