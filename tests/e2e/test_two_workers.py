@@ -88,8 +88,33 @@ def _params(campaign: str) -> dict[str, Any]:
     }
 
 
+def _api(method: str, url: str, json: dict[str, Any] | None = None, timeout_s: float = 120) -> Any:
+    """One Prefect API call, repeated while the server is unreachable or answers 5xx (its SQLite database can be
+    locked for a moment while two workers and a deployment write to it on a busy machine); a 4xx fails the test
+    with the server's answer. Calls that create something carry an idempotency key, so a repeat creates nothing."""
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.request(method, url, json=json, timeout=30)
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        else:
+            if response.status_code < 500:
+                assert response.is_success, f"{method} {url} -> {response.status_code}: {response.text[:2000]}"
+                return response.json()
+            last = f"{response.status_code}: {response.text[:2000]}"
+        time.sleep(1)
+    pytest.fail(f"{method} {url} did not succeed within {timeout_s} s; last answer {last}")
+
+
+def _create_run(api: str, deployment_id: str, campaign: str, name: str) -> str:
+    body = {"parameters": _params(campaign), "name": name, "idempotency_key": name}
+    return str(_api("POST", f"{api}/deployments/{deployment_id}/create_flow_run", body)["id"])
+
+
 def _state(api: str, run_id: str) -> str:
-    return str(httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()["state_type"])
+    return str(_api("GET", f"{api}/flow_runs/{run_id}")["state_type"])
 
 
 def _wait_until_final(api: str, runs: dict[str, str], timeout_s: float = 900) -> dict[str, str]:
@@ -134,15 +159,8 @@ def test_two_workers_two_campaigns_and_a_server_restart(tmp_path: Path, session_
                         cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
                     )
                 )
-        deployment = httpx.get(f"{api}/deployments/name/discovery-loop/local", timeout=10).json()
-        runs = {
-            campaign: httpx.post(
-                f"{api}/deployments/{deployment['id']}/create_flow_run",
-                json={"parameters": _params(campaign), "name": campaign},
-                timeout=10,
-            ).json()["id"]
-            for campaign in ("pair-a", "pair-b")
-        }
+        deployment = _api("GET", f"{api}/deployments/name/discovery-loop/local")
+        runs = {campaign: _create_run(api, deployment["id"], campaign, campaign) for campaign in ("pair-a", "pair-b")}
         # a flow run in the middle of its rounds (and the other not finished): restart the Prefect server under them.
         # (Waiting for both to be mid-round is a race on 2 cores: one worker's flow process may start 20 s later.)
         deadline = time.monotonic() + 600
@@ -164,14 +182,7 @@ def test_two_workers_two_campaigns_and_a_server_restart(tmp_path: Path, session_
         first_logs = {name: (tmp_path / f"{name}.log").read_text() for name in ("w1", "w2")}
         lost = {c for c, state in states.items() if state != "COMPLETED"}
         kept = {c: {d["_id"]: d for d in store.evaluations.find({"campaign": c})} for c in lost}
-        reruns = {
-            c: httpx.post(
-                f"{api}/deployments/{deployment['id']}/create_flow_run",
-                json={"parameters": _params(c), "name": f"{c}-rerun"},
-                timeout=10,
-            ).json()["id"]
-            for c in sorted(lost)
-        }
+        reruns = {c: _create_run(api, deployment["id"], c, f"{c}-rerun") for c in sorted(lost)}
         rerun_states = _wait_until_final(api, reruns)
         logs = {name: (tmp_path / f"{name}.log").read_text() for name in ("w1", "w2")}
         assert set(states.values()) <= {"COMPLETED", "FAILED", "CRASHED"}, (states, logs)
