@@ -58,6 +58,12 @@ class RediscoverConfig(BaseModel):
     seeds: int = Field(2, ge=1, le=100, description="Repetitions (seed 0..seeds-1: seed sample, models, acquisition).")
     n_seeds: int = Field(48, ge=1, description="Known phases seeding each campaign (sampled per seed).")
     candidates_per_round: int = Field(100, ge=1, description="New candidates generated per round.")
+    parent_pool: bool = Field(
+        False,
+        description="Every known phase holding one of `elements` (and within `generate.max_sites`) is also a "
+        "parent of every campaign without being evaluated (`generate.parent_pool`): the generators then reach far "
+        "more future phases than from the seeds alone.",
+    )
     stable: float = Field(0.05, description="Energy above hull (eV/atom) at or below which a rediscovery is stable.")
     loop: dict[str, Any] = Field(
         default_factory=dict, description="Further LoopConfig keys for every campaign (surrogate, generate, ...)."

@@ -56,6 +56,13 @@ def rediscover(
     seeds: Annotated[int, typer.Option(min=1, help="Repetitions (seed sample, models and acquisition).")] = 2,
     n_seeds: Annotated[int, typer.Option(min=1, help="Known phases seeding each campaign.")] = 48,
     candidates_per_round: Annotated[int, typer.Option(min=1, help="New candidates generated per round.")] = 100,
+    parent_pool: Annotated[
+        bool,
+        typer.Option(
+            help="Every known phase holding one of the elements (within generate.max_sites) is also an unlabelled "
+            "parent of every campaign: the generators reach many more future phases than from the seeds alone.",
+        ),
+    ] = False,
     config: Annotated[
         Path | None,
         typer.Option("--config", "-c", help="YAML of further LoopConfig keys for every campaign (surrogate, ...)."),
@@ -107,6 +114,7 @@ def rediscover(
             seeds=seeds,
             n_seeds=n_seeds,
             candidates_per_round=candidates_per_round,
+            parent_pool=parent_pool,
             loop=loop,
             store_uri=store_uri,
             cache_dir=str(cache_dir) if cache_dir else None,

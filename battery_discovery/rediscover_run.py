@@ -45,6 +45,8 @@ class PreparedSplit:
     future: list[Phase]
     n_known: int
     dropped: list[str]
+    parent_dir: Path | None = None
+    """Folder of the known phases that are unlabelled parents (``generate.parent_pool``), or None."""
 
 
 def load_phases(spec: str, *, cache_dir: Path | None, elements: tuple[str, ...] = ()) -> list[Phase]:
@@ -145,8 +147,10 @@ def prepare_split(config: RediscoverConfig, *, say: Say = print) -> PreparedSpli
                 (tmp / f"{p.id}.json").write_text(json.dumps(p.structure.as_dict()))
             tmp.rename(seed_dir)
         seed_dirs[s] = seed_dir
+    parent_dir = _write_parent_pool(config, kept, folder, say=say) if config.parent_pool else None
     say(f"rediscover: dropped {len(dropped)} known phases matching a future one; split {digest} in {folder}")
     return PreparedSplit(
+        parent_dir=parent_dir,
         hash=digest,
         known_file=known_file,
         seed_dirs=seed_dirs,
@@ -154,6 +158,34 @@ def prepare_split(config: RediscoverConfig, *, say: Say = print) -> PreparedSpli
         n_known=len(kept),
         dropped=dropped,
     )
+
+
+def _write_parent_pool(config: RediscoverConfig, kept: list[Phase], folder: Path, *, say: Say) -> Path:
+    """The known phases holding one of the elements, within ``generate.max_sites`` and readable as seeds, as a
+    folder of pymatgen JSON (reused when present)."""
+    from core.errors import SeedError
+    from generation.config import GenerateConfig
+    from generation.seeds import check_structure
+
+    max_sites = int(config.loop.get("generate", {}).get("max_sites", GenerateConfig.model_fields["max_sites"].default))
+    parent_dir = folder / f"parents-{max_sites}"
+    if parent_dir.is_dir():
+        return parent_dir
+    tmp = folder / f".parents-{max_sites}.tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for p in kept:
+        if not holds_elements(p.formula, config.elements) or len(p.structure) > max_sites:
+            continue
+        try:
+            check_structure(p.structure, p.id)
+        except SeedError:
+            continue  # what a seed file may not be (partial occupancy, ...) is no parent either
+        (tmp / f"{p.id}.json").write_text(json.dumps(p.structure.as_dict()))
+        n += 1
+    tmp.rename(parent_dir)
+    say(f"rediscover: {n} known phases are unlabelled parents ({parent_dir})")
+    return parent_dir
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -182,6 +214,7 @@ def loop_parameters(config: RediscoverConfig, split: PreparedSplit, strategy: st
         "acquisition": {"strategy": strategy, "seed": seed},
         "surrogate": {"seed": seed},
         "oracle": {"reference_phases": [f"file:{split.known_file}"], "competing_phases": "off"},
+        **({"generate": {"parent_pool": [str(split.parent_dir)]}} if config.parent_pool and split.parent_dir else {}),
         "store_uri": config.store_uri,
         "database": config.database(split.hash),
     }

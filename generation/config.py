@@ -125,6 +125,13 @@ class GenerateConfig(BaseModel):
         ge=0,
         description="Besides the seeds, this many lowest-formation-energy evaluated structures are parents.",
     )
+    parent_pool: tuple[str, ...] = Field(
+        (),
+        description="Structures that are parents every round without being evaluated (seed specs: files, folders, "
+        "'pymatgen:<name>'), e.g. every known phase of a chemical space: their candidates join the pool, they do "
+        "not. Substitution caches each parent's candidates (`<data home>/cache/generated/`), so a pool of hundreds "
+        "costs its generation once.",
+    )
 
     @field_validator("require_any", "exclude_elements", "allow_elements")
     @classmethod

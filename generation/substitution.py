@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from pymatgen.analysis.bond_valence import BVAnalyzer
 from pymatgen.analysis.structure_prediction.substitution_probability import SubstitutionPredictor
 from pymatgen.analysis.structure_prediction.volume_predictor import RLSVolumePredictor
 from pymatgen.core import Element, Species, Structure
+from pymatgen.core import __version__ as pymatgen_version
 
 from generation.base import Candidate, GenerationRequest
+from generation.cache import cache_key, cached_candidates
 from generation.config import GenerateConfig
 from generation.filters import has_reasonable_distances, is_charge_balanced, rejection_reason
 from generation.registry import GENERATORS
@@ -28,6 +30,14 @@ __all__ = [
     "substitute",
 ]
 VERSION = "2"
+# the settings `substitute` reads: the key of its per-parent cache (`generation.cache`)
+_SUBSTITUTE_FIELDS = (
+    "aliovalent",
+    "ion_exchange",
+    "ion_exchange_pairs",
+    "max_substitutions_per_parent",
+    "substitution_threshold",
+)
 
 
 @lru_cache(maxsize=8)
@@ -226,9 +236,13 @@ def _ordered(parents: Sequence[tuple[str, Structure]], config: GenerateConfig, *
     """Unfiltered candidates of every parent small enough to pass (substitution keeps the cell), ion exchange
     first, then aliovalent, then by substitution probability."""
     out: list[Candidate] = []
+    generator = "substitution" if data_mined else "ion-exchange"
+    version = f"{VERSION}/pymatgen-{pymatgen_version}"
     for name, structure in parents:
         if len(structure) <= config.max_sites:
-            out.extend(substitute(structure, name, config, data_mined=data_mined))
+            key = cache_key(generator, version, structure, config, _SUBSTITUTE_FIELDS)
+            make = partial(substitute, structure, name, config, data_mined=data_mined)
+            out.extend(cached_candidates(key, name, make))
     order = {"ion_exchange": 0, "aliovalent": 1, "substitution": 2}
     out.sort(key=lambda c: (order.get(c.kind, 3), -c.probability, c.structure.composition.reduced_formula))
     return out

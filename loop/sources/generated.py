@@ -63,8 +63,9 @@ def _condition_for(config: LoopConfig) -> str | None:
 @SOURCES.register("generated")
 @dataclass(frozen=True, kw_only=True)
 class GeneratedSource:
-    """Seeds (round 0), then the registered generators of ``generate.generators`` applied to the seeds and
-    the ``generate.parents_per_round`` best labelled structures (the labeller ranks them). Each new candidate is
+    """Seeds (round 0), then the registered generators of ``generate.generators`` applied to the seeds, the
+    unlabelled ``generate.parent_pool`` and the ``generate.parents_per_round`` best labelled structures (the
+    labeller ranks them). Each new candidate is
     checked known or novel against the hull's reference phases (``oracle.reference_phases``, MP online when
     ``oracle.competing_phases`` allows it) and the campaign's seeds (:mod:`store.novelty`)."""
 
@@ -92,7 +93,9 @@ class GeneratedSource:
         )
 
     def check(self) -> int:
-        """Load and check the seeds without writing anything; returns how many there are."""
+        """Load and check the seeds (and the parent pool) without writing anything; returns how many seeds."""
+        if self.generate_config.parent_pool:
+            load_seeds(self.generate_config.parent_pool)
         return len(load_seeds(self.seeds))
 
     def seed(self, ctx: RoundContext) -> list[str]:
@@ -109,7 +112,7 @@ class GeneratedSource:
         """
         start = time.perf_counter()
         config = self.generate_config
-        parents = [(s.name, s.structure) for s in load_seeds(self.seeds)]
+        parents = [(s.name, s.structure) for s in load_seeds(self.seeds + config.parent_pool)]
         seed_ids = {c.id for c in ctx.store.find_seeds(ctx.campaign)}
         ranked = [(cid, structure) for cid, structure in labeler.parent_rank(ctx) if cid not in seed_ids]
         parents += [(cid, Structure.from_dict(s)) for cid, s in ranked[: config.parents_per_round]]

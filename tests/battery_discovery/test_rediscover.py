@@ -167,3 +167,27 @@ def test_a_two_round_campaign_rediscovers_a_planted_phase_once(
     assert random["generated_matches"] == [0, 1, 1] and random["rediscovered_ids"] == [["f-nabr"]]
     assert random["oracle_calls"][0] == 2 and random["oracle_calls"][2] >= random["oracle_calls"][1] > 2
     assert png.stat().st_size > 10_000
+
+
+def test_parent_pool_makes_the_known_li_na_phases_unlabelled_parents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from battery_discovery.rediscover_run import loop_parameters, prepare_split
+    from generation import load_seeds
+
+    monkeypatch.setenv("BATTERY_DISCOVERY_HOME", str(tmp_path / "home"))
+    big = rocksalt("Li", "Cl").make_supercell([2, 2, 2], in_place=False)  # 64 sites: past generate.max_sites
+    known = _mp20_file(
+        tmp_path / "known.csv",
+        [("k-libr", rocksalt("Li", "Br"), -1.8), ("k-kcl", rocksalt("K", "Cl"), -2.2), ("k-big", big, -2.0)],
+    )
+    future = _mp20_file(tmp_path / "future.csv", [("f-nabr", rocksalt("Na", "Br", 6.0), -1.8)])
+    config = RediscoverConfig(known=(f"mp20:{known}",), future=f"mp20:{future}", n_seeds=1, seeds=1, parent_pool=True)
+    split = prepare_split(config, say=lambda _: None)
+    assert split.parent_dir is not None
+    assert sorted(p.name for p in split.parent_dir.iterdir()) == ["k-libr.json"]  # Li/Na only, within max_sites
+    params = loop_parameters(config, split, "ucb", 0)
+    assert params["generate"]["parent_pool"] == [str(split.parent_dir)]
+    assert [s.structure.composition.reduced_formula for s in load_seeds(params["generate"]["parent_pool"])] == ["LiBr"]
+    without = loop_parameters(config.model_copy(update={"parent_pool": False}), split, "ucb", 0)
+    assert "parent_pool" not in without.get("generate", {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +151,47 @@ def test_a_round_passes_the_campaigns_condition_to_a_conditionable_generator_and
     assert {d.formula for d in docs} == {"Na2O", "NaFePO4"}
     assert all(d.generator == RECORDER and d.condition == "band_gap >= 3" for d in docs)
     assert store.get_round("mix", 1).generation_condition == "band_gap >= 3"
+
+
+def test_the_parent_pool_is_a_parent_every_round_and_never_a_candidate(tmp_path: Path) -> None:
+    from pymatgen.core import Structure
+
+    from core.errors import SeedError
+    from generation.seeds import bundled_structures_dir
+    from loop.sources.generated import GeneratedSource
+
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    lifepo4 = Structure.from_file(bundled_structures_dir() / "LiFePO4.json")
+    (pool / "olivine.json").write_text(lifepo4.to_json())
+    register_toy_potential()
+    try:
+        config = LoopConfig(
+            campaign="pool",
+            rounds=1,
+            batch_size=2,
+            candidates_per_round=40,
+            seeds=("pymatgen:Li2O",),
+            generate={"generators": ["substitution"], "parent_pool": [str(pool)], "parents_per_round": 0},
+            oracle={"relax": {"potential": "toy"}, "refine": {"potential": None}, "reference_source": "auto"},
+            properties=(),
+            store_uri="mongomock://pool",
+        )
+        store = open_store(config.store_uri, config.database)
+        runner = StageRunner(store, config)
+        assert runner.seed() and [s.parent for s in store.find_seeds("pool")] == ["pymatgen:Li2O"]
+        begin_round(runner.ctx(1), config.model_dump(mode="json"))
+        docs = store.get_candidates(runner.generate(1).new_ids)
+        from_pool = [d for d in docs if d.parent == str(pool / "olivine.json")]
+        assert from_pool  # the pool's olivine has children, and is none of them:
+        assert all(Structure.from_dict(d.structure).composition.reduced_formula != "LiFePO4" for d in docs)
+        assert {d.parent for d in docs} == {"pymatgen:Li2O", str(pool / "olivine.json")}
+        # a pool that cannot be read is refused before a round, like a seed
+        bad = config.model_copy(
+            update={"generate": config.generate.model_copy(update={"parent_pool": (str(tmp_path / "missing"),)})}
+        )
+        with pytest.raises(SeedError, match="missing"):
+            GeneratedSource.from_config(bad).check()
+    finally:
+        unregister_toy_potential()
+        close_all()
