@@ -127,7 +127,7 @@ def run(
 
     console.print(
         f"[bold]discovery-loop[/] campaign [cyan]{cfg.campaign}[/]: {cfg.rounds} rounds x {cfg.batch_size} "
-        f"candidates, strategy {cfg.acquisition.strategy}, labeller {cfg.labeler} "
+        f"candidates, strategy {cfg.acquisition.strategy}, labeler {cfg.labeler} "
         f"({cfg.oracle.name}), store {shown_uri}"
     )
     result = discovery_loop(**{name: getattr(cfg, name) for name in type(cfg).model_fields})

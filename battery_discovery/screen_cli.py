@@ -1,4 +1,4 @@
-"""``battery-discovery screen``: the campaign's labellers on structures you bring, without a campaign."""
+"""``battery-discovery screen``: the campaign's labelers on structures you bring, without a campaign."""
 
 from __future__ import annotations
 

@@ -18,10 +18,10 @@ def _pm(mean: Any, std: Any) -> str:
 
 
 def best_table(best: list[dict[str, Any]], title: str) -> Table:
-    """The labeller's best rows: formula, id, formation energy and signed energy above hull (eV/atom) with the
+    """The labeler's best rows: formula, id, formation energy and signed energy above hull (eV/atom) with the
     hull's phase count, then every property as mean ± std (band gap eV, log10 conductivity log10 S/cm, ...).
 
-    Rows that say whether they are known (the relax labeller's) are ranked apart: the novel ones first ('novel 1',
+    Rows that say whether they are known (the relax labeler's) are ranked apart: the novel ones first ('novel 1',
     'novel 2', ...), then, after a rule, the known materials (reference phases, seeds: 'known 1', ...) with what
     they match."""
     props = sorted({k[: -len("_mean")] for b in best for k in b if k.endswith("_mean")})

@@ -1,9 +1,9 @@
-"""Named registries filled by decorators (strategies, generators, potentials, labellers, sources).
+"""Named registries filled by decorators (strategies, generators, potentials, labelers, sources).
 
 A registry maps a name to an object (usually a class or a factory). Registering a name twice is an
 error, so two plug-ins cannot silently shadow each other::
 
-    LABELERS: Registry[type[Labeler]] = Registry("labeller")
+    LABELERS: Registry[type[Labeler]] = Registry("labeler")
 
     @LABELERS.register("toy")
     class ToyLabeler: ...

@@ -2,7 +2,7 @@
 
 The same model is the Prefect flow's parameter set (each top-level field is a flow parameter, so
 ``prefect deployment run discovery-loop/local --param rounds=3`` works) and the CLI's YAML file.
-Which candidate source and which labeller a campaign uses are names in registries
+Which candidate source and which labeler a campaign uses are names in registries
 (:mod:`loop.registry`); :func:`loop.plan.build_plan` turns them into objects, once.
 """
 
@@ -25,7 +25,7 @@ from surrogates.config import EnsembleConfig
 
 
 class ReplayConfig(BaseModel):
-    """The labelled pool of the ``pool`` source and the ``replay`` labeller (benchmarks)."""
+    """The labelled pool of the ``pool`` source and the ``replay`` labeler (benchmarks)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
@@ -45,7 +45,7 @@ class ReplayConfig(BaseModel):
 
 
 class RunnerConfig(BaseModel):
-    """Where the labeller's work runs: in the flow's process, or shares of the batch on Dask."""
+    """Where the labeler's work runs: in the flow's process, or shares of the batch on Dask."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
@@ -79,7 +79,7 @@ class LoopConfig(BaseModel):
 
     campaign: str = Field("default", description="Campaign name: rounds are stored and resumed under it.")
     rounds: int = Field(3, ge=0, le=1000, description="Discovery rounds after round 0 (which labels the seeds).")
-    batch_size: int = Field(4, ge=1, le=10_000, description="Candidates sent to the labeller per round.")
+    batch_size: int = Field(4, ge=1, le=10_000, description="Candidates sent to the labeler per round.")
     candidates_per_round: int = Field(100, ge=1, description="At most this many new candidates generated per round.")
     seeds: tuple[str, ...] = Field(
         ("pymatgen:default",),
@@ -93,13 +93,13 @@ class LoopConfig(BaseModel):
     )
     labeler: str = Field(
         "relax",
-        description="Registered labeller: 'relax' (relaxation with the potential of 'oracle': formation "
+        description="Registered labeler: 'relax' (relaxation with the potential of 'oracle': formation "
         "energy, hull) or 'replay' (reveals the pool's known labels; benchmarks).",
     )
     targets: tuple[str, ...] = Field(
         (),
         description="Properties the surrogate learns (one ensemble each) and acquisition sees as outcomes, in "
-        "order; empty: the labeller's own ('formation_energy_per_atom' (eV/atom) for 'relax', the labels the "
+        "order; empty: the labeler's own ('formation_energy_per_atom' (eV/atom) for 'relax', the labels the "
         "replay target reads for 'replay').",
     )
     properties: tuple[str, ...] | None = Field(
@@ -108,7 +108,7 @@ class LoopConfig(BaseModel):
         "'e_above_hull' (eV/atom: the learned formation energy against the hull of Materials Project phases and "
         "the campaign's labels), 'band_gap' (eV) and 'log10_conductivity' (log10 S/cm) from registered property "
         "models trained on public data (trained on first use); outcomes named by acquisition objectives or "
-        "constraints are added. None: the labeller's own ('relax': e_above_hull, band_gap, log10_conductivity; "
+        "constraints are added. None: the labeler's own ('relax': e_above_hull, band_gap, log10_conductivity; "
         "'replay': none).",
     )
     property_models: dict[str, str] = Field(
@@ -172,7 +172,7 @@ class LoopConfig(BaseModel):
 def validate_config(data: dict[str, Any]) -> LoopConfig:
     """Validate a plain dict into a LoopConfig (fields only), raising ConfigError with one clear line.
 
-    :func:`loop.plan.build_config` also checks that the named source and labeller exist and fit.
+    :func:`loop.plan.build_config` also checks that the named source and labeler exist and fit.
     """
     try:
         return LoopConfig.model_validate(data)

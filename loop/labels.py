@@ -1,6 +1,6 @@
 """Reading labels back: the value of a target in an evaluation, observed targets, training data.
 
-Pure reads of the store; every labeller writes evaluations these functions understand: a target is a
+Pure reads of the store; every labeler writes evaluations these functions understand: a target is a
 revealed label (``labels[name]``) or an evaluation field of that name (``formation_energy_per_atom``).
 """
 

@@ -1,6 +1,6 @@
-"""The one place that turns the config's role names into objects: the candidate source and the labeller.
+"""The one place that turns the config's role names into objects: the candidate source and the labeler.
 
-Nothing else in the project asks which source or labeller a campaign uses: stages, tasks, flows and
+Nothing else in the project asks which source or labeler a campaign uses: stages, tasks, flows and
 reports call the roles' methods.
 """
 
@@ -34,16 +34,16 @@ class LoopPlan:
     source: CandidateSource
     labeler: Labeler
     targets: tuple[str, ...]
-    """Outcomes learned in the loop: ``config.targets`` or, when empty, the labeller's own."""
+    """Outcomes learned in the loop: ``config.targets`` or, when empty, the labeler's own."""
     properties: tuple[Property, ...] = ()
     """Further outcomes from property providers, in config order (see ``LoopConfig.properties``)."""
     acquisition: AcquisitionConfig
     """The acquisition settings in force: ``config.acquisition``, with the default objective (minimise
     ``e_above_hull``) when the campaign scores stability and the config names no objective."""
     md: MDConfig | None = None
-    """Molecular dynamics of the best labels after each round (relaxation labellers only); None: none."""
+    """Molecular dynamics of the best labels after each round (relaxation labelers only); None: none."""
     electrode: OracleConfig | None = None
-    """The oracle whose electrode stage computes voltages (relaxation labellers only); None: no electrode stage."""
+    """The oracle whose electrode stage computes voltages (relaxation labelers only); None: no electrode stage."""
 
     @property
     def learn_electrode(self) -> bool:
@@ -70,17 +70,17 @@ class LoopPlan:
 
 
 def build_plan(config: LoopConfig) -> LoopPlan:
-    """The source and labeller named by ``config``; ConfigError when one is unknown or they do not fit."""
+    """The source and labeler named by ``config``; ConfigError when one is unknown or they do not fit."""
     source = SOURCES.get(config.source).from_config(config)
     labeler = LABELERS.get(config.labeler).from_config(config)
     targets = config.targets or tuple(labeler.targets)
     if not targets:
-        raise ConfigError(f"labeller {config.labeler!r} names no targets: set targets")
+        raise ConfigError(f"labeler {config.labeler!r} names no targets: set targets")
     optional = tuple(getattr(labeler, "optional_targets", ()))
     targets = (*targets, *(t for t in _wanted(config) if t in optional and t not in targets))
     provided = (*labeler.targets, *optional)
     if labeler.targets and not set(targets) <= set(provided):
-        raise ConfigError(f"labeller {config.labeler!r} provides targets {list(provided)}, not {list(targets)}")
+        raise ConfigError(f"labeler {config.labeler!r} provides targets {list(provided)}, not {list(targets)}")
     properties = _properties(config, labeler, targets)
     outcomes = (*targets, *(p.name for p in properties))
     acquisition = config.acquisition
@@ -113,7 +113,7 @@ def _wanted(config: LoopConfig) -> list[str]:
 
 
 def _properties(config: LoopConfig, labeler: Labeler, targets: tuple[str, ...]) -> tuple[Property, ...]:
-    """The campaign's property providers: ``config.properties`` (None: the labeller's defaults that apply to this
+    """The campaign's property providers: ``config.properties`` (None: the labeler's defaults that apply to this
     config) plus registered properties that acquisition objectives or constraints name; each must find the
     learned targets it needs."""
     explicit = config.properties is not None
@@ -131,7 +131,7 @@ def _properties(config: LoopConfig, labeler: Labeler, targets: tuple[str, ...]) 
         missing = [t for t in cls.needs if t not in targets]
         if missing:
             raise ConfigError(
-                f"property {name!r} derives from the learned target(s) {', '.join(missing)}, which labeller "
+                f"property {name!r} derives from the learned target(s) {', '.join(missing)}, which labeler "
                 f"{config.labeler!r} with targets {list(targets)} does not learn"
             )
         providers.append(cls.from_config(config))

@@ -9,7 +9,7 @@ from store.documents import RoundDoc
 
 
 def batch_table(doc: RoundDoc, plan: LoopPlan) -> list[dict[str, Any]]:
-    """Rows of the round's batch artifact, as the labeller lays them out."""
+    """Rows of the round's batch artifact, as the labeler lays them out."""
     return [plan.labeler.batch_row(e, plan.targets) for e in doc.acquired]
 
 
@@ -46,7 +46,7 @@ def round_markdown(doc: RoundDoc, plan: LoopPlan) -> str:
 
 **Acquisition:** `{plan.config.acquisition.model_dump_json()}`{notes}
 
-**Labeller:** `{plan.labeler.name}` (`{plan.labeler.key}`)
+**Labeler:** `{plan.labeler.name}` (`{plan.labeler.key}`)
 
 {best_section(doc, plan)}"""
 

@@ -1,6 +1,6 @@
 """The roles a round is made of (CAMD's candidate source, experiment and agent, without a god object).
 
-- :class:`RoundContext`: the few things every stage needs (store, campaign, round, labeller key, targets).
+- :class:`RoundContext`: the few things every stage needs (store, campaign, round, labeler key, targets).
 - :class:`CandidateSource`: what the loop can pick from (generated from parents; a labelled pool).
 - :class:`Labeler`: what a pick is worth (relaxation with a potential; replay of known labels).
 
@@ -30,7 +30,7 @@ class RoundContext:
     campaign: str
     round_index: int
     labeler_key: str
-    """Identity of the labeller's results (a hash of its settings): labels under another key are not reused."""
+    """Identity of the labeler's results (a hash of its settings): labels under another key are not reused."""
     targets: tuple[str, ...]
     """Outcomes the surrogate learns and acquisition reads, in order."""
     num_threads: int = 1
@@ -79,11 +79,11 @@ class Labeler(Protocol):
 
     name: ClassVar[str]
     key: str
-    """Stable identity derived from the labeller's full settings."""
+    """Stable identity derived from the labeler's full settings."""
     targets: tuple[str, ...]
     """Outcomes it provides by default (empty: any label the candidates carry)."""
     # Optional: ``default_properties: tuple[str, ...]``, the property providers (loop.registry.PROPERTIES)
-    # a campaign of this labeller scores candidates on when its config names none (absent: none).
+    # a campaign of this labeler scores candidates on when its config names none (absent: none).
 
     def label(
         self,
@@ -95,7 +95,7 @@ class Labeler(Protocol):
         progress: Progress | None = None,
     ) -> int:
         """Label ``candidates`` (none labelled yet under ``key``), storing each result as soon as it exists;
-        returns how many were stored. ``seeds``: round 0's batch (a relaxation labeller may single-point it)."""
+        returns how many were stored. ``seeds``: round 0's batch (a relaxation labeler may single-point it)."""
         ...
 
     def prepare(self, ctx: RoundContext, candidates: list[CandidateDoc]) -> None:

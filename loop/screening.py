@@ -1,4 +1,4 @@
-"""Screening: the campaign's labellers on structures a user brings, without a campaign.
+"""Screening: the campaign's labelers on structures a user brings, without a campaign.
 
 :func:`read_inputs` reads a structure file, a folder of them or a CSV with a ``cif`` column (and ``id`` or
 ``material_id``); :func:`screen` relaxes them with the oracle (formation energy, signed energy above the hull of

@@ -113,7 +113,7 @@ class StageRunner:
         return retrain_stage(self.config.surrogate, self.ctx(round_index), train=train)
 
     def finish(self, round_index: int) -> dict[str, Any]:
-        """The labeller's end-of-round analysis (e.g. the hull)."""
+        """The labeler's end-of-round analysis (e.g. the hull)."""
         return self.plan.labeler.finish_round(self.ctx(round_index))
 
     def complete(

@@ -58,7 +58,7 @@ MIN_COMPOUNDS = 1
 MIN_COMPOUNDS_SELF = 3
 
 #: label(config, structures, *, num_threads, on_result) -> one dict per structure (label_structures' fields).
-Labeller = Callable[..., list[dict[str, Any]]]
+Labeler = Callable[..., list[dict[str, Any]]]
 
 
 @dataclass(kw_only=True)
@@ -258,7 +258,7 @@ def complete(
     per_formula: int = PER_FORMULA,
     max_sites: int = MAX_SITES,
     relax: bool = True,
-    label: Labeller | None = None,
+    label: Labeler | None = None,
 ) -> CompletionReport:
     """Complete the hull of every chemical system of ``systems``: each sub-system (:func:`missing_subsystems`)
     gets the analogue structures of :func:`analogue_structures`, relaxed by the oracle ``config``

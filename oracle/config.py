@@ -120,7 +120,7 @@ class RefineConfig(BaseModel):
 
 
 class OracleConfig(BaseModel):
-    """The ``relax`` labeller's settings: the relaxation, how seeds are labelled, energy scale and hull."""
+    """The ``relax`` labeler's settings: the relaxation, how seeds are labelled, energy scale and hull."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 

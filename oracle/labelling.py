@@ -1,6 +1,6 @@
 """From a relaxation to labels: corrected energy, formation energy, references and hull context.
 
-Pure functions of values (no store): the ``relax`` labeller of the loop calls them and writes the results.
+Pure functions of values (no store): the ``relax`` labeler of the loop calls them and writes the results.
 """
 
 from __future__ import annotations

@@ -248,7 +248,7 @@ class EvaluationDoc(_Doc):
     novelty: Novelty | None = Field(
         None,
         description="Known or novel (store.novelty): its candidate's verdict when written, then the verdict on the "
-        "relaxed structure (the relax labeller checks it at the end of the round, before the hull).",
+        "relaxed structure (the relax labeler checks it at the end of the round, before the hull).",
     )
     max_force: float | None = Field(None, description="Largest residual force (eV/Å).")
     n_steps: int = Field(0, description="Optimizer steps taken.")
@@ -278,7 +278,7 @@ class EvaluationDoc(_Doc):
     def for_candidate(
         cls, candidate: CandidateDoc, *, oracle_key: str, provenance: Provenance, **fields: Any
     ) -> EvaluationDoc:
-        """The evaluation of ``candidate`` by the labeller ``oracle_key`` (id ``<candidate id>:<key>``)."""
+        """The evaluation of ``candidate`` by the labeler ``oracle_key`` (id ``<candidate id>:<key>``)."""
         return cls(
             _id=f"{candidate.id}:{oracle_key}",
             candidate_id=candidate.id,

@@ -171,9 +171,9 @@ def evaluate_task(
     return out
 
 
-@task(name="prepare-labeller", **_RETRY)
+@task(name="prepare-labeler", **_RETRY)
 def prepare_task(config: LoopConfig, round_index: int, candidate_ids: list[str]) -> None:
-    """The labeller's shared set-up (e.g. elemental references), once before the shares run."""
+    """The labeler's shared set-up (e.g. elemental references), once before the shares run."""
     plan, ctx = _round(config, round_index)
     prepare_stage(plan.labeler, ctx, candidate_ids)
 
@@ -243,7 +243,7 @@ def complete_round_task(
     retrain: RetrainOutput,
     timings: dict[str, float],
 ) -> RoundDoc:
-    """The labeller's end-of-round analysis; write the round's results and mark it completed."""
+    """The labeler's end-of-round analysis; write the round's results and mark it completed."""
     plan, ctx = _round(config, round_index)
     return complete_round(
         plan.labeler,

@@ -109,7 +109,7 @@ def test_no_source_file_is_too_long(limit: int) -> None:
 
 
 def test_no_mode_flags() -> None:
-    """Roles, not flags: nothing tests a ``mode`` (the plan builds the source and labeller from the config)."""
+    """Roles, not flags: nothing tests a ``mode`` (the plan builds the source and labeler from the config)."""
     pattern = re.compile(r"\bmode\s*[!=]=|\.mode\b")
     hits = [
         f"{p.relative_to(ROOT)}:{k}: {line.strip()}"

@@ -1,4 +1,4 @@
-"""Registered labellers (importing this package registers the built-in ones)."""
+"""Registered labelers (importing this package registers the built-in ones)."""
 
 from loop.labelers.relax import RelaxLabeler
 from loop.labelers.replay import ReplayLabeler

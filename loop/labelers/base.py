@@ -1,4 +1,4 @@
-"""A base for simple labellers: compute labels of one structure at a time; the rest has defaults.
+"""A base for simple labelers: compute labels of one structure at a time; the rest has defaults.
 
 Subclass, name the targets, implement :meth:`SimpleLabeler.compute`, register::
 
@@ -74,7 +74,7 @@ class SimpleLabeler:
                 labels = {t: float(v) for t, v in self.compute(Structure.from_dict(cand.structure)).items()}
                 bad = [t for t in ctx.targets if not math.isfinite(labels.get(t, math.nan))]
                 status, reason = ("failed", f"no finite {', '.join(bad)}") if bad else ("converged", "")
-            except Exception as exc:  # a labeller's failure is a property of this candidate
+            except Exception as exc:  # a labeler's failure is a property of this candidate
                 labels, status, reason = {}, "failed", f"{type(exc).__name__}: {exc}"
             doc = EvaluationDoc.for_candidate(
                 cand,

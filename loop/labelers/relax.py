@@ -1,4 +1,4 @@
-"""The ``relax`` labeller: relaxation with a pretrained potential, formation energy and convex hull.
+"""The ``relax`` labeler: relaxation with a pretrained potential, formation energy and convex hull.
 
 The science is in :mod:`oracle` (pure functions of values); this module reads candidates, calls it and
 writes each result to the store as soon as it exists.
@@ -46,7 +46,7 @@ class RelaxLabeler:
 
     @classmethod
     def from_config(cls, config: LoopConfig) -> RelaxLabeler:
-        """The labeller of ``config`` (its ``oracle`` section)."""
+        """The labeler of ``config`` (its ``oracle`` section)."""
         return cls(oracle=config.oracle)
 
     @property

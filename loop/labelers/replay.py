@@ -1,4 +1,4 @@
-"""The ``replay`` labeller: reveals the known labels of a pool's candidates (benchmarks).
+"""The ``replay`` labeler: reveals the known labels of a pool's candidates (benchmarks).
 
 Replay is just another experiment: the round's stages, acquisition and retraining are the discovery
 loop's own; only where the labels come from differs.
@@ -31,10 +31,10 @@ class ReplayLabeler:
 
     @classmethod
     def from_config(cls, config: LoopConfig) -> ReplayLabeler:
-        """The labeller of ``config``; ConfigError without ``replay.pool`` and ``replay.target``."""
+        """The labeler of ``config``; ConfigError without ``replay.pool`` and ``replay.target``."""
         if not config.replay.pool or not config.replay.target:
             raise ConfigError(
-                "the replay labeller needs replay.pool (a data set spec) and replay.target (an expression)"
+                "the replay labeler needs replay.pool (a data set spec) and replay.target (an expression)"
             )
         return cls(pool=config.replay.pool, target=parse_target(config.replay.target))
 

@@ -1,4 +1,4 @@
-"""Report rows shared by labellers whose labels are named targets (replay, simple labellers)."""
+"""Report rows shared by labelers whose labels are named targets (replay, simple labelers)."""
 
 from __future__ import annotations
 

@@ -65,7 +65,7 @@ def _condition_for(config: LoopConfig) -> str | None:
 class GeneratedSource:
     """Seeds (round 0), then the registered generators of ``generate.generators`` applied to the seeds, the
     unlabelled ``generate.parent_pool`` and the ``generate.parents_per_round`` best labelled structures (the
-    labeller ranks them). Each new candidate is
+    labeler ranks them). Each new candidate is
     checked known or novel against the hull's reference phases (``oracle.reference_phases``, MP online when
     ``oracle.competing_phases`` allows it) and the campaign's seeds (:mod:`store.novelty`)."""
 

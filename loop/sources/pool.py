@@ -18,7 +18,7 @@ from loop.roles import GenerateOutput, Labeler, RoundContext
 @dataclass(frozen=True, kw_only=True)
 class PoolSource:
     """Round 0 writes the pool of ``replay.pool`` (labels kept on the candidates, hidden from the loop until a
-    labeller reveals them) and returns ``replay.initial`` of them, drawn with ``replay.seed``; later rounds
+    labeler reveals them) and returns ``replay.initial`` of them, drawn with ``replay.seed``; later rounds
     generate nothing."""
 
     name: ClassVar[str] = "pool"

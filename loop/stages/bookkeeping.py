@@ -98,7 +98,7 @@ def complete_round(
     config: dict[str, Any],
     properties: tuple[Property, ...] = (),
 ) -> RoundDoc:
-    """Run the labeller's end-of-round analysis, score the new labels on the model properties, fill in results,
+    """Run the labeler's end-of-round analysis, score the new labels on the model properties, fill in results,
     metrics and timings, mark the round completed.
 
     ``timings['store']`` of the returned document records how long this took (s). A round completed before whose

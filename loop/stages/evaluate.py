@@ -1,4 +1,4 @@
-"""Evaluate: the labeller labels the batch; each result is stored as soon as it exists."""
+"""Evaluate: the labeler labels the batch; each result is stored as soon as it exists."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def evaluate_stage(
     seeds: bool = False,
     progress: Progress | None = None,
 ) -> EvaluateOutput:
-    """Label the candidates without a result under the labeller's key yet (a re-run skips those done).
+    """Label the candidates without a result under the labeler's key yet (a re-run skips those done).
 
     Args:
         model_version: the surrogate that predicted the batch (provenance).
@@ -56,7 +56,7 @@ def evaluate_stage(
 
 
 def prepare_stage(labeler: Labeler, ctx: RoundContext, candidate_ids: list[str]) -> None:
-    """The labeller's shared set-up for the batch (e.g. elemental references), before parallel shares."""
+    """The labeler's shared set-up for the batch (e.g. elemental references), before parallel shares."""
     labeler.prepare(ctx, ctx.store.get_candidates(candidate_ids))
 
 

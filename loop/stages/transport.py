@@ -1,4 +1,4 @@
-"""Transport: MD diffusion runs for the best labelled Li/Na candidates (relaxation labellers)."""
+"""Transport: MD diffusion runs for the best labelled Li/Na candidates (relaxation labelers)."""
 
 from __future__ import annotations
 

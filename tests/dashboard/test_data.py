@@ -171,7 +171,7 @@ def test_phase_diagram_marks_computed_phases(store: CandidateStore, tmp_path, mo
     from dashboard.detail import phase_diagram_figure
     from oracle.completion import complete
     from oracle.phases import PhaseSet, default_phase_set
-    from tests.oracle.test_oracle_completion import CountingLabeller
+    from tests.oracle.test_oracle_completion import CountingLabeler
 
     class Oracle:
         def key(self) -> str:
@@ -180,7 +180,7 @@ def test_phase_diagram_marks_computed_phases(store: CandidateStore, tmp_path, mo
     monkeypatch.setenv("BATTERY_DISCOVERY_HOME", str(tmp_path))
     base = default_phase_set()
     scratch = PhaseSet(compounds=base.compounds, mu=base.mu, structure_files=base.structure_files)
-    complete(scratch, [["Li", "O"]], Oracle(), label=CountingLabeller(dict(base.mu), formation=-2.0))
+    complete(scratch, [["Li", "O"]], Oracle(), label=CountingLabeler(dict(base.mu), formation=-2.0))
     computed = {p.parent for p in scratch.phases_of(["Li", "O"]) if p.source == "computed"}
     assert computed
 

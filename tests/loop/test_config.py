@@ -46,10 +46,10 @@ def test_yaml_round_trip_and_overrides(tmp_path: Path) -> None:
         ({"seeds": []}, "seeds"),
         ({"batch_sise": 3}, "batch_sise"),
         ({"oracle": {"relax": {"potential": "magicnet"}}}, "unknown potential"),
-        ({"labeler": "magic"}, "unknown labeller 'magic'"),
+        ({"labeler": "magic"}, "unknown labeler 'magic'"),
         ({"source": "magic"}, "unknown candidate source 'magic'"),
         ({"generate": {"generators": ["magic"]}}, "unknown generator 'magic'"),
-        ({"targets": ["ind_gap"]}, "labeller 'relax' provides targets"),
+        ({"targets": ["ind_gap"]}, "labeler 'relax' provides targets"),
         ({"acquisition": {"seed": -1}}, "acquisition.seed"),
         ({"database": "a.b"}, "database"),
     ],
@@ -86,7 +86,7 @@ def test_oracle_key_and_seed_single_point() -> None:
 @pytest.mark.parametrize(
     "relax", [{"max_force_abort": 20.0}, {"max_volume_change": 0.3}, {"min_distance": 0.4}, {"timeout_s": 60.0}]
 )
-def test_every_relax_setting_is_part_of_the_labeller_key(relax: dict) -> None:
+def test_every_relax_setting_is_part_of_the_labeler_key(relax: dict) -> None:
     """Results computed under other failure checks are not reused (the hand-written key forgot these)."""
     from loop.plan import build_plan
 

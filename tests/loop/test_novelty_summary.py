@@ -1,4 +1,4 @@
-"""The summary ranks novel candidates apart from known ones (issue #26): the relax labeller's best rows, the console
+"""The summary ranks novel candidates apart from known ones (issue #26): the relax labeler's best rows, the console
 table printed after ``battery-discovery run`` and the round's markdown. Mongomock, no potential run."""
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def test_best_rows_rank_novel_candidates_apart_from_known_ones(labeler: RelaxLab
 
 
 def test_rows_without_a_verdict_keep_the_plain_table() -> None:
-    """Other labellers' rows (replay targets) say nothing about novelty: one table, no rank or 'known as' column."""
+    """Other labelers' rows (replay targets) say nothing about novelty: one table, no rank or 'known as' column."""
     console = Console(record=True, width=200)
     console.print(best_table([{"formula": "LiF", "candidate_id": "r-1", "e_above_hull": 0.0}], "Targets"))
     text = console.export_text()

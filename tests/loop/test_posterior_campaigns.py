@@ -1,5 +1,5 @@
 """``acquisition.posterior`` in real campaigns: ``recalibrate`` fits the spread scale on held-out predictions of
-earlier rounds, and ``kind: gp`` runs (replay labeller on a 60-structure perov_5 pool, a small GNN ensemble)."""
+earlier rounds, and ``kind: gp`` runs (replay labeler on a 60-structure perov_5 pool, a small GNN ensemble)."""
 
 from __future__ import annotations
 

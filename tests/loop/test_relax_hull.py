@@ -1,4 +1,4 @@
-"""The relax labeller against real competing phases: CHGNet relaxations of MP phases that lie on MP's hull land
+"""The relax labeler against real competing phases: CHGNet relaxations of MP phases that lie on MP's hull land
 close to the hull of the MP reference phases, signed, with what each value rests on."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The ``relax`` labeller records what made each label: potential, version, checkpoint hash, second tier."""
+"""The ``relax`` labeler records what made each label: potential, version, checkpoint hash, second tier."""
 
 from __future__ import annotations
 

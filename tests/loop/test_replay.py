@@ -1,4 +1,4 @@
-"""Replay: target expressions, the pool source and the replay labeller inside the ordinary stages."""
+"""Replay: target expressions, the pool source and the replay labeler inside the ordinary stages."""
 
 from __future__ import annotations
 
@@ -50,11 +50,11 @@ def test_replay_config_validation() -> None:
     assert plan.targets == ("ind_gap", "heat_all") and plan.labeler.key == "replay|perov5:x.csv"
     with pytest.raises(ConfigError, match=r"the pool source needs replay.pool"):
         build_config(replay)
-    with pytest.raises(ConfigError, match=r"replay labeller needs replay.pool .* and replay.target"):
+    with pytest.raises(ConfigError, match=r"replay labeler needs replay.pool .* and replay.target"):
         build_config({"labeler": "replay", "source": "pool", "replay": {"pool": "p"}})
     with pytest.raises(ConfigError, match=r"replay.target"):
         build_config({**replay, "replay": {"pool": "p", "target": "gap = 1"}})
-    with pytest.raises(ConfigError, match="labeller 'relax' provides targets"):
+    with pytest.raises(ConfigError, match="labeler 'relax' provides targets"):
         build_config({"targets": ["ind_gap"]})
 
 

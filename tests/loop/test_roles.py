@@ -1,4 +1,4 @@
-"""Plug-ins: a toy labeller and a toy generator, a class and a decorator each, run a 2-round loop."""
+"""Plug-ins: a toy labeler and a toy generator, a class and a decorator each, run a 2-round loop."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from pymatgen.core import Structure
 from core.registry import DuplicateRegistrationError
 from generation import GENERATORS, Candidate, GenerateConfig, GenerationRequest
 from loop.labelers.base import SimpleLabeler
-from loop.plan import build_plan  # noqa: F401  (registers the built-in sources and labellers)
+from loop.plan import build_plan  # noqa: F401  (registers the built-in sources and labelers)
 from loop.registry import LABELERS, SOURCES
 from store import open_store
 from store.connection import close_all
 
 
-class Density(SimpleLabeler):  # a toy labeller: the mass density (g/cm³) of the structure as given
+class Density(SimpleLabeler):  # a toy labeler: the mass density (g/cm³) of the structure as given
     name = "toy-density"
     targets = ("density",)
 
@@ -58,7 +58,7 @@ def test_registering_a_name_twice_is_an_error(plugins: None) -> None:
 
 
 @pytest.mark.slow
-def test_a_toy_labeller_and_generator_run_a_two_round_loop(plugins: None, prefect_harness: None) -> None:
+def test_a_toy_labeler_and_generator_run_a_two_round_loop(plugins: None, prefect_harness: None) -> None:
     from flows.discovery_loop import discovery_loop
 
     params = {

@@ -24,7 +24,7 @@ def _fresh(phases: PhaseSet) -> PhaseSet:
     return PhaseSet(compounds=phases.compounds, mu=phases.mu, structure_files=phases.structure_files)
 
 
-class CountingLabeller:
+class CountingLabeler:
     """Stands in for oracle.labelling.label_structures: energy = MP's elemental mean + ``formation`` eV/atom."""
 
     def __init__(self, mu: dict[str, float], formation: float = -1.0, fail: str = "") -> None:
@@ -84,7 +84,7 @@ def test_li2o_comes_from_an_alkali_oxide_by_ion_exchange(reference):
 def test_complete_adds_caches_and_records(reference, tmp_path):
     config = OracleConfig()
     phases = _fresh(reference)
-    label = CountingLabeller(dict(reference.mu), formation=-2.5)
+    label = CountingLabeler(dict(reference.mu), formation=-2.5)
     before = phases.stability("Li5FeO4", -6.0)
     report = complete(phases, [["Li", "Fe", "O"]], config, label=label, directory=tmp_path)
     assert label.calls == 1 and report.n_relaxed == label.structures > 0
@@ -104,11 +104,11 @@ def test_complete_adds_caches_and_records(reference, tmp_path):
     assert phases.completion(["Fe", "O"]).n_candidates == 0  # had MP phases: examined, nothing computed
 
     again = _fresh(reference)
-    label2 = CountingLabeller(dict(reference.mu))
+    label2 = CountingLabeler(dict(reference.mu))
     report2 = complete(again, [["Li", "Fe", "O"]], config, label=label2, directory=tmp_path)
     assert label2.calls == 0 and report2.n_relaxed == 0 and set(report2.from_cache) == set(report.missing)
     assert {p.entry_id for p in again.phases_of(["Li", "O"])} == {p.entry_id for p in phases.phases_of(["Li", "O"])}
-    other = CountingLabeller(dict(reference.mu))  # another oracle never reads this one's phases
+    other = CountingLabeler(dict(reference.mu))  # another oracle never reads this one's phases
     complete(
         _fresh(reference), [["Li", "O"]], OracleConfig(refine={"potential": None}), label=other, directory=tmp_path
     )
@@ -117,13 +117,13 @@ def test_complete_adds_caches_and_records(reference, tmp_path):
 
 def test_failures_and_empty_searches_are_cached_not_retried(reference, tmp_path):
     phases = _fresh(reference)
-    label = CountingLabeller(dict(reference.mu), fail="Li2O")
+    label = CountingLabeler(dict(reference.mu), fail="Li2O")
     complete(phases, [["Li", "O"], ["Li", "Xe"]], OracleConfig(), label=label, directory=tmp_path)
     doc = json.loads((tmp_path / "Li-O.json").read_text())
     assert [f["formula"] for f in doc["failed"]] and {f["formula"] for f in doc["failed"]} == {"Li2O"}
     assert json.loads((tmp_path / "Li-Xe.json").read_text())["phases"] == []  # nothing to derive it from
     assert phases.completion(["Li", "Xe"]).n_candidates == 0
-    label2 = CountingLabeller(dict(reference.mu))
+    label2 = CountingLabeler(dict(reference.mu))
     complete(_fresh(reference), [["Li", "O"], ["Li", "Xe"]], OracleConfig(), label=label2, directory=tmp_path)
     assert label2.structures == 0
 
@@ -195,9 +195,9 @@ def test_completion_adds_li2o_to_the_li_fe_p_o_hull_offline(reference, monkeypat
 
 def test_a_read_only_completion_adds_cached_phases_and_relaxes_nothing(reference, tmp_path):
     config = OracleConfig()
-    complete(_fresh(reference), [["Li", "O"]], config, label=CountingLabeller(dict(reference.mu)), directory=tmp_path)
+    complete(_fresh(reference), [["Li", "O"]], config, label=CountingLabeler(dict(reference.mu)), directory=tmp_path)
     view = _fresh(reference)
-    label = CountingLabeller(dict(reference.mu))
+    label = CountingLabeler(dict(reference.mu))
     report = complete(view, [["Li", "O"], ["Li", "Se"]], config, relax=False, label=label, directory=tmp_path)
     assert label.calls == 0 and report.from_cache == ["Li-O"] and "Li-Se" in report.missing
     assert any(p.source == "computed" for p in view.phases_of(["Li", "O"]))
@@ -210,7 +210,7 @@ def test_load_cached_reads_one_oracles_phases_by_system_or_all(reference, tmp_pa
         _fresh(reference),
         [["Li", "O"], ["Li", "Se"]],
         config,
-        label=CountingLabeller(dict(reference.mu)),
+        label=CountingLabeler(dict(reference.mu)),
         directory=tmp_path,
     )
     some = _fresh(reference)
@@ -230,7 +230,7 @@ def test_the_system_itself_is_completed_while_it_holds_few_compounds(reference, 
     held = {p.formula for p in reference.phases_of(["Na", "Se"])}
     assert 1 <= len(held) < 3 and "Na2Se" not in held  # the shared files' Na-Se side
     phases = _fresh(reference)
-    label = CountingLabeller(dict(reference.mu))
+    label = CountingLabeler(dict(reference.mu))
     report = complete(phases, [["Na", "Se", "O"]], OracleConfig(), label=label, directory=tmp_path)
     assert "Na-Se" not in report.missing and phases.completion(["Na", "Se"]).searched is False
     report = complete(phases, [["Na", "Se"]], OracleConfig(), label=label, directory=tmp_path)
@@ -243,7 +243,7 @@ def test_the_system_itself_is_completed_while_it_holds_few_compounds(reference, 
 
 def test_completion_off_examines_nothing_and_keeps_the_thin_heuristic(reference, tmp_path):
     phases = _fresh(reference)
-    label = CountingLabeller(dict(reference.mu))
+    label = CountingLabeler(dict(reference.mu))
     off = OracleConfig(completion={"max_structures": 0})
     report = complete(phases, [["Li", "O"]], off, label=label, directory=tmp_path, **off.completion.kwargs())
     assert report.examined == [] and label.calls == 0 and phases.completion(["Li", "O"]) is None
@@ -254,7 +254,7 @@ def test_a_campaign_sees_the_computed_phases_its_own_systems_call_for(reference,
     """Whatever other campaigns added to the shared set, a campaign's hull holds the computed phases of its own
     systems' empty sub-systems and of its systems themselves: the same labels give the same hull."""
     shared = _fresh(reference)
-    label = CountingLabeller(dict(reference.mu))
+    label = CountingLabeler(dict(reference.mu))
     complete(shared, [["Li", "O"], ["Na", "Se"], ["Li", "Se"]], OracleConfig(), label=label, directory=tmp_path)
     computed = {frozenset(p.elements) for p in shared.compounds if p.source == "computed"}
     assert {frozenset({"Li", "O"}), frozenset({"Na", "Se"}), frozenset({"Li", "Se"})} <= computed
