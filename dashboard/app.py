@@ -79,7 +79,60 @@ def create_app(uri: str = "embedded", database: str = "battery_discovery") -> da
     ]
     viewer_app(app.server, store)
 
-    # routing
+    for register in (
+        _routing,
+        _campaigns,
+        _candidate_table,
+        _candidate_count,
+        _export,
+        _phase_diagram,
+        _rounds,
+        _models,
+    ):
+        register(app, store)
+    return app
+
+
+# the callbacks, one group per page part -------------------------------------------------------------------------
+# the candidates page's filters, in the order of `make_query`'s arguments
+FILTER_INPUTS = [
+    Input("f-campaign", "value"),
+    Input("f-where", "value"),
+    Input("f-elements", "value"),
+    Input("f-alkali", "value"),
+    Input("f-formula", "value"),
+    Input("f-generator", "value"),
+    Input("f-status", "value"),
+    Input("f-round", "value"),
+]
+
+
+def make_query(
+    campaign, where, elements, alkali, formula, generator, status, rnd, page=0, sort_by=None
+) -> CandidateQuery:  # type: ignore[no-untyped-def]
+    """The store query of the candidates page's filter values, page and sort (an unknown column sorts by the
+    predicted energy above hull)."""
+    sort = (sort_by or [{"column_id": "pred_e_above_hull", "direction": "asc"}])[0]
+    column = sort["column_id"] if sort["column_id"] in SORTABLE else "pred_e_above_hull"
+    return CandidateQuery(
+        campaign=campaign or "",
+        where=where or "",
+        elements=tuple(e.strip() for e in (elements or "").replace(" ", ",").split(",") if e.strip()),
+        alkali=alkali or "",
+        formula=formula or "",
+        generator=generator or "",
+        status=status or "",
+        round=int(rnd) if rnd not in (None, "") else None,
+        sort=column,
+        descending=sort.get("direction") == "desc",
+        page=int(page or 0),
+        page_size=PAGE_SIZE,
+    )
+
+
+def _routing(app: dash.Dash, store: StoreAccess) -> None:
+    """The page for the URL."""
+
     def route(pathname: str | None, search: str | None) -> Any:
         pathname = pathname or "/"
         query = parse_qs((search or "").lstrip("?"))
@@ -100,7 +153,10 @@ def create_app(uri: str = "embedded", database: str = "battery_discovery") -> da
         guarded(route, what="this page", store=store)
     )
 
-    # campaigns
+
+def _campaigns(app: dash.Dash, store: StoreAccess) -> None:
+    """The campaigns table, refreshed."""
+
     def campaigns(_: Any) -> Any:
         rows = data.campaign_summaries(store())
         if not rows:
@@ -139,7 +195,10 @@ def create_app(uri: str = "embedded", database: str = "battery_discovery") -> da
         guarded(campaigns, what="the campaigns", store=store)
     )
 
-    # candidates: options, page, count, export
+
+def _candidate_table(app: dash.Dash, store: StoreAccess) -> None:
+    """The candidates page: the filter options and the table's page."""
+
     def options(_: Any) -> Any:
         s = store()
         return (
@@ -156,37 +215,6 @@ def create_app(uri: str = "embedded", database: str = "battery_discovery") -> da
     app.callback(Output("f-campaign", "options"), Output("f-generator", "options"), Input("url", "pathname"))(
         options_safe
     )
-
-    filter_inputs = [
-        Input("f-campaign", "value"),
-        Input("f-where", "value"),
-        Input("f-elements", "value"),
-        Input("f-alkali", "value"),
-        Input("f-formula", "value"),
-        Input("f-generator", "value"),
-        Input("f-status", "value"),
-        Input("f-round", "value"),
-    ]
-
-    def make_query(
-        campaign, where, elements, alkali, formula, generator, status, rnd, page=0, sort_by=None
-    ) -> CandidateQuery:  # type: ignore[no-untyped-def]
-        sort = (sort_by or [{"column_id": "pred_e_above_hull", "direction": "asc"}])[0]
-        column = sort["column_id"] if sort["column_id"] in SORTABLE else "pred_e_above_hull"
-        return CandidateQuery(
-            campaign=campaign or "",
-            where=where or "",
-            elements=tuple(e.strip() for e in (elements or "").replace(" ", ",").split(",") if e.strip()),
-            alkali=alkali or "",
-            formula=formula or "",
-            generator=generator or "",
-            status=status or "",
-            round=int(rnd) if rnd not in (None, "") else None,
-            sort=column,
-            descending=sort.get("direction") == "desc",
-            page=int(page or 0),
-            page_size=PAGE_SIZE,
-        )
 
     def page(*args: Any) -> Any:
         *filters, page_current, sort_by = args
@@ -220,11 +248,14 @@ def create_app(uri: str = "embedded", database: str = "battery_discovery") -> da
         Output("cand-table", "data"),
         Output("cand-table", "page_count"),
         Output("cand-message", "children"),
-        *filter_inputs,
+        *FILTER_INPUTS,
         Input("cand-table", "page_current"),
         Input("cand-table", "sort_by"),
     )(page_safe)
 
+
+def _candidate_count(app: dash.Dash, store: StoreAccess) -> None:
+    """How many candidates match (capped, cached per filter)."""
     counts: dict[str, tuple[float, int]] = {}  # filter -> (time, count): paging does not count again
 
     def count(rows: Any, _all: Any, page_current: Any, page_count: Any, *args: Any) -> Any:
@@ -258,9 +289,13 @@ def create_app(uri: str = "embedded", database: str = "battery_discovery") -> da
         Input("count-all", "n_clicks"),
         State("cand-table", "page_current"),
         State("cand-table", "page_count"),
-        *[State(i.component_id, i.component_property) for i in filter_inputs],
+        *[State(i.component_id, i.component_property) for i in FILTER_INPUTS],
         State("cand-table", "sort_by"),
     )(count)
+
+
+def _export(app: dash.Dash, store: StoreAccess) -> None:
+    """CSV, JSON and CIF export of the filtered candidates."""
 
     def export(n_csv: Any, n_json: Any, n_cif: Any, *args: Any) -> Any:
         *filters, sort_by = args
@@ -283,12 +318,15 @@ def create_app(uri: str = "embedded", database: str = "battery_discovery") -> da
         Input("export-csv", "n_clicks"),
         Input("export-json", "n_clicks"),
         Input("export-cif", "n_clicks"),
-        *[State(i.component_id, i.component_property) for i in filter_inputs],
+        *[State(i.component_id, i.component_property) for i in FILTER_INPUTS],
         State("cand-table", "sort_by"),
         prevent_initial_call=True,
     )(export)
 
-    # candidate detail: phase diagram (slow the first time: the reference phases are read once)
+
+def _phase_diagram(app: dash.Dash, store: StoreAccess) -> None:
+    """The candidate page's phase diagram (slow the first time: the reference phases are read once)."""
+
     def phase_diagram(cid: str | None) -> Any:
         detail = data.candidate_detail(store(), cid) if cid else None
         if detail is None:
@@ -299,7 +337,10 @@ def create_app(uri: str = "embedded", database: str = "battery_discovery") -> da
         guarded(phase_diagram, what="the phase diagram", store=store)
     )
 
-    # rounds
+
+def _rounds(app: dash.Dash, store: StoreAccess) -> None:
+    """The rounds page: progression plots, the property scatter and its selection."""
+
     def rounds_options(_: Any, current: Any) -> Any:
         try:
             names = campaign_names(store())
@@ -365,7 +406,10 @@ def create_app(uri: str = "embedded", database: str = "battery_discovery") -> da
 
     app.callback(Output("selected-table", "data"), Input("g-scatter", "selectedData"))(selected_safe)
 
-    # models
+
+def _models(app: dash.Dash, store: StoreAccess) -> None:
+    """The models page: the registry and the parity plot of the selected model."""
+
     def models(_: Any) -> Any:
         rows = data.model_rows(store())
         if not rows:
@@ -413,4 +457,3 @@ def create_app(uri: str = "embedded", database: str = "battery_discovery") -> da
     app.callback(
         Output("model-parity", "children"), Input("models-table", "selected_rows"), State("models-table", "data")
     )(guarded(parity, what="the parity plot", store=store))
-    return app
