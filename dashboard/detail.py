@@ -89,30 +89,16 @@ def _values_rows(detail: data.CandidateDetail) -> list[dict[str, Any]]:
     return rows
 
 
-def candidate_detail_page(detail: data.CandidateDetail | None, candidate_id: str) -> html.Div:
-    if detail is None:
-        return html.Div(
-            [
-                message(
-                    f"No candidate with id {candidate_id!r} in this store.",
-                    "warning",
-                    "It may belong to another database, or the link is old. Search the candidates table instead.",
-                ),
-                dcc.Link("← all candidates", href="/candidates"),
-            ]
-        )
-    from pymatgen.core import Structure
-
+def _provenance_rows(detail: data.CandidateDetail, e: Any) -> list[tuple[str, Any]]:
+    """Where the candidate came from and how it was evaluated (``e``: its latest evaluation or None)."""
     c = detail.candidate
-    e = detail.evaluations[-1] if detail.evaluations else None
-    structure = Structure.from_dict(e.relaxed_structure if e and e.relaxed_structure else c.structure)
     prov = e.provenance if e else c.provenance
     run_link: Any = "—"
     if detail.round is not None and detail.round.flow_run_url:
         run_link = html.A(f"flow run of round {detail.round.round}", href=detail.round.flow_run_url, target="_blank")
     elif detail.round is not None and detail.round.flow_run_id:
         run_link = f"flow run {detail.round.flow_run_id}"
-    provenance = [
+    return [
         ("campaign", c.campaign),
         ("made in round", c.provenance.round),
         ("generator", f"{c.generator or c.source} {c.generator_version}".strip()),
@@ -128,6 +114,10 @@ def candidate_detail_page(detail: data.CandidateDetail | None, candidate_id: str
         ("code version", prov.code_version),
         ("Prefect", run_link),
     ]
+
+
+def _oracle_rows(e: Any) -> list[tuple[str, Any]]:
+    """The oracle's verdict on the latest evaluation ``e`` (none when not evaluated)."""
     oracle_rows: list[tuple[str, Any]] = []
     if e is not None:
         hull = e.hull or {}
@@ -165,6 +155,32 @@ def candidate_detail_page(detail: data.CandidateDetail | None, candidate_id: str
             oracle_rows.append(
                 ("stability window (V)", f"{fmt(e.window.get('low_V'))} – {fmt(e.window.get('high_V'))}")
             )
+    return oracle_rows
+
+
+def _not_found(candidate_id: str) -> html.Div:
+    return html.Div(
+        [
+            message(
+                f"No candidate with id {candidate_id!r} in this store.",
+                "warning",
+                "It may belong to another database, or the link is old. Search the candidates table instead.",
+            ),
+            dcc.Link("← all candidates", href="/candidates"),
+        ]
+    )
+
+
+def candidate_detail_page(detail: data.CandidateDetail | None, candidate_id: str) -> html.Div:
+    if detail is None:
+        return _not_found(candidate_id)
+    from pymatgen.core import Structure
+
+    c = detail.candidate
+    e = detail.evaluations[-1] if detail.evaluations else None
+    structure = Structure.from_dict(e.relaxed_structure if e and e.relaxed_structure else c.structure)
+    provenance = _provenance_rows(detail, e)
+    oracle_rows = _oracle_rows(e)
     subtitle = f"{c.id} · {c.status} · campaign {c.campaign}"
     return html.Div(
         [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from dash import dcc, html
 
@@ -31,6 +32,64 @@ def _text(component_id: str, value: str, placeholder: str) -> dcc.Input:
     return dcc.Input(id=component_id, value=value, debounce=True, placeholder=placeholder, className="input is-small")
 
 
+def _candidate_filters(first: Callable[[str], str]) -> html.Div:
+    """The filter fields of the candidates page, filled from the URL's query (``first(key)``)."""
+    return html.Div(
+        className="columns is-multiline",
+        children=[
+            field("Campaign", dcc.Dropdown(id="f-campaign", value=first("campaign") or None), 2),
+            field(
+                "Where",
+                _text("f-where", first("where"), "pred_band_gap >= 3 and e_above_hull <= 0.05"),
+                4,
+                help="numeric columns compared with numbers, joined by 'and' (hover for the names)",
+                title=", ".join(NUMERIC_COLUMNS),
+            ),
+            field(
+                "Elements (all of)",
+                _text("f-elements", first("elements"), "Fe,O"),
+                1,
+            ),
+            field(
+                "Contains",
+                dcc.Dropdown(
+                    id="f-alkali",
+                    options=[{"label": v, "value": v} for v in ("Li", "Na", "Li or Na")],
+                    value=first("alkali") or None,
+                    placeholder="Li / Na",
+                ),
+                1,
+            ),
+            field(
+                "Formula starts",
+                _text("f-formula", first("formula"), "LiFe"),
+                1,
+            ),
+            field("Generator", dcc.Dropdown(id="f-generator", value=first("generator") or None), 1),
+            field(
+                "Status",
+                dcc.Dropdown(
+                    id="f-status",
+                    options=[{"label": s, "value": s} for s in STATUSES],
+                    value=first("status") or None,
+                ),
+                1,
+            ),
+            field(
+                "Round",
+                dcc.Input(
+                    id="f-round",
+                    type="number",
+                    value=first("round") or None,
+                    debounce=True,
+                    className="input is-small",
+                ),
+                1,
+            ),
+        ],
+    )
+
+
 def candidates_page(query: dict[str, list[str]]) -> html.Div:
     def first(key: str, default: str = "") -> str:
         return query.get(key, [default])[0]
@@ -38,60 +97,7 @@ def candidates_page(query: dict[str, list[str]]) -> html.Div:
     return html.Div(
         [
             html.H1("Candidates", className="title is-4"),
-            html.Div(
-                className="columns is-multiline",
-                children=[
-                    field("Campaign", dcc.Dropdown(id="f-campaign", value=first("campaign") or None), 2),
-                    field(
-                        "Where",
-                        _text("f-where", first("where"), "pred_band_gap >= 3 and e_above_hull <= 0.05"),
-                        4,
-                        help="numeric columns compared with numbers, joined by 'and' (hover for the names)",
-                        title=", ".join(NUMERIC_COLUMNS),
-                    ),
-                    field(
-                        "Elements (all of)",
-                        _text("f-elements", first("elements"), "Fe,O"),
-                        1,
-                    ),
-                    field(
-                        "Contains",
-                        dcc.Dropdown(
-                            id="f-alkali",
-                            options=[{"label": v, "value": v} for v in ("Li", "Na", "Li or Na")],
-                            value=first("alkali") or None,
-                            placeholder="Li / Na",
-                        ),
-                        1,
-                    ),
-                    field(
-                        "Formula starts",
-                        _text("f-formula", first("formula"), "LiFe"),
-                        1,
-                    ),
-                    field("Generator", dcc.Dropdown(id="f-generator", value=first("generator") or None), 1),
-                    field(
-                        "Status",
-                        dcc.Dropdown(
-                            id="f-status",
-                            options=[{"label": s, "value": s} for s in STATUSES],
-                            value=first("status") or None,
-                        ),
-                        1,
-                    ),
-                    field(
-                        "Round",
-                        dcc.Input(
-                            id="f-round",
-                            type="number",
-                            value=first("round") or None,
-                            debounce=True,
-                            className="input is-small",
-                        ),
-                        1,
-                    ),
-                ],
-            ),
+            _candidate_filters(first),
             html.Div(
                 className="level",
                 children=[
