@@ -61,6 +61,89 @@ def _validate_training_data(structures: Sequence[Structure], targets: Sequence[f
     return y
 
 
+def _graphs_for(structures: list[Structure], config: EnsembleConfig, graphs: PackedGraphs | None) -> PackedGraphs:
+    """``graphs`` when they match the structures and ``config.cutoff`` (ConfigError when not), else built here."""
+    n = len(structures)
+    if graphs is None:
+        return build_graphs(structures, config.cutoff, DEFAULT_ELEMENTS)
+    if len(graphs) != n or abs(graphs.cutoff - config.cutoff) > 1e-9:
+        raise ConfigError(
+            f"graphs ({len(graphs)} at cutoff {graphs.cutoff} Å) do not match {n} structures at cutoff "
+            f"{config.cutoff} Å"
+        )
+    return graphs
+
+
+def _split(n: int, config: EnsembleConfig, val_indices: Sequence[int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) positions among ``n`` structures: ``val_indices`` when given, else ``val_fraction`` of
+    them drawn from ``config.seed`` (none below ``MIN_STRUCTURES_FOR_VALIDATION``)."""
+    rng = np.random.default_rng(config.seed)
+    if val_indices is not None:
+        val_idx = np.unique(np.asarray(val_indices, dtype=np.int64))
+        if val_idx.size and (val_idx[0] < 0 or val_idx[-1] >= n):
+            raise ConfigError(f"val_indices must lie in [0, {n}), got {val_idx[0]}..{val_idx[-1]}")
+        train_idx = np.setdiff1d(np.arange(n), val_idx)
+        if len(train_idx) < 2:
+            raise ConfigError("val_indices leave fewer than 2 training structures")
+    else:
+        n_val = round(config.val_fraction * n) if n >= MIN_STRUCTURES_FOR_VALIDATION else 0
+        if n_val > 0:
+            n_val = min(max(n_val, 1), n - 2)
+            perm = rng.permutation(n)
+            val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        else:
+            val_idx, train_idx = np.zeros(0, dtype=np.int64), np.arange(n)
+    return train_idx, val_idx
+
+
+def _bootstrap_weights(config: EnsembleConfig, n_train: int) -> torch.Tensor:
+    """``(n_members, n_train)`` sample weights: how often member k's bootstrap (seed ``seed + k``) draws each
+    training structure; all ones without ``bootstrap``."""
+    weights = torch.ones(config.n_members, n_train, dtype=torch.float32)
+    if config.bootstrap:
+        for k in range(config.n_members):
+            draws = np.random.default_rng(config.seed + k).integers(0, n_train, size=n_train)
+            weights[k] = torch.from_numpy(np.bincount(draws, minlength=n_train).astype(np.float32))
+    return weights
+
+
+def _initial_members(config: EnsembleConfig, init_from: GNNEnsemble | None) -> tuple[list[Any], bool]:
+    """(members to train, warm-started?): copies of ``init_from``'s members when ``warm_start`` and it has the
+    same architecture, size, cutoff and member count; else new ones seeded ``seed + k``."""
+    warm = (
+        init_from is not None
+        and config.warm_start
+        and init_from.config.architecture == config.architecture
+        and init_from.config.hidden_size == config.hidden_size
+        and abs(init_from.config.cutoff - config.cutoff) < 1e-9
+        and init_from.n_members == config.n_members
+    )
+    if warm:
+        members = [copy.deepcopy(m) for m in init_from.members]  # type: ignore[union-attr]
+        for m in members:
+            m.requires_grad_(True)
+    else:
+        members = []
+        for k in range(config.n_members):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(config.seed + k)
+                members.append(build_model(config))
+    return members, bool(warm)
+
+
+def _held_out_metrics(members_eval: np.ndarray, y_eval: np.ndarray, target_mean: float) -> dict[str, Any]:
+    """Errors of the ``(K, n_eval)`` member predictions on ``(n_eval,)`` targets (original units): the mean's MAE
+    and RMSE, the training-mean dummy's MAE, each member's MAE and the mean spread."""
+    mean_eval = members_eval.mean(axis=0)
+    return {
+        "val_mae": float(np.mean(np.abs(mean_eval - y_eval))),
+        "val_rmse": float(np.sqrt(np.mean((mean_eval - y_eval) ** 2))),
+        "val_dummy_mae": float(np.mean(np.abs(target_mean - y_eval))),
+        "member_val_mae": [float(np.mean(np.abs(row - y_eval))) for row in members_eval],
+        "val_mean_std": float(members_eval.std(axis=0).mean()),
+    }
+
+
 class GNNEnsemble:
     """``K`` MatGL GNNs trained on bootstrap resamples; implements :class:`surrogates.Surrogate`.
 
@@ -164,31 +247,10 @@ class GNNEnsemble:
         n = len(structures)
         start = time.perf_counter()
         with torch_threads(config.num_threads):
-            if graphs is None:
-                graphs = build_graphs(structures, config.cutoff, DEFAULT_ELEMENTS)
-            elif len(graphs) != n or abs(graphs.cutoff - config.cutoff) > 1e-9:
-                raise ConfigError(
-                    f"graphs ({len(graphs)} at cutoff {graphs.cutoff} Å) do not match {n} structures at cutoff "
-                    f"{config.cutoff} Å"
-                )
+            graphs = _graphs_for(structures, config, graphs)
             graph_time = time.perf_counter() - start
 
-            rng = np.random.default_rng(config.seed)
-            if val_indices is not None:
-                val_idx = np.unique(np.asarray(val_indices, dtype=np.int64))
-                if val_idx.size and (val_idx[0] < 0 or val_idx[-1] >= n):
-                    raise ConfigError(f"val_indices must lie in [0, {n}), got {val_idx[0]}..{val_idx[-1]}")
-                train_idx = np.setdiff1d(np.arange(n), val_idx)
-                if len(train_idx) < 2:
-                    raise ConfigError("val_indices leave fewer than 2 training structures")
-            else:
-                n_val = round(config.val_fraction * n) if n >= MIN_STRUCTURES_FOR_VALIDATION else 0
-                if n_val > 0:
-                    n_val = min(max(n_val, 1), n - 2)
-                    perm = rng.permutation(n)
-                    val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-                else:
-                    val_idx, train_idx = np.zeros(0, dtype=np.int64), np.arange(n)
+            train_idx, val_idx = _split(n, config, val_indices)
 
             target_mean = float(y[train_idx].mean())
             target_std = float(y[train_idx].std())
@@ -196,30 +258,8 @@ class GNNEnsemble:
                 target_std = 1.0  # constant targets: nothing to scale
             y_scaled = torch.as_tensor((y - target_mean) / target_std, dtype=torch.float32)
 
-            weights = torch.ones(config.n_members, len(train_idx), dtype=torch.float32)
-            if config.bootstrap:
-                for k in range(config.n_members):
-                    draws = np.random.default_rng(config.seed + k).integers(0, len(train_idx), size=len(train_idx))
-                    weights[k] = torch.from_numpy(np.bincount(draws, minlength=len(train_idx)).astype(np.float32))
-
-            warm = (
-                init_from is not None
-                and config.warm_start
-                and init_from.config.architecture == config.architecture
-                and init_from.config.hidden_size == config.hidden_size
-                and abs(init_from.config.cutoff - config.cutoff) < 1e-9
-                and init_from.n_members == config.n_members
-            )
-            if warm:
-                members = [copy.deepcopy(m) for m in init_from.members]  # type: ignore[union-attr]
-                for m in members:
-                    m.requires_grad_(True)
-            else:
-                members = []
-                for k in range(config.n_members):
-                    with torch.random.fork_rng(devices=[]):
-                        torch.manual_seed(config.seed + k)
-                        members.append(build_model(config))
+            weights = _bootstrap_weights(config, len(train_idx))
+            members, warm = _initial_members(config, init_from)
 
             train_config = config
             if warm and config.warm_start_epochs:
@@ -242,17 +282,11 @@ class GNNEnsemble:
             joint = joint_model(result.members, config.architecture)
             members_eval = predict_joint(joint, graphs.subset(eval_idx), config.inference_batch_size)
         members_eval = members_eval * target_std + target_mean  # (K, n_eval) original units
-        y_eval = y[eval_idx]
-        mean_eval = members_eval.mean(axis=0)
-        metrics: dict[str, Any] = {
+        metrics = {
             "n_train": len(train_idx),
             "n_val": len(val_idx),
             "held_out": held_out,
-            "val_mae": float(np.mean(np.abs(mean_eval - y_eval))),
-            "val_rmse": float(np.sqrt(np.mean((mean_eval - y_eval) ** 2))),
-            "val_dummy_mae": float(np.mean(np.abs(target_mean - y_eval))),
-            "member_val_mae": [float(np.mean(np.abs(row - y_eval))) for row in members_eval],
-            "val_mean_std": float(members_eval.std(axis=0).mean()),
+            **_held_out_metrics(members_eval, y[eval_idx], target_mean),
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,
             "train_time_s": time.perf_counter() - start,
