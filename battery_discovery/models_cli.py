@@ -59,6 +59,96 @@ def _table(rows: list[dict[str, Any]], title: str, unit: str = "") -> Table:
     return table
 
 
+def _ensemble_config(
+    architecture: str,
+    *,
+    hidden_size: str,
+    n_members: int,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    cutoff: float,
+    patience: int | None,
+    bootstrap: bool,
+    seed: int,
+    threads: int,
+) -> Any:
+    """The ensemble settings of ``train``'s options (a descriptor, auto or baseline architecture keeps MEGNet's
+    settings for the GNN path); ConfigError for an unknown architecture or an invalid value."""
+    from pydantic import ValidationError
+
+    from surrogates.config import EnsembleConfig
+    from surrogates.descriptor_models import DESCRIPTOR_ARCHITECTURES
+
+    auto = architecture == "auto"
+    descriptor = architecture in DESCRIPTOR_ARCHITECTURES
+    if architecture not in ("megnet", "m3gnet", "tensornet", "baseline") and not descriptor and not auto:
+        raise ConfigError(
+            "architecture must be auto, megnet, m3gnet, tensornet, baseline, "
+            f"{', '.join(DESCRIPTOR_ARCHITECTURES)}, not {architecture!r}"
+        )
+    try:
+        return EnsembleConfig(
+            architecture="megnet" if architecture == "baseline" or descriptor or auto else architecture,  # type: ignore[arg-type]
+            hidden_size=hidden_size,  # type: ignore[arg-type]
+            n_members=n_members,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            cutoff=cutoff,
+            patience=patience,
+            bootstrap=bootstrap,
+            seed=seed,
+            num_threads=threads,
+            lr_schedule="cosine",
+        )
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, what="option")) from exc
+
+
+def _announce(data: Any, property_name: str, architecture: str) -> None:
+    """What was loaded, the architecture ``auto`` chose, and when records without a structure force the baseline."""
+    from surrogates.descriptor_models import DESCRIPTOR_ARCHITECTURES
+    from surrogates.property_models import resolve_architecture, zero_fraction
+
+    auto = architecture == "auto"
+    descriptor = architecture in DESCRIPTOR_ARCHITECTURES
+    console.print(f"[bold]{data.name}[/]: {len(data)} records with {property_name} ({data.unit_description})")
+    chosen = (
+        resolve_architecture(architecture, data.y, has_structures=data.has_all_structures)
+        if auto or descriptor
+        else None
+    )
+    if auto:
+        console.print(f"architecture auto: {chosen or 'baseline'} ({zero_fraction(data.y):.0%} of the values are 0)")
+    if architecture != "baseline" and chosen is None and not data.has_all_structures:
+        n_missing = sum(s is None for s in data.structures)
+        console.print(f"{n_missing} of {len(data)} records have no structure: training the composition baseline only")
+
+
+def _print_trained(trained: Any, name: str, property_name: str, cache: bool) -> None:
+    """The comparison table, the timings and where the model went."""
+    meta = trained.result.meta
+    unit = str(meta["unit"]).rsplit("(", 1)[-1].rstrip(")") if "(" in str(meta["unit"]) else ""
+    title = f"{name} v{trained.version}: {property_name} on the {meta['split']['source']} test split"
+    console.print(_table(trained.result.table, title, unit))
+    timings = meta["timings"]
+    if "ensemble_fit_s" in timings:
+        console.print(
+            f"ensemble fit {timings['ensemble_fit_s']:.0f} s, graphs {timings['graphs_s']:.1f} s "
+            f"({'cache hit' if timings.get('graph_cache_hit') else 'built and cached' if cache else 'built'}), "
+            f"std scale {meta['std_scale']:.2f}"
+        )
+    if "descriptor_fit_s" in timings:
+        console.print(
+            f"{meta['architecture']} fit {timings['descriptor_fit_s']:.0f} s (train, calibrate on val, refit), "
+            f"descriptors {timings['descriptors_s']:.0f} s"
+        )
+    console.print(
+        f"registered [cyan]{trained.model_id}[/] at {trained.directory}; plots in {trained.directory / 'plots'}"
+    )
+
+
 @app.command()
 def train(
     dataset: Annotated[str, typer.Option("--dataset", "-d", help=_DATASET_HELP)],
@@ -107,58 +197,25 @@ def train(
     Example: battery-discovery train --dataset perov5:../shared/data/perov_5/val.csv --property heat_all
     --name perov-heat --ensemble 5
     """
-    from pydantic import ValidationError
 
     from store import open_store
-    from surrogates.config import EnsembleConfig
     from surrogates.data import PropertyData
     from surrogates.descriptor_models import DESCRIPTOR_ARCHITECTURES
-    from surrogates.property_models import resolve_architecture, train_and_register, zero_fraction
+    from surrogates.property_models import train_and_register
 
     auto = architecture == "auto"
     descriptor = architecture in DESCRIPTOR_ARCHITECTURES
-    if architecture not in ("megnet", "m3gnet", "tensornet", "baseline") and not descriptor and not auto:
-        raise ConfigError(
-            "architecture must be auto, megnet, m3gnet, tensornet, baseline, "
-            f"{', '.join(DESCRIPTOR_ARCHITECTURES)}, not {architecture!r}"
-        )
-    try:
-        config = EnsembleConfig(
-            architecture="megnet" if architecture == "baseline" or descriptor or auto else architecture,  # type: ignore[arg-type]
-            hidden_size=hidden_size,  # type: ignore[arg-type]
-            n_members=ensemble,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            cutoff=cutoff,
-            patience=patience,
-            bootstrap=bootstrap,
-            seed=seed,
-            num_threads=threads,
-            lr_schedule="cosine",
-        )
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, what="option")) from exc
+    config = _ensemble_config(
+        architecture, hidden_size=hidden_size, n_members=ensemble, epochs=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, cutoff=cutoff, patience=patience, bootstrap=bootstrap, seed=seed,
+        threads=threads,
+    )  # fmt: skip
     store = open_store(store_uri, database)
     with _progress() as progress:
         task = progress.add_task(f"loading {dataset} ...", total=None)
 
         def loaded(data: PropertyData) -> None:
-            console.print(f"[bold]{data.name}[/]: {len(data)} records with {property_name} ({data.unit_description})")
-            chosen = (
-                resolve_architecture(architecture, data.y, has_structures=data.has_all_structures)
-                if auto or descriptor
-                else None
-            )
-            if auto:
-                console.print(
-                    f"architecture auto: {chosen or 'baseline'} ({zero_fraction(data.y):.0%} of the values are 0)"
-                )
-            if architecture != "baseline" and chosen is None and not data.has_all_structures:
-                n_missing = sum(s is None for s in data.structures)
-                console.print(
-                    f"{n_missing} of {len(data)} records have no structure: training the composition baseline only"
-                )
+            _announce(data, property_name, architecture)
             progress.update(task, description="training", total=epochs)
 
         trained = train_and_register(
@@ -179,25 +236,7 @@ def train(
             architecture=architecture if descriptor or auto else None,
             cache_dir=cache_dir,
         )
-    meta = trained.result.meta
-    unit = str(meta["unit"]).rsplit("(", 1)[-1].rstrip(")") if "(" in str(meta["unit"]) else ""
-    title = f"{name} v{trained.version}: {property_name} on the {meta['split']['source']} test split"
-    console.print(_table(trained.result.table, title, unit))
-    timings = meta["timings"]
-    if "ensemble_fit_s" in timings:
-        console.print(
-            f"ensemble fit {timings['ensemble_fit_s']:.0f} s, graphs {timings['graphs_s']:.1f} s "
-            f"({'cache hit' if timings.get('graph_cache_hit') else 'built and cached' if cache else 'built'}), "
-            f"std scale {meta['std_scale']:.2f}"
-        )
-    if "descriptor_fit_s" in timings:
-        console.print(
-            f"{meta['architecture']} fit {timings['descriptor_fit_s']:.0f} s (train, calibrate on val, refit), "
-            f"descriptors {timings['descriptors_s']:.0f} s"
-        )
-    console.print(
-        f"registered [cyan]{trained.model_id}[/] at {trained.directory}; plots in {trained.directory / 'plots'}"
-    )
+    _print_trained(trained, name, property_name, cache)
 
 
 @app.command()

@@ -110,6 +110,41 @@ def _fmt(labels: dict[str, float]) -> str:
     return ", ".join(f"{k}={v:.4g}" for k, v in sorted(labels.items()))
 
 
+def _clean_labels(
+    order: int,
+    row: RawRecord,
+    raw: RawDataset,
+    bounds: dict[str, tuple[float | None, float | None]],
+    cfg: CleaningConfig,
+    out: _Collector,
+) -> dict[str, float]:
+    """The row's valid labels: NaN/inf and out-of-bounds values removed, censored ones kept or removed per
+    ``censored_labels``; each change recorded in ``out``."""
+    labels: dict[str, float] = {}
+    for name, value in row.labels.items():
+        value = float(value)
+        if math.isnan(value) or math.isinf(value):
+            out.add(order, row.id, "nan_label", "modified", f"{name} is missing or not a number; label removed")
+            continue
+        lo, hi = bounds.get(name, (None, None))
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            out.add(
+                order,
+                row.id,
+                "label_out_of_bounds",
+                "modified",
+                f"{name}={value:.6g} outside [{lo}, {hi}] ({raw.properties.get(name, '')}); label removed",
+            )
+            continue
+        if name in row.censored:
+            if cfg.censored_labels == "drop":
+                out.add(order, row.id, "censored_label", "modified", f"{name} reported only as a bound; removed")
+                continue
+            out.add(order, row.id, "censored_label", "kept", f"{name} reported only as a bound; using {value:.6g}")
+        labels[name] = value
+    return labels
+
+
 def clean(raw: RawDataset, config: CleaningConfig | None = None, *, progress: bool = False) -> Dataset:
     """Clean a source's rows into a :class:`Dataset` with a :class:`CleaningReport`."""
     cfg = config or CleaningConfig()
@@ -162,28 +197,7 @@ def clean(raw: RawDataset, config: CleaningConfig | None = None, *, progress: bo
                     f"two sites {dmin:.2f} Å apart (< min_distance {cfg.min_distance} Å)",
                 )
                 continue
-        labels: dict[str, float] = {}
-        for name, value in row.labels.items():
-            value = float(value)
-            if math.isnan(value) or math.isinf(value):
-                out.add(order, rid, "nan_label", "modified", f"{name} is missing or not a number; label removed")
-                continue
-            lo, hi = bounds.get(name, (None, None))
-            if (lo is not None and value < lo) or (hi is not None and value > hi):
-                out.add(
-                    order,
-                    rid,
-                    "label_out_of_bounds",
-                    "modified",
-                    f"{name}={value:.6g} outside [{lo}, {hi}] ({raw.properties.get(name, '')}); label removed",
-                )
-                continue
-            if name in row.censored:
-                if cfg.censored_labels == "drop":
-                    out.add(order, rid, "censored_label", "modified", f"{name} reported only as a bound; removed")
-                    continue
-                out.add(order, rid, "censored_label", "kept", f"{name} reported only as a bound; using {value:.6g}")
-            labels[name] = value
+        labels = _clean_labels(order, row, raw, bounds, cfg, out)
         if not labels and cfg.require_label and raw.properties:
             out.add(order, rid, "no_labels", "dropped", "no valid label left")
             continue

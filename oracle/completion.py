@@ -244,6 +244,58 @@ def _document(
     return doc
 
 
+def _relax_analogues(
+    todo: list[tuple[tuple[str, ...], int, list[Analogue]]],
+    config: Any,
+    phase_set: PhaseSet,
+    report: CompletionReport,
+    *,
+    folder: Path,
+    settings: dict[str, Any],
+    label: Labeler | None,
+    num_threads: int,
+    say: Callable[[str], None],
+) -> None:
+    """Relax the analogues of every (sub-system, reference count, analogues) of ``todo`` in one oracle call; as
+    soon as a sub-system's last relaxation is in, cache its document and add its phases (so a crash keeps what
+    finished). A sub-system without analogues is recorded at once."""
+    key = config.key()
+    jobs = [(k, a) for k, (_, _, analogues) in enumerate(todo) for a in analogues]
+    pending = {k: sum(owner == k for owner, _ in jobs) for k in range(len(todo))}
+    results: dict[int, dict[str, Any]] = {}
+
+    def finish(k: int) -> None:  # every relaxation of sub-system k is in: cache it, add its phases
+        sub, n_reference, _ = todo[k]
+        doc = _document(key, settings, sub, n_reference, [(a, results[i]) for i, (o, a) in enumerate(jobs) if o == k])
+        _write(folder / f"{doc['chemsys']}.json", doc)
+        phase_set.add_phases(_phases(phase_set, doc))
+        phase_set.mark_completed(_record(doc))
+        report.n_relaxed += len(doc["phases"]) + len(doc["failed"])
+        report.n_added += len(doc["phases"])
+        report.n_failed += len(doc["failed"])
+
+    for k in [k for k, n in pending.items() if n == 0]:
+        finish(k)  # nothing to derive it from: recorded as such
+    if jobs:
+        if label is None:
+            from oracle.labelling import label_structures as label
+        say(
+            f"hull completion: {len(report.missing)} of {len(report.examined)} sub-systems lack reference phases; "
+            f"relaxing {len(jobs)} analogue structures for {len(todo)} of them"
+        )
+
+        def on_result(i: int, fields: dict[str, Any]) -> None:
+            results[i] = fields
+            if len(results) % 10 == 0 or len(results) == len(jobs):
+                say(f"hull completion: {len(results)}/{len(jobs)} relaxed")
+            k = jobs[i][0]
+            pending[k] -= 1
+            if pending[k] == 0:
+                finish(k)
+
+        label(config, [a.structure for _, a in jobs], num_threads=num_threads, on_result=on_result)
+
+
 def complete(
     phase_set: PhaseSet,
     systems: Iterable[Iterable[str]],
@@ -318,54 +370,17 @@ def complete(
             continue
         if not relax:
             continue  # cached results only: the rest stays unexamined (thin where the files leave it empty)
-        todo.append(
-            (
-                sub,
-                n_reference,
-                analogue_structures(
-                    phase_set,
-                    sub,
-                    max_structures=max_structures,
-                    per_formula=per_formula,
-                    max_sites=max_sites,
-                    held=held.get(frozenset(sub), {}).values(),
-                ),
-            )
+        analogues = analogue_structures(
+            phase_set,
+            sub,
+            max_structures=max_structures,
+            per_formula=per_formula,
+            max_sites=max_sites,
+            held=held.get(frozenset(sub), {}).values(),
         )
-    jobs = [(k, a) for k, (_, _, analogues) in enumerate(todo) for a in analogues]
-    pending = {k: sum(owner == k for owner, _ in jobs) for k in range(len(todo))}
-    results: dict[int, dict[str, Any]] = {}
-
-    def finish(k: int) -> None:  # every relaxation of sub-system k is in: cache it, add its phases
-        sub, n_reference, _ = todo[k]
-        doc = _document(key, settings, sub, n_reference, [(a, results[i]) for i, (o, a) in enumerate(jobs) if o == k])
-        _write(folder / f"{doc['chemsys']}.json", doc)
-        phase_set.add_phases(_phases(phase_set, doc))
-        phase_set.mark_completed(_record(doc))
-        report.n_relaxed += len(doc["phases"]) + len(doc["failed"])
-        report.n_added += len(doc["phases"])
-        report.n_failed += len(doc["failed"])
-
-    for k in [k for k, n in pending.items() if n == 0]:
-        finish(k)  # nothing to derive it from: recorded as such
-    if jobs:
-        if label is None:
-            from oracle.labelling import label_structures as label
-        say(
-            f"hull completion: {len(report.missing)} of {len(report.examined)} sub-systems lack reference phases; "
-            f"relaxing {len(jobs)} analogue structures for {len(todo)} of them"
-        )
-
-        def on_result(i: int, fields: dict[str, Any]) -> None:
-            results[i] = fields
-            if len(results) % 10 == 0 or len(results) == len(jobs):
-                say(f"hull completion: {len(results)}/{len(jobs)} relaxed")
-            k = jobs[i][0]
-            pending[k] -= 1
-            if pending[k] == 0:
-                finish(k)
-
-        label(config, [a.structure for _, a in jobs], num_threads=num_threads, on_result=on_result)
+        todo.append((sub, n_reference, analogues))
+    _relax_analogues(todo, config, phase_set, report, folder=folder, settings=settings, label=label,
+                     num_threads=num_threads, say=say)  # fmt: skip
     report.seconds = time.monotonic() - start
     return report
 

@@ -216,6 +216,37 @@ def _prepare(structure: Structure, config: RelaxConfig) -> Structure | str:
     return clean
 
 
+def _new_job(index: int, prepared: Structure, config: RelaxConfig) -> _Job:
+    """The optimizer (and cell filter) of one prepared structure."""
+    atoms = AseAtomsAdaptor.get_atoms(prepared)
+    optimizable = FrechetCellFilter(atoms) if config.relax_cell else atoms
+    return _Job(
+        index=index,
+        clean=prepared,
+        atoms=atoms,
+        optimizer=_OPTIMIZERS[config.optimizer](optimizable, logfile=None),
+        volume0=atoms.get_volume(),
+        symbols0=atoms.get_chemical_symbols(),
+    )
+
+
+def _record_point(job: _Job, point: Any) -> None:
+    """Attach a checked evaluation to the job's atoms and keep its energies (eV, eV/atom), max force (eV/Å), step
+    and volume change: what a failure later in the relaxation still reports."""
+    _attach(job.atoms, point)
+    n_atoms = len(job.atoms)
+    if job.optimizer.nsteps == 0:
+        job.partial["initial_energy_per_atom"] = point.energy / n_atoms
+    job.partial.setdefault("energy_trajectory", []).append(float(point.energy / n_atoms))
+    job.partial.update(
+        energy_total=point.energy,
+        energy_per_atom=point.energy / n_atoms,
+        max_force=_max_force(point.forces),
+        n_steps=int(job.optimizer.nsteps),
+        volume_change=float(job.atoms.get_volume() / job.volume0 - 1.0),
+    )
+
+
 def relax_batch(
     structures: Sequence[Structure],
     config: RelaxConfig | None = None,
@@ -269,18 +300,7 @@ def relax_batch(
         if isinstance(prepared, str):
             finish(i, status="failed", reason=prepared)
             continue
-        atoms = AseAtomsAdaptor.get_atoms(prepared)
-        optimizable = FrechetCellFilter(atoms) if config.relax_cell else atoms
-        jobs.append(
-            _Job(
-                index=i,
-                clean=prepared,
-                atoms=atoms,
-                optimizer=_OPTIMIZERS[config.optimizer](optimizable, logfile=None),
-                volume0=atoms.get_volume(),
-                symbols0=atoms.get_chemical_symbols(),
-            )
-        )
+        jobs.append(_new_job(i, prepared, config))
 
     def fail(job: _Job, reason: str) -> None:
         finish(job.index, status="failed", reason=reason, **job.partial)
@@ -304,17 +324,7 @@ def relax_batch(
                 except _Abort as exc:
                     fail(job, str(exc))
                     continue
-                _attach(job.atoms, point)
-                if opt.nsteps == 0:
-                    job.partial["initial_energy_per_atom"] = point.energy / len(job.atoms)
-                job.partial.setdefault("energy_trajectory", []).append(float(point.energy / len(job.atoms)))
-                job.partial.update(
-                    energy_total=point.energy,
-                    energy_per_atom=point.energy / len(job.atoms),
-                    max_force=_max_force(point.forces),
-                    n_steps=int(opt.nsteps),
-                    volume_change=float(job.atoms.get_volume() / job.volume0 - 1.0),
-                )
+                _record_point(job, point)
                 evaluated.append(job)
             active = []
             for job in evaluated:

@@ -183,6 +183,102 @@ def load_graphs(
     )
 
 
+def _train_descriptor(
+    descriptor: DescriptorEnsemble,
+    architecture: str | None,
+    items: list[Any],
+    y: np.ndarray,
+    split: Any,
+    directory: Path,
+    *,
+    stage: Callable[[str], None],
+    timings: dict[str, float],
+    table: list[dict[str, Any]],
+) -> tuple[DescriptorEnsemble, dict[str, Any], np.ndarray, np.ndarray]:
+    """Featurize, fit the descriptor ensemble (calibrated on the validation part), save it and evaluate it on the
+    test part. Adds its timings and table row.
+
+    Returns:
+        (the fitted model, test metrics, ``(n_test,)`` mean, ``(n_test,)`` std).
+    """
+    stage(f"descriptors: {len(items)} records")
+    t = time.perf_counter()
+    x = descriptor.featurize(items)
+    timings["descriptors_s"] = time.perf_counter() - t
+    stage(f"{architecture}: {descriptor.n_members} members on {len(split.train)} (+{len(split.val)}) records")
+    model, fit_times = fit_descriptor(descriptor, x, y, split)
+    timings.update(fit_times)
+    model.save(directory / DESCRIPTOR_FILE)
+    test_members = model.predict_members(None, x=x[split.test])
+    mean, std = model.predict(None, x=x[split.test])
+    ens_metrics = descriptor_metrics(y[split.test], test_members, mean, std)
+    table.append({"model": f"{architecture} ({model.n_members} members)", **ens_metrics})
+    return model, ens_metrics, mean, std
+
+
+def _train_gnn(
+    data: PropertyData,
+    split: Any,
+    config: EnsembleConfig,
+    directory: Path,
+    *,
+    use_cache: bool,
+    stage: Callable[[str], None],
+    on_epoch: Callable[[int, int], None] | None,
+    timings: dict[str, float],
+    table: list[dict[str, Any]],
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray, float]:
+    """Fit the GNN ensemble on the training part (early stopping on the validation part), fit its std scale on
+    the validation part, save it, and evaluate it on the test part. Adds its timings and table rows.
+
+    Returns:
+        (test metrics, ``(n_test,)`` mean, ``(n_test,)`` calibrated std, std scale).
+    """
+    y = data.y
+    fit_pos = np.concatenate([split.train, split.val])
+    from .ensemble import GNNEnsemble
+
+    std_scale = 1.0
+    stage(f"graphs: {len(fit_pos) + len(split.test)} structures (cutoff {config.cutoff} Å)")
+    t = time.perf_counter()
+    all_pos = np.concatenate([fit_pos, split.test])
+    graphs, hit = load_graphs(data, all_pos, config.cutoff, use_cache=use_cache)
+    timings["graphs_s"] = time.perf_counter() - t
+    timings["graph_cache_hit"] = float(hit)
+    n_fit = len(fit_pos)
+    fit_graphs = graphs.subset(np.arange(n_fit))
+    test_graphs = graphs.subset(np.arange(n_fit, len(all_pos)))
+    stage(f"ensemble: {config.n_members} x {config.architecture} ({config.hidden_size}) on {len(split.train)}")
+    t = time.perf_counter()
+    ensemble = GNNEnsemble.fit(
+        [data.structures[int(i)] for i in fit_pos],  # type: ignore[misc]
+        y[fit_pos],
+        config=config,
+        property_name=data.property_name,
+        version=directory.name,
+        graphs=fit_graphs,
+        val_indices=np.arange(len(split.train), n_fit) if len(split.val) else None,
+        progress=on_epoch,
+    )
+    timings["ensemble_fit_s"] = time.perf_counter() - t
+    if len(split.val):
+        val_members = ensemble.predict_graphs(fit_graphs.subset(np.arange(len(split.train), n_fit)))
+        std_scale = fit_std_scale(y[split.val], val_members.mean(0), val_members.std(0))
+    t = time.perf_counter()
+    test_members = ensemble.predict_graphs(test_graphs)
+    timings["ensemble_predict_s"] = time.perf_counter() - t
+    ensemble.save(directory / "ensemble")
+    raw = ensemble_metrics(y[split.test], test_members)
+    ens_metrics = ensemble_metrics(y[split.test], test_members, std_scale=std_scale)
+    ens_metrics["nll_uncalibrated"] = raw["nll"]
+    ens_metrics["miscalibration_area_uncalibrated"] = raw["miscalibration_area"]
+    single = regression_metrics(y[split.test], test_members[0])
+    table.append({"model": f"single {config.architecture} (member 0)", **single})
+    table.append({"model": f"ensemble of {config.n_members}", **ens_metrics})
+    mean, std = test_members.mean(0), test_members.std(0) * std_scale
+    return ens_metrics, mean, std, std_scale
+
+
 def train_property_model(
     data: PropertyData,
     *,
@@ -232,59 +328,15 @@ def train_property_model(
     gnn = use_gnn and data.has_all_structures and descriptor is None
     n_members = config.n_members
     if descriptor is not None:
-        stage(f"descriptors: {len(items)} records")
-        t = time.perf_counter()
-        x = descriptor.featurize(items)
-        timings["descriptors_s"] = time.perf_counter() - t
-        stage(f"{architecture}: {descriptor.n_members} members on {len(split.train)} (+{len(split.val)}) records")
-        model, fit_times = fit_descriptor(descriptor, x, y, split)
-        timings.update(fit_times)
-        model.save(directory / DESCRIPTOR_FILE)
-        test_members = model.predict_members(None, x=x[split.test])
-        mean, std = model.predict(None, x=x[split.test])
-        ens_metrics = descriptor_metrics(y[split.test], test_members, mean, std)
-        table.append({"model": f"{architecture} ({model.n_members} members)", **ens_metrics})
+        model, ens_metrics, mean, std = _train_descriptor(
+            descriptor, architecture, items, y, split, directory, stage=stage, timings=timings, table=table
+        )
         n_members = model.n_members
     elif gnn:
-        from .ensemble import GNNEnsemble
-
-        stage(f"graphs: {len(fit_pos) + len(split.test)} structures (cutoff {config.cutoff} Å)")
-        t = time.perf_counter()
-        all_pos = np.concatenate([fit_pos, split.test])
-        graphs, hit = load_graphs(data, all_pos, config.cutoff, use_cache=use_cache)
-        timings["graphs_s"] = time.perf_counter() - t
-        timings["graph_cache_hit"] = float(hit)
-        n_fit = len(fit_pos)
-        fit_graphs = graphs.subset(np.arange(n_fit))
-        test_graphs = graphs.subset(np.arange(n_fit, len(all_pos)))
-        stage(f"ensemble: {config.n_members} x {config.architecture} ({config.hidden_size}) on {len(split.train)}")
-        t = time.perf_counter()
-        ensemble = GNNEnsemble.fit(
-            [data.structures[int(i)] for i in fit_pos],  # type: ignore[misc]
-            y[fit_pos],
-            config=config,
-            property_name=data.property_name,
-            version=directory.name,
-            graphs=fit_graphs,
-            val_indices=np.arange(len(split.train), n_fit) if len(split.val) else None,
-            progress=on_epoch,
-        )
-        timings["ensemble_fit_s"] = time.perf_counter() - t
-        if len(split.val):
-            val_members = ensemble.predict_graphs(fit_graphs.subset(np.arange(len(split.train), n_fit)))
-            std_scale = fit_std_scale(y[split.val], val_members.mean(0), val_members.std(0))
-        t = time.perf_counter()
-        test_members = ensemble.predict_graphs(test_graphs)
-        timings["ensemble_predict_s"] = time.perf_counter() - t
-        ensemble.save(directory / "ensemble")
-        raw = ensemble_metrics(y[split.test], test_members)
-        ens_metrics = ensemble_metrics(y[split.test], test_members, std_scale=std_scale)
-        ens_metrics["nll_uncalibrated"] = raw["nll"]
-        ens_metrics["miscalibration_area_uncalibrated"] = raw["miscalibration_area"]
-        single = regression_metrics(y[split.test], test_members[0])
-        table.append({"model": f"single {config.architecture} (member 0)", **single})
-        table.append({"model": f"ensemble of {config.n_members}", **ens_metrics})
-        mean, std = test_members.mean(0), test_members.std(0) * std_scale
+        ens_metrics, mean, std, std_scale = _train_gnn(
+            data, split, config, directory, use_cache=use_cache, stage=stage, on_epoch=on_epoch, timings=timings,
+            table=table,
+        )  # fmt: skip
     else:
         if len(split.val):
             val_members = baseline.predict_members(pick(split.val))  # type: ignore[arg-type]
@@ -299,6 +351,7 @@ def train_property_model(
         label=data.property_name,
         unit=_unit(data.unit_description),
     )
+    kind = "descriptor" if descriptor is not None else "gnn" if gnn else "baseline"
     meta = {
         "property_name": data.property_name,
         "unit": data.unit_description,
@@ -306,12 +359,8 @@ def train_property_model(
         "dataset_name": data.name,
         "data_hash": data.data_hash,
         "split": split.describe(),
-        "kind": "descriptor" if descriptor is not None else "gnn" if gnn else "baseline",
-        "architecture": architecture
-        if descriptor is not None
-        else config.architecture
-        if gnn
-        else f"baseline:{baseline_kind}",
+        "kind": kind,
+        "architecture": {"descriptor": architecture, "gnn": config.architecture}.get(kind, f"baseline:{baseline_kind}"),
         "n_members": n_members,
         "config": _descriptor_config(model) if descriptor is not None else config.model_dump(mode="json"),
         "dummy_mean": dummy_mean,
