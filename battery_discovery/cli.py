@@ -256,6 +256,51 @@ def status(
         console.print(mt)
 
 
+def _benchmark_config(
+    *,
+    pool: str,
+    target: str,
+    initial: int,
+    batch: int,
+    rounds: int,
+    seeds: int,
+    strategies: tuple[str, ...],
+    surrogate_model: str,
+    knobs: dict[str, Any],
+    store_uri: str,
+) -> Any:
+    """The replay benchmark's settings, every strategy's loop config checked before anything runs (one line on
+    an invalid setting). ``surrogate_model``: auto, gnn or a descriptor kind; ``knobs``: surrogate options."""
+    from battery_discovery.benchmark import BenchmarkConfig, loop_parameters
+    from loop.plan import build_config
+
+    surrogate: dict[str, object] = {k: v for k, v in knobs.items() if v is not None}
+    if surrogate_model == "gnn":
+        surrogate["descriptor"] = None
+    elif surrogate_model != "auto":
+        surrogate["descriptor"] = surrogate_model
+    try:
+        bench = BenchmarkConfig(
+            pool=pool,
+            target=target,
+            initial=initial,
+            batch=batch,
+            rounds=rounds,
+            seeds=seeds,
+            strategies=strategies,
+            surrogate=surrogate,
+            store_uri=store_uri,
+        )
+    except ValueError as exc:
+        raise DiscoveryError(f"invalid benchmark settings: {str(exc).splitlines()[-1].strip()}") from None
+    for name in strategies:  # every strategy and the target checked before anything runs
+        try:
+            build_config(loop_parameters(bench, name, 0))
+        except ValueError as exc:
+            raise DiscoveryError(f"invalid benchmark settings: {str(exc).splitlines()[-1].strip()}") from None
+    return bench
+
+
 @app.command()
 def benchmark(
     pool: Annotated[str, typer.Option(help="Labelled pool: a CSV in the perovskite format (cif + label columns).")],
@@ -307,35 +352,14 @@ def benchmark(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from battery_discovery.benchmark import BenchmarkConfig, loop_parameters, plot_curves, run_benchmark, summary_rows
-    from loop.plan import build_config
+    from battery_discovery.benchmark import plot_curves, run_benchmark, summary_rows
 
     names = tuple(s.strip() for s in strategies.split(",") if s.strip())
     knobs = {"n_members": members, "epochs": epochs, "warm_start_epochs": warm_epochs}
-    surrogate: dict[str, object] = {k: v for k, v in knobs.items() if v is not None}
-    if surrogate_model == "gnn":
-        surrogate["descriptor"] = None
-    elif surrogate_model != "auto":
-        surrogate["descriptor"] = surrogate_model
-    try:
-        bench = BenchmarkConfig(
-            pool=pool,
-            target=target,
-            initial=initial,
-            batch=batch,
-            rounds=rounds,
-            seeds=seeds,
-            strategies=names,
-            surrogate=surrogate,
-            store_uri=store_uri,
-        )
-    except ValueError as exc:
-        raise DiscoveryError(f"invalid benchmark settings: {str(exc).splitlines()[-1].strip()}") from None
-    for name in names:  # every strategy and the target checked before anything runs
-        try:
-            build_config(loop_parameters(bench, name, 0))
-        except ValueError as exc:
-            raise DiscoveryError(f"invalid benchmark settings: {str(exc).splitlines()[-1].strip()}") from None
+    bench = _benchmark_config(
+        pool=pool, target=target, initial=initial, batch=batch, rounds=rounds, seeds=seeds, strategies=names,
+        surrogate_model=surrogate_model, knobs=knobs, store_uri=store_uri,
+    )  # fmt: skip
     from ingest.api import load_dataset
 
     load_dataset(bench.pool_spec())  # a missing or malformed pool fails here, before Prefect and the workers start
