@@ -33,203 +33,35 @@ query at 1,000,000 documents.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
 import platform
 import random
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 DATABASE = "bench_store_scale"
-DOC_VERSION = 1  # bump when the documents change: a reused database of another version is rebuilt
+sys.path.insert(0, str(REPO))  # benchmarks.store_scale_lib when run as a script
 
-CAMPAIGNS = ("li-cathode", "na-cathode", "solid-electrolyte", "wide-gap")
-GENERATORS = ("substitution", "ion-exchange", "pyxtal", "learned")
-ALKALI = (("Li", 0.40), ("Na", 0.25), ("K", 0.05), ("Mg", 0.05), ("", 0.25))
-CATIONS = ("Fe", "Mn", "Co", "Ni", "Ti", "V", "Cr", "Cu", "Zn", "Nb", "Mo", "Zr", "Al", "Si", "Sn", "Ge", "La", "Y")
-ANIONS = (("O", 0.55), ("S", 0.10), ("F", 0.10), ("Cl", 0.06), ("P", 0.08), ("N", 0.04), ("Se", 0.04), ("Br", 0.03))
-STATUSES = (("generated", 0.72), ("acquired", 0.03), ("evaluated", 0.20), ("failed", 0.05))
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-COUNT_CAP = 1000  # dashboard.widgets.COUNT_CAP: the table counts up to 1,001 rows
+from benchmarks.store_scale_lib.documents import (  # noqa: E402
+    CAMPAIGNS,
+    COUNT_CAP,
+    DOC_VERSION,
+    GENERATORS,
+    DocumentSource,
+)
+from benchmarks.store_scale_lib.servers import Server, start_nx, start_secantus  # noqa: E402
+
 KINDS = ("default_page", "elements_range", "alkali_oracle", "formula_generator", "count", "cli_query")
-
-
-def _weighted(rng: random.Random, table: tuple[tuple[str, float], ...]) -> str:
-    x, acc = rng.random(), 0.0
-    for value, weight in table:
-        acc += weight
-        if x < acc:
-            return value
-    return table[-1][0]
-
-
-def _formula(counts: dict[str, int]) -> str:
-    """A reduced formula, alkali first and anions last (as pymatgen writes most of these)."""
-    g = 0
-    for c in counts.values():
-        g = math.gcd(g, c)
-    return "".join(f"{el}{'' if c // g == 1 else c // g}" for el, c in counts.items())
-
-
-def _structure(rng: random.Random, species: list[str]) -> dict[str, Any]:
-    """A pymatgen ``Structure.as_dict()``-shaped dict (Å) with one site per entry of ``species``."""
-    a, b, c = (round(rng.uniform(3.5, 12.0), 6) for _ in range(3))
-    sites = []
-    for el in species:
-        frac = [round(rng.random(), 6) for _ in range(3)]
-        sites.append(
-            {
-                "species": [{"element": el, "occu": 1}],
-                "abc": frac,
-                "properties": {},
-                "label": el,
-                "xyz": [round(frac[0] * a, 6), round(frac[1] * b, 6), round(frac[2] * c, 6)],
-            }
-        )
-    return {
-        "@module": "pymatgen.core.structure",
-        "@class": "Structure",
-        "charge": 0,
-        "lattice": {
-            "matrix": [[a, 0.0, 0.0], [0.0, b, 0.0], [0.0, 0.0, c]],
-            "pbc": [True, True, True],
-            "a": a,
-            "b": b,
-            "c": c,
-            "alpha": 90.0,
-            "beta": 90.0,
-            "gamma": 90.0,
-            "volume": round(a * b * c, 6),
-        },
-        "properties": {},
-        "sites": sites,
-    }
-
-
-class DocumentSource:
-    """Deterministic candidate documents: document ``i`` depends on the seed and the documents before it."""
-
-    def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
-        self.polymorphs: dict[tuple[str, str], int] = {}
-        self.i = 0
-
-    def next(self) -> dict[str, Any]:
-        """The next document, as ``CandidateDoc(...).to_mongo()`` gives it."""
-        from store.documents import CandidateDoc, oracle_summary
-
-        rng, i = self.rng, self.i
-        self.i += 1
-        campaign = CAMPAIGNS[i % len(CAMPAIGNS)] if rng.random() < 0.7 else rng.choice(CAMPAIGNS)
-        counts: dict[str, int] = {}
-        alkali = _weighted(rng, ALKALI)
-        if alkali:
-            counts[alkali] = rng.randint(1, 3)
-        for el in rng.sample(CATIONS, rng.choice((1, 1, 2))):
-            counts[el] = rng.randint(1, 2)
-        anion = _weighted(rng, ANIONS)
-        if anion == "P":  # phosphates
-            counts["P"], counts["O"] = 1, 4
-        else:
-            counts[anion] = rng.randint(1, 4)
-            if rng.random() < 0.15:
-                other = _weighted(rng, ANIONS)
-                if other not in counts and other != "P":
-                    counts[other] = rng.randint(1, 2)
-        formula = _formula(counts)
-        elements = sorted(counts)
-        mult = rng.choice((1, 1, 2, 2, 4))
-        species = [el for el, c in counts.items() for _ in range(c * mult)][:48]
-        fp = hashlib.sha1(formula.encode()).hexdigest()[:12]
-        k = self.polymorphs[(campaign, fp)] = self.polymorphs.get((campaign, fp), 0) + 1
-        cid = f"{campaign}-{fp}" if k == 1 else f"{campaign}-{fp}-{k}"
-        source_roll = rng.random()
-        source = "seed" if source_roll < 0.01 else "dataset" if source_roll < 0.05 else rng.choice(GENERATORS)
-        generated = source not in ("seed", "dataset")
-        rnd = 0 if source == "seed" else rng.randint(1, 30)
-        status = _weighted(rng, STATUSES)
-        gap, e_hull = max(0.0, rng.gauss(2.0, 1.5)), rng.gauss(0.12, 0.15)
-        e_form = rng.gauss(-1.6, 0.6)
-        predictions: dict[str, dict[str, float]] = {}
-        if rng.random() < 0.95:
-            predictions = {
-                "e_above_hull": {"mean": e_hull, "std": rng.uniform(0.01, 0.1)},
-                "formation_energy_per_atom": {"mean": e_form, "std": rng.uniform(0.01, 0.1)},
-                "band_gap": {"mean": gap, "std": rng.uniform(0.1, 0.8)},
-                "log10_conductivity": {"mean": rng.gauss(-6.0, 2.0), "std": rng.uniform(0.5, 2.0)},
-            }
-        oracle: dict[str, Any] = {}
-        oracle_key = "chgnet-0.3.0:fmax0.05:steps500"
-        if status == "evaluated":
-            evaluation: dict[str, Any] = {
-                "status": "converged" if rng.random() < 0.93 else "unconverged",
-                "oracle_key": oracle_key,
-                "formation_energy_per_atom": e_form + rng.gauss(0, 0.08),
-                "energy_above_hull": e_hull + rng.gauss(0, 0.05),
-                "hull": {"n_phases": rng.randint(0, 40), "thin": rng.random() < 0.3},
-                "properties": {
-                    "band_gap": {"mean": gap + rng.gauss(0, 0.2), "std": rng.uniform(0.1, 0.5)},
-                    "log10_conductivity": {"mean": rng.gauss(-6.0, 2.0), "std": rng.uniform(0.5, 2.0)},
-                },
-            }
-            if alkali in ("Li", "Na") and rng.random() < 0.5:
-                evaluation["electrode"] = {
-                    "average_voltage": rng.uniform(1.0, 4.8),
-                    "capacity_mAh_g": rng.uniform(50, 300),
-                }
-                evaluation["window"] = {"low_V": rng.uniform(0, 2), "high_V": rng.uniform(2, 5)}
-            oracle = oracle_summary(evaluation)
-        elif status == "failed":
-            oracle = oracle_summary({"status": "failed", "oracle_key": oracle_key})
-        doc = CandidateDoc.model_validate(
-            {
-                "_id": cid,
-                "campaign": campaign,
-                "fingerprint": fp,
-                "formula": formula,
-                "elements": elements,
-                "chemsys": "-".join(elements),
-                "n_sites": len(species),
-                "structure": _structure(rng, species),
-                "source": source,
-                "labels": {"heat_all": rng.gauss(-1.5, 0.7)} if source == "dataset" else {},
-                "parent": None if source == "seed" else f"{campaign}-seed-{rng.randrange(200)}",
-                "substitutions": {"Li": "Na"} if source == "ion-exchange" else {},
-                "probability": round(rng.random(), 4),
-                "generator": source if generated else None,
-                "generator_version": "bench-1" if generated else "",
-                "parameters": {"seed": rng.randrange(10**6)} if source == "pyxtal" else {},
-                "status": status,
-                "predictions": predictions,
-                "oracle": oracle,
-                "predicted_by": f"{campaign}-r{max(0, rnd - 1)}" if predictions else None,
-                "predicted_round": rnd if predictions else None,
-                "provenance": {
-                    "campaign": campaign,
-                    "round": rnd,
-                    "code_version": "bench",
-                    "created_at": T0 + timedelta(seconds=i),
-                    "oracle": "chgnet" if oracle else None,
-                },
-            }
-        )
-        return doc.to_mongo()
-
-
-# ------------------------------------------------------------------------------------------------ queries
 
 
 @dataclass(frozen=True)
@@ -314,73 +146,6 @@ def _describe(q: Any) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ servers
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """A server this benchmark measures: its URI, and how to stop it if it was started here."""
-
-    def __init__(self, name: str, uri: str, stop: Callable[[], None] | None = None) -> None:
-        self.name, self.uri, self._stop = name, uri, stop
-
-    def stop(self) -> None:
-        """Stop the server if this benchmark started it (data kept)."""
-        if self._stop is not None:
-            self._stop()
-
-
-def start_nx(home: Path) -> Server:
-    """The project's embedded server (nx-27017) for data home ``home``, started by ``store.embedded``."""
-    from store.embedded import ensure_embedded_server, stop_embedded_server
-
-    info = ensure_embedded_server(home)
-    return Server("nx-27017", info.uri, lambda: stop_embedded_server(home))
-
-
-def start_secantus(home: Path) -> Server:
-    """A secantusdb daemon (WiredTiger) on data folder ``home``, started here; needs ``secantusdb`` installed."""
-    try:
-        import secantus  # noqa: F401
-    except ImportError:
-        raise SystemExit("secantusdb is not installed: .venv/bin/pip install secantusdb==0.7.0b3") from None
-    import pymongo
-
-    home.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    cmd = [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--storage-path", str(home / "data"), "--log-level", "WARNING"]
-    log = open(home / "server.log", "ab")  # noqa: SIM115 (closed by stop)
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    uri = f"mongodb://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while True:
-        if proc.poll() is not None:
-            raise SystemExit(f"secantusdb exited with {proc.returncode}; see {home / 'server.log'}")
-        try:
-            with pymongo.MongoClient(uri, serverSelectionTimeoutMS=500, directConnection=True) as client:
-                client.admin.command("ping")
-            break
-        except pymongo.errors.PyMongoError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise SystemExit("secantusdb did not answer within 120 s") from None
-            time.sleep(0.2)
-
-    def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-    return Server("secantusdb", uri, stop)
 
 
 # ------------------------------------------------------------------------------------------------ measuring
@@ -469,7 +234,7 @@ def _server_version(store: Any) -> str:
         return "?"
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="Candidate documents to insert.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the documents and the query parameters.")
@@ -492,16 +257,11 @@ def main() -> int:
         default=None,
         help="Stop timing a server's queries after this many seconds (a slow server is measured on fewer queries).",
     )
-    args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.path.insert(0, str(REPO))
-    from rich.console import Console
-    from rich.table import Table
+    return parser
 
-    from store.connection import connect, redact_uri
-    from store.repository import CandidateStore
 
-    console = Console(stderr=True)
+def _servers(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[tuple[str, Callable[[], Server]]]:
+    """(name, start) of every server to measure, in order."""
     servers: list[tuple[str, Callable[[], Server]]] = []
     for name in [s.strip() for s in args.server.split(",") if s.strip() and s.strip() != "none"]:
         home = (args.home / name).resolve()
@@ -518,55 +278,57 @@ def main() -> int:
     if not servers:
         parser.error("nothing to measure: give --server or --uri")
 
-    specs = query_specs(args.queries, args.seed)
-    report: dict[str, Any] = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "n_docs": args.n,
-        "seed": args.seed,
-        "n_queries": len(specs),
-        "goal": "p95 < 50 ms per query",
-        "servers": {},
+    return servers
+
+
+def _measure_server(
+    name: str, server: Server, args: argparse.Namespace, specs: list[QuerySpec]
+) -> tuple[dict[str, Any], list[Any]]:
+    """Fill ``server`` with the documents, time the queries; (its report entry, the queries' results)."""
+    from rich.console import Console
+
+    from store.connection import connect, redact_uri
+    from store.repository import CandidateStore
+
+    store = CandidateStore(connect(server.uri, args.database, timeout_ms=30_000))
+    loaded = load(store, args.n, args.seed, args.batch, args.reuse, name)
+    count = store.candidates.estimated_document_count()
+    if count != args.n:
+        raise SystemExit(f"{name}: {count:,} documents after inserting {args.n:,}")
+    Console(stderr=True).print(f"{name}: {args.n:,} documents; timing {len(specs)} queries")
+    times, results = measure(store, specs, args.query_budget_s)
+    done = specs[: len(times)]
+    kinds = {k: _summary([t for s, t in zip(done, times, strict=True) if s.kind == k]) for k in KINDS}
+    slowest = sorted(zip(times, done, strict=True), key=lambda p: -p[0])[:5]
+    entry = {
+        "uri": redact_uri(server.uri),
+        "version": _server_version(store),
+        **loaded,
+        "n_queries_timed": len(times),
+        "overall": _summary(times),
+        "kinds": kinds,
+        "slowest": [{"ms": t, "kind": s.kind, "query": s.label} for t, s in slowest],
     }
-    all_results: dict[str, list[Any]] = {}
-    for name, start in servers:
-        server = start()
-        try:
-            store = CandidateStore(connect(server.uri, args.database, timeout_ms=30_000))
-            loaded = load(store, args.n, args.seed, args.batch, args.reuse, name)
-            count = store.candidates.estimated_document_count()
-            if count != args.n:
-                raise SystemExit(f"{name}: {count:,} documents after inserting {args.n:,}")
-            console.print(f"{name}: {args.n:,} documents; timing {len(specs)} queries")
-            times, results = measure(store, specs, args.query_budget_s)
-            done = specs[: len(times)]
-            kinds = {k: _summary([t for s, t in zip(done, times, strict=True) if s.kind == k]) for k in KINDS}
-            slowest = sorted(zip(times, done, strict=True), key=lambda p: -p[0])[:5]
-            report["servers"][name] = {
-                "uri": redact_uri(server.uri),
-                "version": _server_version(store),
-                **loaded,
-                "n_queries_timed": len(times),
-                "overall": _summary(times),
-                "kinds": kinds,
-                "slowest": [{"ms": t, "kind": s.kind, "query": s.label} for t, s in slowest],
-            }
-            all_results[name] = results
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(report, indent=1, default=str) + "\n")  # after each server
-        finally:
-            server.stop()
+    return entry, results
+
+
+def _disagreements(specs: list[QuerySpec], all_results: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """The queries whose results differ between the servers measured."""
+    names = list(all_results)
+    out = []
+    for i, spec in enumerate(specs[: min(len(all_results[n]) for n in names)]):
+        outcomes = {n: all_results[n][i] for n in names}
+        if len({json.dumps(v) for v in outcomes.values()}) > 1:
+            out.append({"kind": spec.kind, "query": spec.label, "results": outcomes})
+    return out
+
+
+def _print_report(args: argparse.Namespace, report: dict[str, Any], all_results: dict[str, list[Any]]) -> None:
+    """The latency table, the comparison and the goal; the last line for scripts."""
+    from rich.console import Console
+    from rich.table import Table
 
     names = list(all_results)
-    if len(names) > 1:
-        disagreements = []
-        for i, spec in enumerate(specs[: min(len(all_results[n]) for n in names)]):
-            outcomes = {n: all_results[n][i] for n in names}
-            if len({json.dumps(v) for v in outcomes.values()}) > 1:
-                disagreements.append({"kind": spec.kind, "query": spec.label, "results": outcomes})
-        report["disagreements"] = disagreements
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1, default=str) + "\n")
-
     table = Table(title=f"store at {args.n:,} candidates ({report['machine']}); latency in ms")
     table.add_column("")
     for n in names:
@@ -593,6 +355,36 @@ def main() -> int:
         f"n_docs={args.n} insert_per_s={first['insert_per_s']:.0f} "
         f"p50_ms={first['overall']['p50_ms']:.1f} p95_ms={first['overall']['p95_ms']:.1f}"
     )
+
+
+def main() -> int:
+    parser = _parser()
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    servers = _servers(args, parser)
+    specs = query_specs(args.queries, args.seed)
+    report: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "n_docs": args.n,
+        "seed": args.seed,
+        "n_queries": len(specs),
+        "goal": "p95 < 50 ms per query",
+        "servers": {},
+    }
+    all_results: dict[str, list[Any]] = {}
+    for name, start in servers:
+        server = start()
+        try:
+            report["servers"][name], all_results[name] = _measure_server(name, server, args, specs)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=1, default=str) + "\n")  # after each server
+        finally:
+            server.stop()
+    if len(all_results) > 1:
+        report["disagreements"] = _disagreements(specs, all_results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    _print_report(args, report, all_results)
     return 0
 
 
