@@ -132,6 +132,20 @@ def gap_model(seed: int) -> Any:
     return model.fit([r.structure() for r in rows], [r.band_gap for r in rows])
 
 
+def _print_rows(rows: dict[str, dict[str, Any]]) -> None:
+    """The rates table, one line per generator."""
+    print()
+    head = f"{'generator':26s} {'valid':>6s} {'unique':>6s} {'novel':>6s} {'stable':>6s} {'S.U.N.':>6s} " \
+           f"{'S|U':>5s} {'gap>=3':>6s} {'samples/s':>9s} {'oracle s':>8s}"  # fmt: skip
+    print(head)
+    for name, r in rows.items():
+        rates = " ".join(f"{r[k]:6.1%}" for k in ("valid", "unique", "novel", "stable", "sun"))
+        print(
+            f"{name:26s} {rates} {r['stable_of_unique']:5.0%} {r['gap3_share']:6.1%} "
+            f"{r['samples_per_s']:9.1f} {r['oracle_s']:8.0f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="samples per generator")
@@ -208,16 +222,7 @@ def main() -> None:
             "oracle_s_per_structure": oracle_s / max(1, len(unique)),
             "rejected": dict(report.rejected),
         }
-    print()
-    head = f"{'generator':26s} {'valid':>6s} {'unique':>6s} {'novel':>6s} {'stable':>6s} {'S.U.N.':>6s} " \
-           f"{'S|U':>5s} {'gap>=3':>6s} {'samples/s':>9s} {'oracle s':>8s}"  # fmt: skip
-    print(head)
-    for name, r in rows.items():
-        rates = " ".join(f"{r[k]:6.1%}" for k in ("valid", "unique", "novel", "stable", "sun"))
-        print(
-            f"{name:26s} {rates} {r['stable_of_unique']:5.0%} {r['gap3_share']:6.1%} "
-            f"{r['samples_per_s']:9.1f} {r['oracle_s']:8.0f}"
-        )
+    _print_rows(rows)
     payload = {
         "settings": {**vars(args), "model": str(args.model), "out": str(args.out)},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},

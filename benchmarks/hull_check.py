@@ -18,9 +18,31 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _print_results(
+    summary: dict[str, Any], out: list[dict[str, Any]], ok: list[dict[str, Any]], elapsed: float
+) -> None:
+    """The summary measures, then one line per relaxed phase."""
+    print(f"{len(ok)} of {len(out)} held-out MP-20 Li/Na phases relaxed by CHGNet in {elapsed:.0f} s")
+    print(f"{'measure':<52} {'value':>8}")
+    for k, v in summary.items():
+        print(f"{k:<52} {v:>8.3f}" if isinstance(v, float) else f"{k:<52} {v:>8}")
+    print(
+        f"\n{'formula':<14} {'sites':>5} {'E_f MP':>8} {'E_f CHGNet':>10} {'E_hull MP':>9} {'ours':>7}"
+        f" {'ours w/o own':>12}"
+    )
+    for r in ok:
+        print(
+            f"{r['formula']:<14} {r['n_sites']:>5} {r['mp_formation_energy']:>8.3f}"
+            f" {r['chgnet_formation_energy']:>10.3f}"
+            f" {r['mp_e_above_hull']:>9.3f} {r['e_above_hull_with_own_entry']:>7.3f}"
+            f" {r['e_above_hull_without_own_entry']:>12.3f}{' thin' if r['thin'] else ''}"
+        )
 
 
 def main() -> None:
@@ -115,21 +137,7 @@ def main() -> None:
         "e_hull_without_own_entry_in_[-0.1,0.1]": float(np.mean(np.abs(e_without) <= 0.1)),
         "n_thin": int(sum(r["thin"] for r in ok)),
     }
-    print(f"{len(ok)} of {len(out)} held-out MP-20 Li/Na phases relaxed by CHGNet in {elapsed:.0f} s")
-    print(f"{'measure':<52} {'value':>8}")
-    for k, v in summary.items():
-        print(f"{k:<52} {v:>8.3f}" if isinstance(v, float) else f"{k:<52} {v:>8}")
-    print(
-        f"\n{'formula':<14} {'sites':>5} {'E_f MP':>8} {'E_f CHGNet':>10} {'E_hull MP':>9} {'ours':>7}"
-        f" {'ours w/o own':>12}"
-    )
-    for r in ok:
-        print(
-            f"{r['formula']:<14} {r['n_sites']:>5} {r['mp_formation_energy']:>8.3f}"
-            f" {r['chgnet_formation_energy']:>10.3f}"
-            f" {r['mp_e_above_hull']:>9.3f} {r['e_above_hull_with_own_entry']:>7.3f}"
-            f" {r['e_above_hull_without_own_entry']:>12.3f}{' thin' if r['thin'] else ''}"
-        )
+    _print_results(summary, out, ok, elapsed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"benchmark": "hull_check", "summary": summary, "rows": out}, indent=1))
     print(f"written to {args.out}")

@@ -44,28 +44,54 @@ SHARED = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
 
 
-def _perov(prop: str, config: Any, threads: int, quick: bool, spec: str | None = None) -> dict[str, Any]:
+def _first_rows(data: Any, n: int) -> Any:
+    """The first ``n`` records of ``data`` (``--quick``)."""
+    from dataclasses import replace
+
+    keep = np.arange(n)
+    return replace(
+        data,
+        ids=[data.ids[i] for i in keep],
+        formulas=[data.formulas[i] for i in keep],
+        structures=[data.structures[i] for i in keep],
+        compositions=[data.compositions[i] for i in keep],
+        y=data.y[keep],
+    )
+
+
+def _graph_timings(everything: list[Any], cutoff: float) -> tuple[Any, Any, tuple[float, float, float, float]]:
+    """Graphs built from the structures vs read back from the on-disk cache (same process, side by side):
+    (built graphs, cached graphs, (build, cache miss, cache hit, structures hash) in s)."""
     from matgl.config import DEFAULT_ELEMENTS
+
+    from surrogates.graphs import GraphCache, build_graphs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = GraphCache(directory=Path(tmp))
+        t = time.perf_counter()
+        graphs = build_graphs(everything, cutoff, DEFAULT_ELEMENTS)  # type: ignore[arg-type]
+        build_s = time.perf_counter() - t
+        t = time.perf_counter()
+        cache.load_or_build(everything, cutoff=cutoff, element_types=DEFAULT_ELEMENTS)  # type: ignore[arg-type]
+        miss_s = time.perf_counter() - t
+        t = time.perf_counter()
+        cached, hit = cache.load_or_build(everything, cutoff=cutoff, element_types=DEFAULT_ELEMENTS)  # type: ignore[arg-type]
+        hit_s = time.perf_counter() - t
+        assert hit
+        key_s = _time(lambda: __import__("surrogates.graphs").graphs.structures_hash(everything))
+    return graphs, cached, (build_s, miss_s, hit_s, key_s)
+
+
+def _perov(prop: str, config: Any, threads: int, quick: bool, spec: str | None = None) -> dict[str, Any]:
 
     from surrogates.baseline import CompositionBaseline
     from surrogates.data import load_property_data, split_data
     from surrogates.ensemble import GNNEnsemble
-    from surrogates.graphs import GraphCache, build_graphs
     from surrogates.metrics import ensemble_metrics, fit_std_scale, regression_metrics
 
     data = load_property_data(spec or f"perov5:{SHARED / 'perov_5' / 'val.csv'}", prop, cache_dir=SHARED)
     if quick:
-        from dataclasses import replace
-
-        keep = np.arange(400)
-        data = replace(
-            data,
-            ids=[data.ids[i] for i in keep],
-            formulas=[data.formulas[i] for i in keep],
-            structures=[data.structures[i] for i in keep],
-            compositions=[data.compositions[i] for i in keep],
-            y=data.y[keep],
-        )
+        data = _first_rows(data, 400)
     split = split_data(data, seed=0)
     y = data.y
     fit_pos = np.concatenate([split.train, split.val])
@@ -83,19 +109,7 @@ def _perov(prop: str, config: Any, threads: int, quick: bool, spec: str | None =
 
     # graphs: built from structures vs read back from the on-disk cache (same process, side by side)
     everything = list(structures)
-    with tempfile.TemporaryDirectory() as tmp:
-        cache = GraphCache(directory=Path(tmp))
-        t = time.perf_counter()
-        graphs = build_graphs(everything, config.cutoff, DEFAULT_ELEMENTS)  # type: ignore[arg-type]
-        build_s = time.perf_counter() - t
-        t = time.perf_counter()
-        cache.load_or_build(everything, cutoff=config.cutoff, element_types=DEFAULT_ELEMENTS)  # type: ignore[arg-type]
-        miss_s = time.perf_counter() - t
-        t = time.perf_counter()
-        cached, hit = cache.load_or_build(everything, cutoff=config.cutoff, element_types=DEFAULT_ELEMENTS)  # type: ignore[arg-type]
-        hit_s = time.perf_counter() - t
-        assert hit
-        key_s = _time(lambda: __import__("surrogates.graphs").graphs.structures_hash(everything))
+    graphs, cached, (build_s, miss_s, hit_s, key_s) = _graph_timings(everything, config.cutoff)
     fit_graphs = cached.subset(fit_pos)
     n_fit = len(fit_pos)
     t = time.perf_counter()
