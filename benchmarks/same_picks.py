@@ -7,7 +7,7 @@ candidate ids round by round and prints them side by side with each run's wall t
 changes structure, not behaviour, must report every batch identical.
 
     .venv/bin/python benchmarks/same_picks.py --base 3284127 [--rounds 2] [--seeds 2] \\
-        [--strategies random,greedy,logei] [--out benchmarks/results/same_picks.json]
+        [--strategies random,greedy,logei] [--surrogate auto|gnn] [--out benchmarks/results/same_picks.json]
 
 The base commit must have the same ``battery-discovery benchmark`` command (flags as below).
 """
@@ -59,7 +59,7 @@ def run_tree(label: str, code: Path | None, args: argparse.Namespace, work: Path
         sys.executable, "-c", _CLI,
         "benchmark", "--pool", str(args.pool), "--target", args.target, "--initial", str(args.initial),
         "--batch", str(args.batch), "--rounds", str(args.rounds), "--seeds", str(args.seeds),
-        "--strategies", args.strategies, "--workers", "1", "--out", str(results),
+        "--strategies", args.strategies, "--surrogate", args.surrogate, "--workers", "1", "--out", str(results),
     ]  # fmt: skip
     home.mkdir(parents=True, exist_ok=True)
     print(f"[{label}] running the replay benchmark ...", flush=True)
@@ -86,6 +86,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--strategies", default="random,greedy,logei")
+    parser.add_argument(
+        "--surrogate", default="auto", help="the benchmark's --surrogate: auto (descriptor ensembles) or gnn (MEGNet)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "same_picks.json")
     args = parser.parse_args()
 
