@@ -31,7 +31,10 @@ from loop.targets import parse_target
 #: ind_gap MAE (96 % zeros) from 0.14 to 0.10 eV against MSE, with as many targets among the top 100.
 #: Since #13 the default surrogates are descriptor ensembles (``descriptor: auto``: hurdle-gb for ``ind_gap``,
 #: chgnet-gb for ``heat_all``); ``--surrogate gnn`` restores the MEGNet ensembles.
-REPLAY_SURROGATE_DEFAULTS: dict[str, Any] = {"epochs": 20, "val_fraction": 0.0, "loss": "huber", "descriptor": "auto"}
+REPLAY_SURROGATE_DEFAULTS: dict[str, Any] = {"descriptor": "auto"}
+#: ... and the GNN ensemble's, applied when ``descriptor`` is None (a descriptor surrogate does not read them, and
+#: the loop refuses a setting no part of the campaign reads).
+REPLAY_GNN_DEFAULTS: dict[str, Any] = {"epochs": 20, "val_fraction": 0.0, "loss": "huber"}
 
 
 class BenchmarkConfig(BaseModel):
@@ -61,7 +64,8 @@ class BenchmarkConfig(BaseModel):
 
     def effective_surrogate(self) -> dict[str, Any]:
         """The EnsembleConfig overrides of every campaign: the replay defaults, then ``surrogate``."""
-        return {**REPLAY_SURROGATE_DEFAULTS, **self.surrogate}
+        merged = {**REPLAY_SURROGATE_DEFAULTS, **self.surrogate}
+        return {**REPLAY_GNN_DEFAULTS, **merged} if merged.get("descriptor") is None else merged
 
     def database(self) -> str:
         """A database per benchmark setting (same settings resume, new settings start fresh)."""

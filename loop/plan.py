@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 import loop.labelers
 import loop.properties
 import loop.sources  # noqa: F401  (registers the built-in sources)
@@ -18,6 +20,7 @@ from core.errors import ConfigError
 from loop.config import LoopConfig, read_config_file, validate_config
 from loop.labelers.relax import RelaxLabeler
 from loop.properties.base import Property
+from loop.properties.models import ModelProperty
 from loop.registry import LABELERS, PROPERTIES, SOURCES
 from loop.roles import CandidateSource, Labeler, RoundContext
 from loop.stages.electrode import ELECTRODE_TARGETS
@@ -69,6 +72,55 @@ class LoopPlan:
         )
 
 
+#: Config sections that only some roles read (``reads`` of sources, labelers and properties).
+ROLE_SECTIONS = ("seeds", "candidates_per_round", "generate", "oracle", "replay")
+#: What a descriptor surrogate reads of ``surrogate``; every other setting is the GNN ensemble's.
+DESCRIPTOR_READS = frozenset({"descriptor", "n_members", "seed", "num_threads"})
+
+
+def _default(model: type[BaseModel], name: str) -> Any:
+    return model.model_fields[name].get_default(call_default_factory=True)
+
+
+def _first_change(prefix: str, value: Any, default: Any) -> str:
+    """The dotted name of the first setting where ``value`` differs from ``default``."""
+    if isinstance(value, BaseModel) and type(value) is type(default):
+        for name in type(value).model_fields:
+            if getattr(value, name) != getattr(default, name):
+                return _first_change(f"{prefix}.{name}", getattr(value, name), getattr(default, name))
+    return prefix
+
+
+def check_settings_read(config: LoopConfig, roles: list[Any]) -> None:
+    """Refuse a setting that differs from its default where no role of the campaign reads it, in one line naming
+    it and why: a role-specific section (``ROLE_SECTIONS``) that neither the source, the labeler nor a property
+    reads, a GNN setting under a descriptor surrogate, a ``property_models`` key naming no model-based property."""
+    read = {section for role in roles for section in getattr(role, "reads", ())}
+    for section in ROLE_SECTIONS:
+        value, default = getattr(config, section), _default(LoopConfig, section)
+        if section not in read and value != default:
+            raise ConfigError(
+                f"{_first_change(section, value, default)}: has no effect with source {config.source!r} and "
+                f"labeler {config.labeler!r} (none of them reads '{section}'); remove it"
+            )
+    surrogate = config.surrogate
+    if surrogate.descriptor is not None:
+        for name in type(surrogate).model_fields:
+            if name not in DESCRIPTOR_READS and getattr(surrogate, name) != _default(type(surrogate), name):
+                raise ConfigError(
+                    f"surrogate.{name}: has no effect with the descriptor surrogate ({surrogate.descriptor!r} reads "
+                    f"n_members, seed and num_threads); remove it, or set surrogate.descriptor: null for the GNN "
+                    "ensemble"
+                )
+    with_models = sorted(name for name in PROPERTIES.names() if issubclass(PROPERTIES.get(name), ModelProperty))
+    for name in config.property_models:
+        if name not in with_models:
+            raise ConfigError(
+                f"property_models.{name}: no property reads a model under that name (properties with models: "
+                f"{', '.join(with_models)})"
+            )
+
+
 def build_plan(config: LoopConfig) -> LoopPlan:
     """The source and labeler named by ``config``; ConfigError when one is unknown or they do not fit."""
     source = SOURCES.get(config.source).from_config(config)
@@ -82,9 +134,15 @@ def build_plan(config: LoopConfig) -> LoopPlan:
     if labeler.targets and not set(targets) <= set(provided):
         raise ConfigError(f"labeler {config.labeler!r} provides targets {list(provided)}, not {list(targets)}")
     properties = _properties(config, labeler, targets)
+    check_settings_read(config, [source, labeler, *properties])
     outcomes = (*targets, *(p.name for p in properties))
     acquisition = config.acquisition
     if not acquisition.objectives and "e_above_hull" in outcomes:  # the default objective is stability
+        if acquisition.maximize:
+            raise ConfigError(
+                "acquisition.maximize: has no effect here: without objectives this campaign minimises e_above_hull; "
+                "name the objective instead (acquisition.objectives)"
+            )
         acquisition = acquisition.model_copy(
             update={"objectives": (ObjectiveSpec(name="e_above_hull", direction="min"),)}
         )

@@ -84,6 +84,9 @@ class Labeler(Protocol):
     """Outcomes it provides by default (empty: any label the candidates carry)."""
     # Optional: ``default_properties: tuple[str, ...]``, the property providers (loop.registry.PROPERTIES)
     # a campaign of this labeler scores candidates on when its config names none (absent: none).
+    # Optional on sources, labelers and properties: ``reads: tuple[str, ...]``, the role-specific config sections
+    # it reads (of loop.plan.ROLE_SECTIONS); a changed setting in a section no role of the campaign reads is
+    # refused (absent: none).
 
     def label(
         self,

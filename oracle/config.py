@@ -98,9 +98,9 @@ class RefineConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     potential: str | None = Field(
-        None,
-        description="Potential spec of the second tier (e.g. 'sevennet:7net-l3i5'); None: one tier, the relaxing "
-        "potential's energy is the label.",
+        DEFAULT_REFINE,
+        description="Potential spec of the second tier (default 'sevennet:7net-l3i5'); None: one tier, the "
+        "relaxing potential's energy is the label. (A refine section that leaves it out keeps the default.)",
     )
     max_steps: int = Field(
         0,
@@ -135,7 +135,7 @@ class OracleConfig(BaseModel):
         "oracle and reference set; max_structures 0 turns it off.",
     )
     refine: RefineConfig = Field(
-        default_factory=lambda: RefineConfig(potential=DEFAULT_REFINE),
+        default_factory=RefineConfig,
         description="Second tier: a more accurate potential re-scores (single point or short re-relaxation) each "
         "structure the first tier relaxed; its energy becomes the label. Default: CHGNet relaxes, SevenNet-l3i5 "
         "gives the energy (benchmarks/potentials.py: verdict F1 0.731 vs CHGNet's 0.714); "

@@ -54,7 +54,13 @@ class RelaxConfig(BaseModel):
         0.5, gt=0, description="Fail when |V_relaxed/V_initial - 1| exceeds this (fraction)."
     )
     min_distance: float = Field(0.5, ge=0, description="Fail before starting when two atoms are closer than this (Å).")
-    timeout_s: float = Field(600.0, gt=0, description="Wall-clock limit per structure (s), checked every step.")
+    timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="Time limit per structure (s), checked every step: its share of each batched evaluation (the "
+        "call's wall time over the structures in it) plus its own optimizer steps, so the limit does not depend on "
+        "oracle.batch_size.",
+    )
 
 
 class RelaxationResult(BaseModel):
@@ -157,6 +163,10 @@ class _Job:
     volume0: float
     symbols0: list[str]
     partial: dict[str, Any] = field(default_factory=dict)
+    spent_s: float = 0.0
+    """Its own share of the batch's time (s): each batched evaluation's wall time split over the structures in
+    it, plus its optimizer steps. ``timeout_s`` compares this, so a structure's limit does not shrink with the
+    batch size."""
 
 
 def _attach(atoms: Atoms, point: PointEvaluation) -> None:
@@ -247,6 +257,37 @@ def _record_point(job: _Job, point: Any) -> None:
     )
 
 
+def _advance(
+    job: _Job,
+    config: RelaxConfig,
+    references: FormationReferences | None,
+    finish: Callable[..., None],
+    fail: Callable[[_Job, str], None],
+) -> bool:
+    """After an evaluation: finish ``job`` (converged, out of steps, out of time) or take one optimizer step;
+    True when it goes on."""
+    opt = job.optimizer
+    gradient = opt.optimizable.get_gradient()
+    if opt.optimizable.converged(gradient, config.fmax):
+        _complete(job, config, references, finish, converged=True)
+        return False
+    if opt.nsteps >= config.max_steps:
+        _complete(job, config, references, finish, converged=False)
+        return False
+    if job.spent_s > config.timeout_s:
+        fail(job, f"timeout after {job.spent_s:.1f} s of its own (limit {config.timeout_s} s)")
+        return False
+    t_step = time.monotonic()
+    try:
+        opt.step()
+    except Exception as exc:
+        fail(job, f"relaxation error: {type(exc).__name__}: {exc}")
+        return False
+    job.spent_s += time.monotonic() - t_step
+    opt.nsteps += 1
+    return True
+
+
 def relax_batch(
     structures: Sequence[Structure],
     config: RelaxConfig | None = None,
@@ -260,7 +301,8 @@ def relax_batch(
     Each structure has its own ASE optimizer (and cell filter), so its trajectory is the one a
     sequential ``optimizer.run(fmax, steps)`` would take; only the energy/force/stress evaluations of
     all unfinished structures are batched (one forward pass on CHGNet). Failures are reported in the
-    results, never raised. ``elapsed_s`` and ``timeout_s`` count from the start of the batch.
+    results, never raised. ``elapsed_s`` counts from the start of the batch; ``timeout_s`` is per structure (its
+    share of each batched evaluation plus its own steps, ``_Job.spent_s``).
 
     Args:
         on_result: called as ``on_result(i, result)`` as soon as structure ``i`` is finished.
@@ -310,7 +352,11 @@ def relax_batch(
         warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
         active = jobs
         while active:
+            t_eval = time.monotonic()
             points = _evaluate(potential, active)
+            share = (time.monotonic() - t_eval) / len(active)
+            for job in active:
+                job.spent_s += share
             evaluated: list[_Job] = []
             for job in active:
                 point = points[job.index]
@@ -326,24 +372,7 @@ def relax_batch(
                     continue
                 _record_point(job, point)
                 evaluated.append(job)
-            active = []
-            for job in evaluated:
-                opt = job.optimizer
-                gradient = opt.optimizable.get_gradient()
-                if opt.optimizable.converged(gradient, config.fmax):
-                    _complete(job, config, references, finish, converged=True)
-                elif opt.nsteps >= config.max_steps:
-                    _complete(job, config, references, finish, converged=False)
-                elif time.monotonic() - start > config.timeout_s:
-                    fail(job, f"timeout after {time.monotonic() - start:.1f} s (limit {config.timeout_s} s)")
-                else:
-                    try:
-                        opt.step()
-                    except Exception as exc:
-                        fail(job, f"relaxation error: {type(exc).__name__}: {exc}")
-                        continue
-                    opt.nsteps += 1
-                    active.append(job)
+            active = [job for job in evaluated if _advance(job, config, references, finish, fail)]
     return [r for r in results if r is not None]
 
 

@@ -41,6 +41,8 @@ class RelaxLabeler:
     optional_targets: ClassVar[tuple[str, ...]] = ("average_voltage", "volume_change")
     #: Outcomes scored on every candidate when the config names none (see ``LoopConfig.properties``).
     default_properties: ClassVar[tuple[str, ...]] = ("e_above_hull", "band_gap", "log10_conductivity")
+    reads: ClassVar[tuple[str, ...]] = ("oracle",)
+    """The config sections this labeler reads (:func:`loop.plan.build_plan` refuses changed settings no role reads)."""
 
     oracle: OracleConfig
 

@@ -25,6 +25,7 @@ class ReplayLabeler:
     """Labels = the pool's known values; discoveries = candidates whose labels satisfy ``replay.target``."""
 
     name: ClassVar[str] = "replay"
+    reads: ClassVar[tuple[str, ...]] = ("replay",)
 
     pool: str
     target: TargetExpression

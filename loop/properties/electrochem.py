@@ -61,6 +61,7 @@ class _Exact:
     unit: ClassVar[str] = ""
     needs: ClassVar[tuple[str, ...]] = ()
     worst: ClassVar[float] = 0.0
+    reads: ClassVar[tuple[str, ...]] = ("oracle",)
 
     oracle: OracleConfig
 

@@ -54,6 +54,7 @@ class HullProperty:
     name: ClassVar[str] = "e_above_hull"
     unit: ClassVar[str] = "eV/atom"
     needs: ClassVar[tuple[str, ...]] = ("formation_energy_per_atom",)
+    reads: ClassVar[tuple[str, ...]] = ("oracle",)
 
     oracle: OracleConfig
 

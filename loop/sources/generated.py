@@ -71,6 +71,7 @@ class GeneratedSource:
 
     name: ClassVar[str] = "generated"
     fixed_pool: ClassVar[bool] = False
+    reads: ClassVar[tuple[str, ...]] = ("seeds", "candidates_per_round", "generate", "oracle")
 
     seeds: tuple[str, ...]
     generate_config: GenerateConfig

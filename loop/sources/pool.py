@@ -23,6 +23,7 @@ class PoolSource:
 
     name: ClassVar[str] = "pool"
     fixed_pool: ClassVar[bool] = True
+    reads: ClassVar[tuple[str, ...]] = ("replay",)
 
     pool: str
     initial: int

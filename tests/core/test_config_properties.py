@@ -160,3 +160,35 @@ def test_malformed_config_files_fail_in_one_line(tmp_path: Path, text: bytes, me
         load_config(path)
     _assert_one_line(info.value)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        ((), None),  # the default itself, every field written out (what `battery-discovery config` prints)
+        (("rounds",), 7),
+        (("batch_size",), 8),
+        (("candidates_per_round",), 50),
+        (("campaign",), "other-campaign"),
+        (("surrogate", "n_members"), 3),
+        (("oracle", "relax", "fmax"), 0.1),
+        (("generate", "max_sites"), 24),
+        (("acquisition", "seed"), 3),
+    ],
+)
+def test_the_default_and_same_type_replacements_load(
+    tmp_path: Path, default_doc: dict[str, Any], where: tuple[str, ...], value: Any
+) -> None:
+    """The property tests above accept a refusal; these must load, so a loader that refused everything fails."""
+    doc = yaml.safe_load(yaml.safe_dump(default_doc))
+    if where:
+        _set(doc, where, value)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    config = _load(path)
+    assert config is not None
+    if where:
+        node: Any = config
+        for key in where:
+            node = getattr(node, key)
+        assert node == value

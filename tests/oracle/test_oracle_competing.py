@@ -13,6 +13,8 @@ from oracle.config import OracleConfig, RefineConfig
 from oracle.labelling import competing_phase_entries
 from oracle.relax import RelaxConfig
 
+NO_REFINE = RefineConfig(potential=None)  # the first tier alone
+
 LI_O = [
     Phase(entry_id="mp-1960", formula="Li2O", energy_per_atom=-4.93),
     Phase(entry_id="mp-841", formula="Li2O2", energy_per_atom=-5.05),
@@ -61,7 +63,7 @@ def test_the_oracle_uses_mp_phases_when_a_key_is_set(monkeypatch: pytest.MonkeyP
     assert ("mp:mp-1960", "Li2O", -4.93) in phases and len(phases) == 3
     off = OracleConfig(competing_phases="off")
     assert competing_phase_entries(off, [["Li", "O"]]) == []
-    scan = OracleConfig(relax=RelaxConfig(potential="chgnet:r2scan"), refine=RefineConfig())  # not on the MP scale
+    scan = OracleConfig(relax=RelaxConfig(potential="chgnet:r2scan"), refine=NO_REFINE)  # not on the MP scale
     assert competing_phase_entries(scan, [["Li", "O"]]) == []
 
 

@@ -24,7 +24,7 @@ def _with(relax: dict[str, Any] | None = None, **fields: Any) -> OracleConfig:
 def test_key_is_a_readable_prefix_and_a_short_hash() -> None:
     assert re.fullmatch(r"chgnet\+sevennet:7net-l3i5\|[0-9a-f]{12}", DEFAULT_KEY)
     assert _with({"potential": "chgnet:r2scan"}).key().startswith("chgnet:r2scan+sevennet:7net-l3i5|")
-    assert _with(refine=RefineConfig()).key().startswith("chgnet|")
+    assert _with(refine=RefineConfig(potential=None)).key().startswith("chgnet|")
 
 
 def test_key_is_the_same_for_the_same_values() -> None:
@@ -53,7 +53,7 @@ def test_key_is_the_same_for_the_same_values() -> None:
         _with(reference_source="ase"),
         _with(energy_correction="none"),
         _with(competing_phases="off"),
-        _with(refine=RefineConfig()),
+        _with(refine=RefineConfig(potential=None)),
         _with(refine=RefineConfig(potential="chgnet:0.2.0")),
         _with(refine=RefineConfig(potential="chgnet:0.2.0", max_steps=20)),
     ],

@@ -20,6 +20,8 @@ from oracle.potentials import Potential, register_potential, unregister_potentia
 from oracle.references import ElementalReferences, clear_memory_cache
 from oracle.relax import RelaxationResult, RelaxConfig, relax_structure
 
+NO_REFINE = RefineConfig(potential=None)  # the first tier alone
+
 Rocksalt = Callable[..., Structure]
 MU = {"Li": -1.5, "F": -2.0}  # eV/atom
 
@@ -109,7 +111,7 @@ def test_failed_relaxations_are_recorded_as_they_are(make_rocksalt: Rocksalt) ->
 def test_relaxation_and_labels_use_the_same_formation_energy(make_rocksalt: Rocksalt) -> None:
     """One formation-energy function: the relaxation's own value, the references' and the label agree."""
     clear_memory_cache()
-    config = OracleConfig(relax=RelaxConfig(potential="fake:const"), refine=RefineConfig(), reference_source="ase")
+    config = OracleConfig(relax=RelaxConfig(potential="fake:const"), refine=NO_REFINE, reference_source="ase")
     references, energies = elemental_energies(config, {"Li", "F"})
     structure = make_rocksalt(4.03)
     result = relax_structure(structure, config.relax, references)
@@ -126,7 +128,7 @@ def test_elemental_energies_follow_the_reference_source() -> None:
     import torch
 
     clear_memory_cache()
-    config = OracleConfig(relax=RelaxConfig(potential="fake:const"), refine=RefineConfig(), reference_source="ase")
+    config = OracleConfig(relax=RelaxConfig(potential="fake:const"), refine=NO_REFINE, reference_source="ase")
     threads = torch.get_num_threads()
     references, energies = elemental_energies(config, {"Li", "F"}, num_threads=2)
     assert torch.get_num_threads() == threads  # restored
@@ -134,7 +136,7 @@ def test_elemental_energies_follow_the_reference_source() -> None:
     assert references.potential_spec == "fake:const" and references.source == "ase"
     assert list(energies) == ["F", "Li"]  # sorted
     assert energies == {"F": pytest.approx(-2.0), "Li": pytest.approx(-1.5)}
-    auto = OracleConfig(relax=RelaxConfig(potential="fake:const"), refine=RefineConfig())
+    auto = OracleConfig(relax=RelaxConfig(potential="fake:const"), refine=NO_REFINE)
     assert elemental_energies(auto, set())[0].source == "auto"  # 'other' energy scale: ASE, MP where missing
 
 
@@ -166,18 +168,18 @@ def test_competing_phase_entries(monkeypatch: pytest.MonkeyPatch) -> None:
         return [Phase(entry_id="mp-1960", formula="Li2O", energy_per_atom=-4.9)]
 
     monkeypatch.setattr("oracle.competing.mp_api_fetcher", lambda key: fetch)
-    on_mp = OracleConfig(relax=RelaxConfig(potential="mpscale"), refine=RefineConfig())
+    on_mp = OracleConfig(relax=RelaxConfig(potential="mpscale"), refine=NO_REFINE)
     monkeypatch.delenv("MP_API_KEY", raising=False)
     assert competing_phase_entries(on_mp, [["Li", "O"]]) == []  # no key: nothing fetched
     monkeypatch.setenv("MP_API_KEY", "test-key")
     assert competing_phase_entries(on_mp, [["Li", "O"], ["O", "Li"]]) == [("mp:mp-1960", "Li2O", -4.9)]
     assert fetched == [["Li", "O"]]
-    off = OracleConfig(relax=RelaxConfig(potential="mpscale"), refine=RefineConfig(), competing_phases="off")
+    off = OracleConfig(relax=RelaxConfig(potential="mpscale"), refine=NO_REFINE, competing_phases="off")
     assert competing_phase_entries(off, [["Li", "O"]]) == []
-    other_scale = OracleConfig(relax=RelaxConfig(potential="fake:const"), refine=RefineConfig())
+    other_scale = OracleConfig(relax=RelaxConfig(potential="fake:const"), refine=NO_REFINE)
     assert competing_phase_entries(other_scale, [["Li", "O"]]) == []
     doubly_corrected = OracleConfig(
-        relax=RelaxConfig(potential="mpscale"), refine=RefineConfig(), energy_correction="mp2020"
+        relax=RelaxConfig(potential="mpscale"), refine=NO_REFINE, energy_correction="mp2020"
     )
     assert competing_phase_entries(doubly_corrected, [["Li", "O"]]) == []
     assert fetched == [["Li", "O"]]

@@ -28,7 +28,7 @@ class _References:
 def _oracle(refine: dict | None = None, **relax: object) -> OracleConfig:
     return OracleConfig(
         relax=RelaxConfig(potential="fake:lj", fmax=0.05, max_steps=100, **relax),  # type: ignore[arg-type]
-        refine=RefineConfig(**(refine or {})),
+        refine=RefineConfig(**{"potential": None, **(refine or {})}),
         energy_correction="none",
         batch_size=2,
     )

@@ -164,3 +164,36 @@ def test_chgnet_relaxes_strained_lif(make_rocksalt: Rocksalt) -> None:
     assert 3.95 < a < 4.2  # experiment 4.03 Å, PBE ~4.07 Å
     assert relaxed.composition.reduced_formula == "LiF"
     assert result.potential == "chgnet" and result.potential_version.startswith("chgnet ")
+
+
+def test_a_structures_time_limit_does_not_shrink_with_its_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """timeout_s is per structure: its share of each batched evaluation. A fake clock that advances 1 s per
+    structure evaluated makes it exact: alone or in a batch of 4, each structure gets the same steps."""
+    from types import SimpleNamespace
+
+    from ase.calculators.lj import LennardJones
+
+    import oracle.relax as relax_module
+    from oracle.potentials import Potential
+    from oracle.relax import relax_batch
+
+    clock = [0.0]
+
+    class Ticking(LennardJones):
+        def calculate(self, *args: object, **kwargs: object) -> None:
+            clock[0] += 1.0
+            super().calculate(*args, **kwargs)
+
+    class TickPotential(Potential):
+        name, version = "tick", "tick 1"
+
+        def calculator(self) -> LennardJones:
+            return Ticking(sigma=2.0, epsilon=0.1, rc=6.0, smooth=True)
+
+    monkeypatch.setattr(relax_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    config = RelaxConfig(potential="tick", fmax=1e-9, max_steps=10_000, timeout_s=5.5)
+    alone = relax_batch([_fcc(4.0, "Cu")], config, potential=TickPotential())
+    batch = relax_batch([_fcc(4.0 + 0.01 * k, "Cu") for k in range(4)], config, potential=TickPotential())
+    assert [r.status for r in (*alone, *batch)] == ["failed"] * 5
+    assert all(r.reason == "timeout after 6.0 s of its own (limit 5.5 s)" for r in (*alone, *batch)), batch
+    assert {r.n_steps for r in batch} == {alone[0].n_steps} == {5}  # (batch-wide wall time: 1 step each)
