@@ -30,6 +30,7 @@ from pymatgen.core import Structure
 
 from core.errors import ModelNotFoundError
 from core.signing import UntrustedFileError
+from surrogates.families import SURROGATE_FAMILIES
 
 from .config import EnsembleConfig
 from .descriptor_models import DescriptorEnsemble, make_descriptor_ensemble, resolve_architecture
@@ -80,6 +81,7 @@ def is_descriptor_folder(directory: Path | str) -> bool:
     return (Path(directory) / DESCRIPTOR_FILE).is_file()
 
 
+@SURROGATE_FAMILIES.register("descriptor")
 @dataclass
 class DescriptorSurrogate:
     """A fitted descriptor ensemble for one loop target.

@@ -31,6 +31,7 @@ from pymatgen.core import Structure
 
 from core.errors import ConfigError, ModelNotFoundError
 from core.threads import torch_threads
+from surrogates.families import SURROGATE_FAMILIES
 
 from .config import MIN_STRUCTURES_FOR_VALIDATION, EnsembleConfig
 from .graphs import PackedGraphs, build_graphs
@@ -144,6 +145,7 @@ def _held_out_metrics(members_eval: np.ndarray, y_eval: np.ndarray, target_mean:
     }
 
 
+@SURROGATE_FAMILIES.register("gnn")
 class GNNEnsemble:
     """``K`` MatGL GNNs trained on bootstrap resamples; implements :class:`surrogates.Surrogate`.
 

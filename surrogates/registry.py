@@ -97,14 +97,37 @@ def load_ensembles(model: ModelDoc, targets: Sequence[str]) -> list[GNNEnsemble]
     Raises:
         ModelNotFoundError: a target's ensemble is missing, incomplete or corrupt.
     """
-    from .descriptor_surrogate import DescriptorSurrogate, is_descriptor_folder
-    from .ensemble import GNNEnsemble
-
     root = Path(model.path)
     dirs = ensemble_dirs(root, targets)
     if len(targets) == 1 and not (root / ENSEMBLE_FILE).is_file():
         dirs = [root / targets[0]]
-    return [DescriptorSurrogate.load(d) if is_descriptor_folder(d) else GNNEnsemble.load(d) for d in dirs]
+    return [load_surrogate(d) for d in dirs]
+
+
+def _families() -> Any:
+    from . import descriptor_surrogate, ensemble  # noqa: F401  (each registers its family)
+    from .families import SURROGATE_FAMILIES
+
+    return SURROGATE_FAMILIES
+
+
+def surrogate_family(config: Any) -> Any:
+    """The registered family (a class with ``fit`` and ``load``) that an ``EnsembleConfig`` trains."""
+    from .families import family_name
+
+    return _families().get(family_name(config))
+
+
+def load_surrogate(directory: Path | str) -> Any:
+    """The loop surrogate saved in ``directory``: its ``ensemble.json`` names the family (``kind``; none: gnn)."""
+    import json
+
+    path = Path(directory) / ENSEMBLE_FILE
+    try:
+        kind = json.loads(path.read_text()).get("kind") or "gnn"
+    except (OSError, ValueError, AttributeError):
+        kind = "gnn"  # missing or unreadable: the GNN loader says what is wrong, as it always did
+    return _families().get(kind if kind in _families() else "gnn").load(directory)
 
 
 def loop_model_complete(model: ModelDoc | None, targets: Sequence[str]) -> bool:

@@ -72,9 +72,7 @@ def retrain_stage(surrogate: EnsembleConfig, ctx: RoundContext, *, train: bool =
     False (a strategy that never reads predictions, or after the last round when no round will read it)
     or with fewer than two labels of a target.
     """
-    from surrogates import GNNEnsemble
-    from surrogates.descriptor_surrogate import DescriptorSurrogate
-    from surrogates.registry import loop_model_complete, register_loop_model
+    from surrogates.registry import loop_model_complete, register_loop_model, surrogate_family
 
     start = time.perf_counter()
     version = f"{ctx.campaign}-r{ctx.round_index}"
@@ -97,7 +95,7 @@ def retrain_stage(surrogate: EnsembleConfig, ctx: RoundContext, *, train: bool =
     structures = [Structure.from_dict(e.relaxed_structure) for e in labelled]  # type: ignore[arg-type]
     previous = _previous_ensembles(surrogate, ctx)  # warm start (surrogate.warm_start)
     ensembles: dict[str, Any] = {}
-    family = DescriptorSurrogate if surrogate.descriptor else GNNEnsemble
+    family = surrogate_family(surrogate)
     if surrogate.descriptor and surrogate.num_threads is None:
         surrogate = surrogate.model_copy(update={"num_threads": ctx.num_threads})
     for j, target in enumerate(ctx.targets):
