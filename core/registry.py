@@ -25,6 +25,19 @@ class DuplicateRegistrationError(ValueError):
     """A name was registered twice in one registry."""
 
 
+_CHANGES = [0]
+
+
+def _bump() -> None:
+    _CHANGES[0] += 1
+
+
+def registry_changes() -> int:
+    """How many registrations and removals every registry of this process has seen: a cache of objects built from
+    registered names (e.g. a campaign's roles) keys on it, so a test double registered or removed rebuilds it."""
+    return _CHANGES[0]
+
+
 class Registry(Generic[T]):
     """A name -> object mapping filled by :meth:`register`; lookups of unknown names raise ConfigError."""
 
@@ -48,10 +61,12 @@ class Registry(Generic[T]):
         if name in self._items:
             raise DuplicateRegistrationError(f"{self.kind} {name!r} is already registered ({self._items[name]!r})")
         self._items[name] = obj
+        _bump()
 
     def remove(self, name: str) -> None:
         """Forget ``name`` (test clean-up); unknown names are ignored."""
-        self._items.pop(name, None)
+        if self._items.pop(name, None) is not None:
+            _bump()
 
     def get(self, name: str) -> T:
         """The object registered as ``name``; ConfigError naming the registered ones otherwise."""

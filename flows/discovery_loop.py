@@ -16,7 +16,7 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from loop.config import LoopConfig
-from loop.plan import build_config, build_plan
+from loop.plan import build_config, cached_plan
 from loop.reports import batch_table, campaign_markdown, round_markdown
 from loop.stages.bookkeeping import redid_nothing
 from loop.stages.evaluate import chunk_ids, merge_evaluations
@@ -44,7 +44,7 @@ from tasks import (
 def discovery_round(config: LoopConfig, round_index: int) -> dict[str, Any]:
     """One round; returns its summary. Re-running a round resumes it without duplicates."""
     start = time.perf_counter()
-    plan = build_plan(config)
+    plan = cached_plan(config)
     begun = begin_round_task(config, round_index)
     timings: dict[str, float] = {}
     if round_index == 0:
@@ -182,7 +182,7 @@ def run_rounds(config: LoopConfig) -> dict[str, Any]:
     from tasks.stages import open_store
 
     logger = get_run_logger()
-    plan = build_plan(config)
+    plan = cached_plan(config)
     check_store_task(config)
     store = open_store(config)
     with CampaignLease(store, config.campaign):  # a second run of the campaign stops here, naming this one

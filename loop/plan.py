@@ -17,6 +17,7 @@ import loop.properties
 import loop.sources  # noqa: F401  (registers the built-in sources)
 from acquisition.config import AcquisitionConfig, ObjectiveSpec
 from core.errors import ConfigError
+from core.registry import registry_changes
 from loop.config import LoopConfig, read_config_file, validate_config
 from loop.labelers.relax import RelaxLabeler
 from loop.properties.base import Property
@@ -194,6 +195,21 @@ def _properties(config: LoopConfig, labeler: Labeler, targets: tuple[str, ...]) 
             )
         providers.append(cls.from_config(config))
     return tuple(providers)
+
+
+_PLANS: dict[str, LoopPlan] = {}  # registry changes + config -> plan
+
+
+def cached_plan(config: LoopConfig) -> LoopPlan:
+    """:func:`build_plan` once per config and process: a round's tasks share their campaign's roles instead of
+    rebuilding them (the roles are immutable; what changes between rounds lives in the store)."""
+    key = f"{registry_changes()}:{config.model_dump_json()}"
+    plan = _PLANS.get(key)
+    if plan is None:
+        if len(_PLANS) >= 16:  # a long-lived worker process running many campaigns
+            _PLANS.pop(next(iter(_PLANS)))
+        plan = _PLANS[key] = build_plan(config)
+    return plan
 
 
 def build_config(data: dict[str, Any]) -> LoopConfig:

@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from loop.config import LoopConfig
-from loop.plan import LoopPlan, build_plan
+from loop.plan import LoopPlan, cached_plan
 from loop.roles import GenerateOutput, Progress, RoundContext
 from loop.stages.acquire import AcquireOutput, acquire_stage
 from loop.stages.bookkeeping import (
@@ -36,7 +36,8 @@ def open_store(config: LoopConfig) -> CandidateStore:
 
 
 def _round(config: LoopConfig, round_index: int) -> tuple[LoopPlan, RoundContext]:
-    plan = build_plan(config)
+    """The campaign's roles (built once per process) and the round's context on the process's store client."""
+    plan = cached_plan(config)
     return plan, plan.context(open_store(config), round_index)
 
 

@@ -149,3 +149,28 @@ def test_the_replay_benchmark_campaigns_set_nothing_their_surrogate_ignores() ->
     with pytest.raises(ConfigError, match=r"surrogate\.epochs: has no effect with the descriptor surrogate"):
         bench = BenchmarkConfig(pool="pool.csv", target="ind_gap >= 1.5", surrogate={"epochs": 10})
         build_plan(validate_config(loop_parameters(bench, "ucb", 0)))
+
+
+def test_a_campaigns_roles_are_built_once_per_process() -> None:
+    from loop.plan import cached_plan
+
+    config = validate_config({"campaign": "once"})
+    assert cached_plan(config) is cached_plan(validate_config({"campaign": "once"}))
+    assert cached_plan(validate_config({"campaign": "once", "rounds": 5})) is not cached_plan(config)
+
+
+def test_a_registration_rebuilds_the_cached_roles() -> None:
+    from loop.plan import cached_plan
+    from loop.registry import SOURCES
+
+    config = validate_config({"campaign": "rebuilt"})
+    first = cached_plan(config)
+
+    @SOURCES.register("another-source")
+    class Another:
+        pass
+
+    try:
+        assert cached_plan(config) is not first
+    finally:
+        SOURCES.remove("another-source")
