@@ -477,6 +477,15 @@ def main() -> None:
         _fail(f"[bold red]error:[/] disk full{where} ({exc.strerror or exc}){hint if _ran_loop() else ''}")
     except KeyboardInterrupt:
         _fail("interrupted: completed work is in the store; re-run the same campaign to resume", 130)
+    finally:
+        _close_store_clients()
+
+
+def _close_store_clients() -> None:
+    """Close the store clients a command opened (else Python warns of an unclosed MongoClient at exit)."""
+    connection = sys.modules.get("store.connection")
+    if connection is not None:
+        connection.close_all()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ nx-27017/neosqlite); reusing a running server (one ``ping``) about 4 ms; stoppin
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import json
@@ -102,6 +103,18 @@ def idle_timeout_s() -> float:
 # Popen handles of servers started by this process, so that they can be reaped (no zombies, no
 # "subprocess still running" ResourceWarning). Keyed by pid.
 _children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _release_children() -> None:
+    """At exit: a server still running outlives this process on purpose (it stops when idle), so its handle is
+    dropped as detached; else Python warns "subprocess ... is still running" for a child it never waited for."""
+    for child in _children.values():
+        if child.poll() is None:
+            child.returncode = 0  # detached on purpose: nothing for this process to reap
+    _children.clear()
+
+
+atexit.register(_release_children)
 
 
 @dataclass(frozen=True, kw_only=True)

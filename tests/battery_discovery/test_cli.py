@@ -188,3 +188,17 @@ def test_screen_relaxes_scores_and_keeps_bad_rows(tmp_path: Path, cli: Callable[
         assert float(r["formation_energy_per_atom"]) < -1.5 and r["e_above_hull"] != ""
         assert float(r["stability_window_low_V"]) <= float(r["stability_window_high_V"])
     assert rows[0]["band_gap_mean"] == "" and rows[0]["average_voltage"] == ""  # not asked for
+
+
+def test_a_command_that_opened_the_store_exits_without_resource_warnings(session_home: Path) -> None:
+    """`status` opens the embedded store: its client is closed at exit (Python warned of an unclosed MongoClient)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "BATTERY_DISCOVERY_HOME": str(session_home), "PYTHONWARNINGS": "default"}
+    code = "import sys; from battery_discovery.cli import main; sys.argv = ['battery-discovery', 'status']; main()"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode in (0, 2), done.stderr[-2000:]
+    assert "ResourceWarning" not in done.stderr, done.stderr[-2000:]
+    assert "MongoClient" not in done.stderr
