@@ -125,6 +125,7 @@ def run(
     _quiet_prefect_env()
     from flows.discovery_loop import discovery_loop
 
+    _one_line_errors()
     console.print(
         f"[bold]discovery-loop[/] campaign [cyan]{cfg.campaign}[/]: {cfg.rounds} rounds x {cfg.batch_size} "
         f"candidates, strategy {cfg.acquisition.strategy}, labeler {cfg.labeler} "
@@ -446,6 +447,25 @@ _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 def _ran_loop() -> bool:
     """Whether this command runs campaigns (run, benchmark): a lost store there means a resumable stop."""
     return any(arg in ("run", "benchmark") for arg in sys.argv[1:2])
+
+
+class _DropOwnTracebacks(logging.Filter):
+    """Our own errors (a store that stays away, a bad input) end a run with one line of their own: Prefect's log
+    of the failed task and flow keeps its message but not the traceback (a lost store gave six)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, DiscoveryError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _one_line_errors() -> None:
+    """Install :class:`_DropOwnTracebacks` on Prefect's log handlers (once)."""
+    for logger in (logging.getLogger("prefect"), logging.getLogger()):
+        for handler in logger.handlers:
+            if not any(isinstance(f, _DropOwnTracebacks) for f in handler.filters):
+                handler.addFilter(_DropOwnTracebacks())
 
 
 def _quiet_prefect_exit() -> None:

@@ -81,6 +81,7 @@ def test_store_that_stays_away_then_resume(cli_campaign, tmp_path: Path) -> None
         assert last.startswith("error: store connection lost in"), last
         assert "run the same command again to resume" in last
         print(f"gave up after {gave_up_s:.0f} s; {len(text.splitlines())} lines, {_traceback_lines(text)} tracebacks")
+        assert _traceback_lines(text) == 0, text[-6000:]  # the one line, not Prefect's tracebacks before it
 
         back = _launch(home, server.port, 30)  # the server comes back on its data
         assert back is not None
