@@ -27,13 +27,13 @@ from tasks import (
     check_store_task,
     complete_round_task,
     electrode_task,
+    evaluate_share_task,
     evaluate_task,
     generate_task,
     predict_task,
     prepare_properties_task,
     prepare_task,
     record_timings_task,
-    relax_chunk_task,
     retrain_task,
     seed_task,
     transport_task,
@@ -68,7 +68,7 @@ def discovery_round(config: LoopConfig, round_index: int) -> dict[str, Any]:
         prepare_task(config, round_index, ids)  # once, before the workers need it
         chunks = chunk_ids(ids, workers=config.runner.dask_workers, batch_size=config.oracle.batch_size)
         names = [f"{k + 1}of{len(chunks)}" for k in range(len(chunks))]
-        futures = relax_chunk_task.map(
+        futures = evaluate_share_task.map(
             unmapped(config), round_index, names, chunks, unmapped(model_version), unmapped(seeds)
         )
         evaluation = merge_evaluations([f.result() for f in futures])

@@ -156,7 +156,7 @@ def _evaluate(
     )
 
 
-@task(name="oracle", **_RETRY)
+@task(name="evaluate", **_RETRY)
 def evaluate_task(
     config: LoopConfig, round_index: int, candidate_ids: list[str], model_version: str | None, seeds: bool
 ) -> EvaluateOutput:
@@ -164,11 +164,11 @@ def evaluate_task(
     logger = get_run_logger()
 
     def progress(done: int, total: int, formula: str) -> None:
-        logger.info("round %d · oracle %d/%d: %s", round_index, done + 1, total, formula)
+        logger.info("round %d · evaluate %d/%d: %s", round_index, done + 1, total, formula)
 
     out = _evaluate(config, round_index, candidate_ids, model_version, seeds, progress)
     failed = [cid for cid, s in out.status.items() if s == "failed"]
-    logger.info("round %d · oracle: %d computed, %d failed", round_index, out.n_computed, len(failed))
+    logger.info("round %d · evaluate: %d computed, %d failed", round_index, out.n_computed, len(failed))
     return out
 
 
@@ -179,13 +179,13 @@ def prepare_task(config: LoopConfig, round_index: int, candidate_ids: list[str])
     prepare_stage(plan.labeler, ctx, candidate_ids)
 
 
-@task(name="relax", task_run_name="relax-{chunk}", **_RETRY)
-def relax_chunk_task(
+@task(name="evaluate-share", task_run_name="evaluate-{chunk}", **_RETRY)
+def evaluate_share_task(
     config: LoopConfig, round_index: int, chunk: str, candidate_ids: list[str], model_version: str | None, seeds: bool
 ) -> EvaluateOutput:
     """Label a share of the batch and store each result (the unit of work a Dask worker takes).
 
-    ``chunk`` only names the task run (``relax-<k>of<n>``).
+    ``chunk`` only names the task run (``evaluate-<k>of<n>``).
     """
     return _evaluate(config, round_index, candidate_ids, model_version, seeds)
 
