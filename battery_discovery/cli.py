@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from battery_discovery.prefect_output import one_line_errors
 from core.errors import DiscoveryError, StoreUnavailableError
 
 app = typer.Typer(
@@ -125,7 +126,7 @@ def run(
     _quiet_prefect_env()
     from flows.discovery_loop import discovery_loop
 
-    _one_line_errors()
+    one_line_errors()
     console.print(
         f"[bold]discovery-loop[/] campaign [cyan]{cfg.campaign}[/]: {cfg.rounds} rounds x {cfg.batch_size} "
         f"candidates, strategy {cfg.acquisition.strategy}, labeler {cfg.labeler} "
@@ -449,25 +450,6 @@ def _ran_loop() -> bool:
     return any(arg in ("run", "benchmark") for arg in sys.argv[1:2])
 
 
-class _DropOwnTracebacks(logging.Filter):
-    """Our own errors (a store that stays away, a bad input) end a run with one line of their own: Prefect's log
-    of the failed task and flow keeps its message but not the traceback (a lost store gave six)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, DiscoveryError):
-            record.exc_info, record.exc_text = None, None
-        return True
-
-
-def _one_line_errors() -> None:
-    """Install :class:`_DropOwnTracebacks` on Prefect's log handlers (once)."""
-    for logger in (logging.getLogger("prefect"), logging.getLogger()):
-        for handler in logger.handlers:
-            if not any(isinstance(f, _DropOwnTracebacks) for f in handler.filters):
-                handler.addFilter(_DropOwnTracebacks())
-
-
 def _quiet_prefect_exit() -> None:
     """Keep Prefect's INFO lines at exit ("Stopping temporary server ...") from following the error line."""
     logging.getLogger("prefect").setLevel(logging.WARNING)
@@ -502,10 +484,10 @@ def main() -> None:
 
 
 def _close_store_clients() -> None:
-    """Close the store clients a command opened (else Python warns of an unclosed MongoClient at exit)."""
+    """Close the MongoDB clients a command opened (else Python warns of an unclosed MongoClient at exit)."""
     connection = sys.modules.get("store.connection")
     if connection is not None:
-        connection.close_all()
+        connection.close_clients()
 
 
 if __name__ == "__main__":

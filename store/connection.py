@@ -154,6 +154,15 @@ def connect(
     )
 
 
+def close_clients() -> None:
+    """Close every cached MongoClient of this process (a command's exit); mongomock data stays."""
+    with _lock:
+        clients = list(_clients.values())
+        _clients.clear()
+    for client in clients:
+        client.close()
+
+
 def close_all() -> None:
     """Close every cached MongoClient of this process and forget mongomock data (for tests)."""
     with _lock:

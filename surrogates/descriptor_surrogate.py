@@ -188,6 +188,11 @@ class DescriptorSurrogate:
         return directory
 
     @classmethod
+    def recognizes(cls, directory: Path | str) -> bool:
+        """True when ``directory`` holds one (its signed pickle; the family registry's loader asks)."""
+        return is_descriptor_folder(directory)
+
+    @classmethod
     def load(cls, directory: Path | str) -> DescriptorSurrogate:
         """Read a surrogate written by :meth:`save`.
 

@@ -119,15 +119,15 @@ def surrogate_family(config: Any) -> Any:
 
 
 def load_surrogate(directory: Path | str) -> Any:
-    """The loop surrogate saved in ``directory``: its ``ensemble.json`` names the family (``kind``; none: gnn)."""
-    import json
-
-    path = Path(directory) / ENSEMBLE_FILE
-    try:
-        kind = json.loads(path.read_text()).get("kind") or "gnn"
-    except (OSError, ValueError, AttributeError):
-        kind = "gnn"  # missing or unreadable: the GNN loader says what is wrong, as it always did
-    return _families().get(kind if kind in _families() else "gnn").load(directory)
+    """The loop surrogate saved in ``directory``: the first family other than ``gnn`` that recognizes the folder
+    (its own files, e.g. a descriptor model's signed pickle), else the GNN ensemble (whose loader says what is
+    wrong with a folder that holds neither)."""
+    families = _families()
+    for name in families.names():
+        family = families.get(name)
+        if name != "gnn" and family.recognizes(directory):
+            return family.load(directory)
+    return families.get("gnn").load(directory)
 
 
 def loop_model_complete(model: ModelDoc | None, targets: Sequence[str]) -> bool:

@@ -68,7 +68,7 @@ def test_benchmark_command_writes_results_and_plot(pool: str, tmp_path: Path, pr
     out, png = tmp_path / "results.json", tmp_path / "curves.png"
     args = ["benchmark", "--pool", pool.split(":", 1)[1], "--target", "ind_gap >= 0.5", "--initial", "20"]
     args += ["--batch", "8", "--rounds", "1", "--seeds", "1", "--strategies", "random,greedy"]
-    args += ["--members", "2", "--epochs", "3", "--out", str(out), "--plot", str(png), "--store-uri", "embedded"]
+    args += ["--members", "2", "--out", str(out), "--plot", str(png), "--store-uri", "embedded"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())

@@ -30,7 +30,7 @@ def _traceback_lines(text: str) -> int:
 
 
 def test_embedded_store_killed_mid_round_and_a_second_run(cli_campaign) -> None:  # type: ignore[no-untyped-def]
-    campaign = cli_campaign("storekill", "faults_storekill")
+    campaign = cli_campaign("storekill", "faults_storekill", batch_size=6)  # 5 relaxations after the first result
     proc, log = campaign.start()
     store = campaign.store()
     deadline = time.monotonic() + 600
@@ -49,11 +49,17 @@ def test_embedded_store_killed_mid_round_and_a_second_run(cli_campaign) -> None:
     assert store.db["leases"].find_one({})["owner"] == owner
 
     assert campaign.wait_for_evaluations(proc, 1) >= 1, log.read_text()[-3000:]
-    assert proc.poll() is None, "the run finished before the store could be killed mid-round"
-    before = campaign.snapshot()
-    server = embedded_server_status()
-    assert server is not None
-    os.kill(server.pid, signal.SIGKILL)  # the store dies in the middle of round 1's oracle
+    # freeze the run at once (its process group: the CLI and its Prefect server; the store runs in its own session),
+    # so the snapshot and the kill happen mid-round however slowly this test's own steps run on a busy machine
+    os.killpg(proc.pid, signal.SIGSTOP)
+    try:
+        assert proc.poll() is None, "the run finished before the store could be killed mid-round"
+        before = campaign.snapshot()
+        server = embedded_server_status()
+        assert server is not None
+        os.kill(server.pid, signal.SIGKILL)  # the store dies in the middle of round 1's oracle
+    finally:
+        os.killpg(proc.pid, signal.SIGCONT)
     assert proc.wait(timeout=900) == 0, log.read_text()[-4000:]
 
     text = log.read_text()
