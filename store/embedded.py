@@ -166,7 +166,10 @@ def _user_only(home: Path) -> None:
     for path in home.rglob("*"):
         if path.is_symlink():
             continue
-        path.chmod(0o700 if path.is_dir() else 0o600)
+        try:
+            path.chmod(0o700 if path.is_dir() else 0o600)
+        except FileNotFoundError:
+            continue  # removed meanwhile, e.g. the pid file of a server that is stopping
 
 
 @contextlib.contextmanager
