@@ -141,11 +141,7 @@ def prepare_split(config: RediscoverConfig, *, say: Say = print) -> PreparedSpli
     for s in range(config.seeds):
         seed_dir = folder / f"seeds-s{s}"
         if not seed_dir.is_dir():
-            tmp = folder / f".seeds-s{s}.tmp"
-            tmp.mkdir(parents=True, exist_ok=True)
-            for p in sample_seeds(kept, config.elements, config.n_seeds, s):
-                (tmp / f"{p.id}.json").write_text(json.dumps(p.structure.as_dict()))
-            tmp.rename(seed_dir)
+            _write_structure_folder(sample_seeds(kept, config.elements, config.n_seeds, s), seed_dir)
         seed_dirs[s] = seed_dir
     parent_dir = _write_parent_pool(config, kept, folder, say=say) if config.parent_pool else None
     say(f"rediscover: dropped {len(dropped)} known phases matching a future one; split {digest} in {folder}")
@@ -171,9 +167,7 @@ def _write_parent_pool(config: RediscoverConfig, kept: list[Phase], folder: Path
     parent_dir = folder / f"parents-{max_sites}"
     if parent_dir.is_dir():
         return parent_dir
-    tmp = folder / f".parents-{max_sites}.tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    n = 0
+    parents = []
     for p in kept:
         if not holds_elements(p.formula, config.elements) or len(p.structure) > max_sites:
             continue
@@ -181,11 +175,20 @@ def _write_parent_pool(config: RediscoverConfig, kept: list[Phase], folder: Path
             check_structure(p.structure, p.id)
         except SeedError:
             continue  # what a seed file may not be (partial occupancy, ...) is no parent either
-        (tmp / f"{p.id}.json").write_text(json.dumps(p.structure.as_dict()))
-        n += 1
-    tmp.rename(parent_dir)
-    say(f"rediscover: {n} known phases are unlabelled parents ({parent_dir})")
+        parents.append(p)
+    _write_structure_folder(parents, parent_dir)
+    say(f"rediscover: {len(parents)} known phases are unlabelled parents ({parent_dir})")
     return parent_dir
+
+
+def _write_structure_folder(phases: list[Phase], folder: Path) -> None:
+    """Each phase as ``<id>.json`` (pymatgen JSON) in ``folder``, written beside it and renamed into place, so a
+    crash never leaves a partial folder that a later run would reuse."""
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    for p in phases:
+        (tmp / f"{p.id}.json").write_text(json.dumps(p.structure.as_dict()))
+    tmp.rename(folder)
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
